@@ -1,0 +1,70 @@
+//! # twirl
+//!
+//! A Twisted-style event-loop reactor for Rust, hand-rolled on `mio`.
+//!
+//! A protocol implements a few callbacks ([`Protocol`], [`DatagramProtocol`],
+//! or a framing helper such as [`line::LineHandler`]) and never touches a
+//! socket. The [`Reactor`] owns the sockets, reads and writes without
+//! blocking, buffers what the kernel will not take yet, applies flow control,
+//! and runs timers, all on one thread.
+//!
+//! ```
+//! use twirl::line::{LineHandler, LineReceiver, Lines};
+//! use twirl::{Addr, Reactor};
+//!
+//! /// Answers every line with its words reversed.
+//! struct Reverse;
+//!
+//! impl LineHandler for Reverse {
+//!     fn line_received(&mut self, line: &[u8], t: &mut Lines<'_>) {
+//!         let text = String::from_utf8_lossy(line);
+//!         let words: Vec<&str> = text.split_whitespace().rev().collect();
+//!         t.write(format!("{}\n", words.join(" ")).as_bytes());
+//!     }
+//! }
+//!
+//! let mut reactor = Reactor::new()?;
+//! let addr = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| LineReceiver::new(Reverse))?;
+//! println!("serving on {addr}");
+//! // reactor.run()?;  // serve until stopped
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Modules, one job each:
+//! - [`reactor`]: the loop, listeners, connectors, timers, stopping;
+//! - [`transport`] and [`protocol`]: what a plugin sees and implements;
+//! - [`line`] and [`prefixed`]: framing (Twisted's `protocols.basic`);
+//! - [`timer`]: the timer queue; [`backoff`]: retry policy;
+//! - [`endpoint`]: `tcp:PORT`-style endpoint strings;
+//! - [`testing`]: an in-memory transport and a manual clock for unit tests.
+
+#![warn(missing_docs)]
+
+mod addr;
+pub mod backoff;
+mod conn;
+mod connector;
+pub mod endpoint;
+mod flow;
+mod handle;
+pub mod line;
+mod listener;
+pub mod prefixed;
+pub mod protocol;
+pub mod reactor;
+mod stats;
+mod stream;
+pub mod testing;
+pub mod timer;
+pub mod transport;
+mod udp;
+
+pub use addr::Addr;
+pub use backoff::{Backoff, Reconnecting, StopTrying};
+pub use flow::Limits;
+pub use handle::ReactorHandle;
+pub use protocol::{ClientFactory, DatagramProtocol, Factory, Protocol};
+pub use reactor::{Config, ListenOptions, Reactor};
+pub use stats::Stats;
+pub use timer::TimerHandle;
+pub use transport::{ConnId, Context, DatagramTransport, Disconnect, Transport};

@@ -1,0 +1,150 @@
+//! The callbacks a plugin implements: [`Protocol`] per connection, [`Factory`]
+//! per listener, [`ClientFactory`] per outgoing connection, and
+//! [`DatagramProtocol`] per UDP socket. Every method but the one that receives
+//! data has a default, so a plugin writes only what it needs.
+//!
+//! # Examples
+//!
+//! An echo protocol (RFC 862) is one method:
+//!
+//! ```
+//! use twirl::{Protocol, Transport};
+//!
+//! struct Echo;
+//!
+//! impl Protocol for Echo {
+//!     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
+//!         t.write(data);
+//!     }
+//! }
+//!
+//! let mut h = twirl::testing::Harness::new(Echo);
+//! h.connect();
+//! h.feed(b"hello");
+//! assert_eq!(h.take_output(), b"hello");
+//! ```
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::addr::Addr;
+use crate::transport::{Context, DatagramTransport, Disconnect, Transport};
+
+/// One connection's behaviour (Twisted's `Protocol`).
+pub trait Protocol: 'static {
+    /// The connection is open; `t` can already write.
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        let _ = t;
+    }
+
+    /// Bytes arrived. They are a piece of a stream: a message may be split
+    /// across calls or several may come in one (see [`crate::line`]).
+    fn data_received(&mut self, data: &[u8], t: &mut dyn Transport);
+
+    /// The peer half-closed its writing side; nothing more will arrive.
+    /// The default closes once pending output is flushed.
+    fn read_eof(&mut self, t: &mut dyn Transport) {
+        t.lose_connection();
+    }
+
+    /// The connection is gone; `cx` still reaches the reactor and other connections.
+    fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
+        let _ = (reason, cx);
+    }
+
+    /// The write buffer passed its high-water mark: stop producing.
+    fn pause_writing(&mut self, t: &mut dyn Transport) {
+        let _ = t;
+    }
+
+    /// The write buffer drained below its low-water mark: produce again.
+    fn resume_writing(&mut self, t: &mut dyn Transport) {
+        let _ = t;
+    }
+
+    /// A timer set with [`Context::call_later`] or [`Context::call_every`] fired.
+    fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {
+        let _ = (tag, t);
+    }
+}
+
+/// Builds one [`Protocol`] per accepted connection (Twisted's `Factory`).
+///
+/// Any `FnMut(&Addr) -> P` closure is a factory:
+///
+/// ```
+/// use twirl::{Addr, Factory, Protocol, Transport};
+/// struct Hello(Addr);
+/// impl Protocol for Hello {
+///     fn data_received(&mut self, _: &[u8], _: &mut dyn Transport) {}
+/// }
+/// fn takes_factory(_: impl Factory) {}
+/// takes_factory(|peer: &Addr| Hello(peer.clone()));
+/// ```
+pub trait Factory: 'static {
+    /// A new protocol for a connection from `peer`.
+    fn build_protocol(&mut self, peer: &Addr) -> Box<dyn Protocol>;
+}
+
+impl<F, P> Factory for F
+where
+    F: FnMut(&Addr) -> P + 'static,
+    P: Protocol,
+{
+    fn build_protocol(&mut self, peer: &Addr) -> Box<dyn Protocol> {
+        Box::new(self(peer))
+    }
+}
+
+/// Builds the protocol for an outgoing connection and decides about retries
+/// (Twisted's `ClientFactory`; see [`crate::Reconnecting`] for back-off).
+pub trait ClientFactory: 'static {
+    /// The connection to `peer` is established.
+    fn build_protocol(&mut self, peer: &Addr) -> Box<dyn Protocol>;
+
+    /// Connecting failed. Return a delay to try again, or `None` to give up.
+    fn connection_failed(&mut self, error: &io::Error) -> Option<Duration> {
+        let _ = error;
+        None
+    }
+
+    /// An established connection ended (after the protocol's
+    /// `connection_lost`). Return a delay to reconnect, or `None`.
+    fn connection_lost(&mut self, reason: &Disconnect) -> Option<Duration> {
+        let _ = reason;
+        None
+    }
+}
+
+/// One UDP socket's behaviour (Twisted's `DatagramProtocol`).
+pub trait DatagramProtocol: 'static {
+    /// The socket is bound and registered.
+    fn started(&mut self, t: &mut dyn DatagramTransport) {
+        let _ = t;
+    }
+
+    /// One whole datagram arrived from `from`.
+    fn datagram_received(&mut self, data: &[u8], from: SocketAddr, t: &mut dyn DatagramTransport);
+
+    /// A datagram larger than the receive limit arrived; it was not delivered.
+    fn datagram_truncated(&mut self, len: usize, from: SocketAddr, t: &mut dyn DatagramTransport) {
+        log::warn!("dropped a {len}-byte datagram from {from}: larger than the receive limit");
+        let _ = t;
+    }
+
+    /// On a connected socket: the peer answered with ICMP port unreachable.
+    fn connection_refused(&mut self, t: &mut dyn DatagramTransport) {
+        let _ = t;
+    }
+
+    /// A timer set with [`Context::call_later`] fired.
+    fn timer_fired(&mut self, tag: u64, t: &mut dyn DatagramTransport) {
+        let _ = (tag, t);
+    }
+
+    /// The socket is closing (the reactor stops).
+    fn stopped(&mut self, cx: &mut dyn Context) {
+        let _ = cx;
+    }
+}

@@ -1,0 +1,335 @@
+//! The timer queue: deadlines in a binary heap, handles that survive rescheduling.
+//!
+//! The queue knows nothing about clocks: every call takes `now`, so the
+//! reactor drives it from the monotonic clock and the test harness from a
+//! manual one. Scheduling, cancelling and rescheduling cost O(log n);
+//! cancelled and moved entries are dropped lazily and the heap is compacted
+//! when more than half of it is stale, so memory stays proportional to the
+//! live timers.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use twirl::timer::TimerQueue;
+//!
+//! let t0 = Instant::now();
+//! let mut q = TimerQueue::new(t0);
+//! let a = q.schedule(t0, Duration::from_millis(20), None, "a");
+//! let _b = q.schedule(t0, Duration::from_millis(10), None, "b");
+//! q.cancel(a);
+//! assert_eq!(q.pop_due(t0 + Duration::from_millis(30)).map(|f| f.1), Some("b"));
+//! assert!(q.pop_due(t0 + Duration::from_millis(30)).is_none());
+//! ```
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+/// Names one scheduled timer; stays valid across [`TimerQueue::reschedule`]
+/// and becomes inactive once the timer fires (one-shot) or is cancelled.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TimerHandle {
+    index: u32,
+    generation: u32,
+}
+
+struct Slot<T> {
+    generation: u32,
+    /// Sequence number of this timer's live heap entry; older entries are stale.
+    seq: u64,
+    interval_ns: u64,
+    /// `None` while a fired repeating timer's action is out being run.
+    action: Option<T>,
+}
+
+/// A priority queue of timers carrying actions of type `T`.
+pub struct TimerQueue<T> {
+    base: Instant,
+    heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    slots: Vec<Option<Slot<T>>>,
+    free: Vec<u32>,
+    next_seq: u64,
+    next_generation: u32,
+    live: usize,
+}
+
+impl<T> TimerQueue<T> {
+    /// An empty queue; `now` anchors its internal nanosecond clock.
+    pub fn new(now: Instant) -> Self {
+        TimerQueue {
+            base: now,
+            heap: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            next_seq: 0,
+            next_generation: 0,
+            live: 0,
+        }
+    }
+
+    fn ns(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn push(&mut self, deadline_ns: u64, index: u32) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.heap.push(Reverse((deadline_ns, seq, index)));
+        seq
+    }
+
+    /// Schedules `action` to fire `delay` after `now`, then every `interval` if given.
+    pub fn schedule(&mut self, now: Instant, delay: Duration, interval: Option<Duration>, action: T) -> TimerHandle {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(None);
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 timers")
+            }
+        };
+        let deadline = self.ns(now).saturating_add(dur_ns(delay));
+        let seq = self.push(deadline, index);
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let interval_ns = interval.map(dur_ns).unwrap_or(0).max(u64::from(interval.is_some()));
+        self.slots[index as usize] = Some(Slot { generation, seq, interval_ns, action: Some(action) });
+        self.live += 1;
+        TimerHandle { index, generation }
+    }
+
+    fn slot(&self, h: TimerHandle) -> Option<&Slot<T>> {
+        self.slots.get(h.index as usize)?.as_ref().filter(|s| s.generation == h.generation)
+    }
+
+    fn slot_mut(&mut self, h: TimerHandle) -> Option<&mut Slot<T>> {
+        self.slots.get_mut(h.index as usize)?.as_mut().filter(|s| s.generation == h.generation)
+    }
+
+    /// True while the timer is scheduled (a repeating timer stays active until cancelled).
+    pub fn is_active(&self, h: TimerHandle) -> bool {
+        self.slot(h).is_some()
+    }
+
+    /// Cancels the timer; returns its action if it was still active.
+    pub fn cancel(&mut self, h: TimerHandle) -> Option<T> {
+        self.slot(h)?;
+        let slot = self.slots[h.index as usize].take()?;
+        self.free.push(h.index);
+        self.live -= 1;
+        self.maybe_compact();
+        slot.action
+    }
+
+    /// Moves an active timer to fire `delay` after `now`; false if it is not active.
+    pub fn reschedule(&mut self, now: Instant, h: TimerHandle, delay: Duration) -> bool {
+        if self.slot(h).is_none() {
+            return false;
+        }
+        let deadline = self.ns(now).saturating_add(dur_ns(delay));
+        let seq = self.push(deadline, h.index);
+        if let Some(s) = self.slot_mut(h) {
+            s.seq = seq;
+        }
+        self.maybe_compact();
+        true
+    }
+
+    /// Number of active timers.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// True when no timer is active.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    fn is_stale(&self, seq: u64, index: u32) -> bool {
+        !matches!(&self.slots[index as usize], Some(s) if s.seq == seq)
+    }
+
+    fn drop_stale_top(&mut self) {
+        while let Some(&Reverse((_, seq, index))) = self.heap.peek() {
+            if !self.is_stale(seq, index) {
+                break;
+            }
+            self.heap.pop();
+        }
+    }
+
+    /// The earliest deadline among active timers.
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        self.drop_stale_top();
+        self.heap
+            .peek()
+            .map(|Reverse((ns, _, _))| self.base + Duration::from_nanos(*ns))
+    }
+
+    /// Takes the next timer due at `now`, earliest first and, for equal
+    /// deadlines, in the order they were scheduled.
+    ///
+    /// A one-shot timer is removed. A repeating timer is rescheduled one
+    /// interval after its deadline (skipping intervals already missed, like
+    /// Twisted's `LoopingCall`) and its action lent out: hand it back with
+    /// [`restore`](Self::restore) after running it.
+    pub fn pop_due(&mut self, now: Instant) -> Option<(TimerHandle, T)> {
+        self.drop_stale_top();
+        let now_ns = self.ns(now);
+        let &Reverse((deadline, _, index)) = self.heap.peek()?;
+        if deadline > now_ns {
+            return None;
+        }
+        self.heap.pop();
+        let slot = self.slots[index as usize].as_mut()?;
+        let h = TimerHandle { index, generation: slot.generation };
+        if slot.interval_ns == 0 {
+            let slot = self.slots[index as usize].take()?;
+            self.free.push(index);
+            self.live -= 1;
+            return slot.action.map(|a| (h, a));
+        }
+        let interval = slot.interval_ns;
+        let missed = (now_ns - deadline) / interval;
+        let next = deadline.saturating_add(interval.saturating_mul(missed + 1));
+        let action = slot.action.take();
+        let seq = self.push(next, index);
+        if let Some(s) = self.slots[index as usize].as_mut() {
+            s.seq = seq;
+        }
+        action.map(|a| (h, a))
+    }
+
+    /// Gives a repeating timer's action back after it ran; dropped if the
+    /// timer was cancelled meanwhile.
+    pub fn restore(&mut self, h: TimerHandle, action: T) {
+        if let Some(s) = self.slot_mut(h) {
+            s.action = Some(action);
+        }
+    }
+
+    fn maybe_compact(&mut self) {
+        if self.heap.len() > 64 && self.heap.len() > 2 * self.live {
+            let heap = std::mem::take(&mut self.heap);
+            let live: Vec<_> = heap
+                .into_vec()
+                .into_iter()
+                .filter(|Reverse((_, seq, index))| !self.is_stale(*seq, *index))
+                .collect();
+            self.heap = BinaryHeap::from(live);
+        }
+    }
+}
+
+fn dur_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn drain(q: &mut TimerQueue<&'static str>, now: Instant) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        while let Some((h, a)) = q.pop_due(now) {
+            out.push(a);
+            q.restore(h, a);
+            if out.len() > 1000 {
+                break;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fires_in_deadline_then_insertion_order() {
+        let t0 = Instant::now();
+        let mut q = TimerQueue::new(t0);
+        q.schedule(t0, ms(30), None, "c");
+        q.schedule(t0, ms(10), None, "a1");
+        q.schedule(t0, ms(10), None, "a2");
+        q.schedule(t0, ms(20), None, "b");
+        assert_eq!(q.next_deadline(), Some(t0 + ms(10)));
+        assert_eq!(drain(&mut q, t0 + ms(9)), Vec::<&str>::new());
+        assert_eq!(drain(&mut q, t0 + ms(20)), vec!["a1", "a2", "b"]);
+        assert_eq!(drain(&mut q, t0 + ms(100)), vec!["c"]);
+        assert!(q.is_empty());
+        assert_eq!(q.next_deadline(), None);
+    }
+
+    #[test]
+    fn cancel_and_reschedule() {
+        let t0 = Instant::now();
+        let mut q = TimerQueue::new(t0);
+        let a = q.schedule(t0, ms(10), None, "a");
+        let b = q.schedule(t0, ms(20), None, "b");
+        assert!(q.is_active(a));
+        assert_eq!(q.cancel(a), Some("a"));
+        assert!(!q.is_active(a));
+        assert_eq!(q.cancel(a), None);
+        assert!(q.reschedule(t0 + ms(5), b, ms(50)));
+        assert_eq!(drain(&mut q, t0 + ms(54)), Vec::<&str>::new());
+        assert_eq!(q.next_deadline(), Some(t0 + ms(55)));
+        assert_eq!(drain(&mut q, t0 + ms(55)), vec!["b"]);
+        assert!(!q.is_active(b));
+        assert!(!q.reschedule(t0, b, ms(1)));
+    }
+
+    #[test]
+    fn stale_handle_does_not_touch_new_timer_in_reused_slot() {
+        let t0 = Instant::now();
+        let mut q = TimerQueue::new(t0);
+        let a = q.schedule(t0, ms(10), None, "a");
+        q.cancel(a);
+        let b = q.schedule(t0, ms(10), None, "b");
+        assert_eq!(q.cancel(a), None);
+        assert!(q.is_active(b));
+        assert_eq!(drain(&mut q, t0 + ms(10)), vec!["b"]);
+    }
+
+    #[test]
+    fn repeating_timer_skips_missed_intervals_and_cancels() {
+        let t0 = Instant::now();
+        let mut q = TimerQueue::new(t0);
+        let r = q.schedule(t0, ms(10), Some(ms(10)), "tick");
+        assert_eq!(drain(&mut q, t0 + ms(10)), vec!["tick"]);
+        assert_eq!(drain(&mut q, t0 + ms(15)), Vec::<&str>::new());
+        // 35 ms late: one firing, next deadline at 50.
+        assert_eq!(drain(&mut q, t0 + ms(45)), vec!["tick"]);
+        assert_eq!(q.next_deadline(), Some(t0 + ms(50)));
+        assert!(q.is_active(r));
+        assert_eq!(q.cancel(r), Some("tick"));
+        assert_eq!(drain(&mut q, t0 + ms(1000)), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn cancel_during_run_drops_restored_action() {
+        let t0 = Instant::now();
+        let mut q = TimerQueue::new(t0);
+        let r = q.schedule(t0, ms(1), Some(ms(1)), "tick");
+        let (h, a) = q.pop_due(t0 + ms(1)).unwrap();
+        assert_eq!(q.cancel(r), None, "action is out being run");
+        q.restore(h, a);
+        assert!(!q.is_active(r));
+        assert!(q.pop_due(t0 + ms(100)).is_none());
+    }
+
+    #[test]
+    fn compaction_keeps_heap_proportional_to_live_timers() {
+        let t0 = Instant::now();
+        let mut q = TimerQueue::new(t0);
+        let keep = q.schedule(t0, ms(5000), None, "keep");
+        for i in 0..10_000u64 {
+            let h = q.schedule(t0, ms(i), None, "x");
+            q.cancel(h);
+            q.reschedule(t0, keep, ms(5000 + i));
+        }
+        assert!(q.heap.len() <= 200, "heap grew to {}", q.heap.len());
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.next_deadline(), Some(t0 + ms(5000 + 9999)));
+    }
+}

@@ -1,0 +1,147 @@
+//! What a protocol callback can reach: the reactor ([`Context`]), its own
+//! connection ([`Transport`]) or its own datagram socket ([`DatagramTransport`]).
+//!
+//! These are traits so that the same protocol code runs on a real socket in
+//! the reactor and on the in-memory transport of [`crate::testing`].
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::addr::Addr;
+pub use crate::timer::TimerHandle;
+
+/// Names one connection or datagram socket for as long as it lives.
+///
+/// An id is never given to a later connection, even one that reuses the same
+/// internal slot: it carries a generation, so a stale id simply misses.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub(crate) u64);
+
+impl ConnId {
+    /// The raw value, for logs.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // slot.generation reads better in a trace than the packed integer.
+        write!(f, "#{}.{}", self.0 & 0xffff_ffff, self.0 >> 32)
+    }
+}
+
+/// Why a connection ended, as told to `connection_lost`.
+#[derive(Debug)]
+pub enum Disconnect {
+    /// Closed in an orderly way, by either side.
+    Clean,
+    /// Ended by an error: reset by the peer, aborted locally (kind
+    /// `ConnectionAborted`, with the reason), or a failed read or write.
+    Error(io::Error),
+}
+
+impl Disconnect {
+    /// True for an orderly close.
+    pub fn is_clean(&self) -> bool {
+        matches!(self, Disconnect::Clean)
+    }
+
+    /// The error, if the connection did not end cleanly.
+    pub fn error(&self) -> Option<&io::Error> {
+        match self {
+            Disconnect::Clean => None,
+            Disconnect::Error(e) => Some(e),
+        }
+    }
+}
+
+impl fmt::Display for Disconnect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Disconnect::Clean => f.write_str("closed cleanly"),
+            Disconnect::Error(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The reactor as every callback sees it: the clock, timers, other
+/// connections, and stopping.
+///
+/// Timers set with [`call_later`](Context::call_later) belong to the protocol
+/// whose callback set them: they fire its `timer_fired(tag, ...)` and die with
+/// its connection.
+pub trait Context {
+    /// The reactor's monotonic clock (a manual clock under test).
+    fn now(&self) -> Instant;
+    /// Calls this protocol's `timer_fired(tag)` once, `delay` from now.
+    fn call_later(&mut self, delay: Duration, tag: u64) -> TimerHandle;
+    /// Calls this protocol's `timer_fired(tag)` every `interval` (Twisted's `LoopingCall`).
+    fn call_every(&mut self, interval: Duration, tag: u64) -> TimerHandle;
+    /// Cancels a timer; false if it had already fired or been cancelled.
+    fn cancel_timer(&mut self, timer: TimerHandle) -> bool;
+    /// Moves an active timer to fire `delay` from now; false if not active.
+    fn reschedule_timer(&mut self, timer: TimerHandle, delay: Duration) -> bool;
+    /// True while the timer is pending.
+    fn timer_active(&self, timer: TimerHandle) -> bool;
+    /// Writes to another connection by id (a chat server's broadcast); false
+    /// if no such connection is open. Flow control applies to it as to any write.
+    fn write_to(&mut self, conn: ConnId, data: &[u8]) -> bool;
+    /// Asks another connection to close after flushing; false if no such connection.
+    fn close_conn(&mut self, conn: ConnId) -> bool;
+    /// Stops the reactor gracefully, as SIGTERM does.
+    fn stop_reactor(&mut self);
+}
+
+/// One stream connection (TCP or Unix), handed to every [`crate::Protocol`] callback.
+pub trait Transport: Context {
+    /// This connection's id.
+    fn id(&self) -> ConnId;
+    /// Queues `data` for sending. Never blocks: what the socket does not take
+    /// now is buffered and flushed when it becomes writable.
+    fn write(&mut self, data: &[u8]);
+    /// Closes after everything written so far has been sent.
+    fn lose_connection(&mut self);
+    /// Closes now, dropping anything unsent.
+    fn abort_connection(&mut self);
+    /// True once [`lose_connection`](Transport::lose_connection) or
+    /// [`abort_connection`](Transport::abort_connection) was called.
+    fn is_closing(&self) -> bool;
+    /// Half-closes: sends FIN after the buffer drains, keeps reading.
+    fn shutdown_write(&mut self);
+    /// Stops delivering data until [`resume_reading`](Transport::resume_reading).
+    fn pause_reading(&mut self);
+    /// Resumes delivering data.
+    fn resume_reading(&mut self);
+    /// The peer's address.
+    fn peer_addr(&self) -> Addr;
+    /// This end's address.
+    fn local_addr(&self) -> io::Result<Addr>;
+    /// Bytes written but not yet taken by the socket.
+    fn buffered_len(&self) -> usize;
+    /// Sets TCP_NODELAY (no-op for Unix sockets).
+    fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()>;
+}
+
+/// One UDP socket, handed to every [`crate::DatagramProtocol`] callback.
+pub trait DatagramTransport: Context {
+    /// This socket's id.
+    fn id(&self) -> ConnId;
+    /// Sends one datagram. If the kernel buffer is full it is queued (up to
+    /// a bounded number) and sent when writable; beyond that it is dropped
+    /// and counted. Returns false if it was dropped.
+    fn send_to(&mut self, data: &[u8], to: SocketAddr) -> bool;
+    /// The address this socket is bound to.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+    /// Datagrams dropped because the send queue was full.
+    fn dropped(&self) -> u64;
+    /// Allows sending to broadcast addresses.
+    fn set_broadcast(&mut self, on: bool) -> io::Result<()>;
+    /// Joins a multicast group (IPv4 with `interface` as the local address,
+    /// IPv6 with the interface index in `interface_index`).
+    fn join_multicast(&mut self, group: IpAddr, interface: Option<IpAddr>, interface_index: u32) -> io::Result<()>;
+    /// Leaves a multicast group joined before.
+    fn leave_multicast(&mut self, group: IpAddr, interface: Option<IpAddr>, interface_index: u32) -> io::Result<()>;
+}
