@@ -490,6 +490,22 @@ impl Core {
         true
     }
 
+    /// Runs `f` with a connection's transport from outside its callbacks.
+    pub(crate) fn with_transport(&mut self, token: u64, f: impl FnOnce(&mut dyn Transport)) -> bool {
+        match self.take(token) {
+            Some(Source::Conn(mut c)) => {
+                with_ctx!(self, c, |_p, t| f(t));
+                self.settle_or_finish(token, c);
+                true
+            }
+            Some(other) => {
+                self.put_back(token, other);
+                false
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn close_conn(&mut self, token: u64) -> bool {
         let (idx, generation) = crate::reactor::split(token);
         let Some(slot) = self.slots.get_mut(idx).filter(|s| s.generation == generation) else { return false };

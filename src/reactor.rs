@@ -452,6 +452,21 @@ impl Reactor {
         ok
     }
 
+    /// Runs `f` with a connection's transport, from a timer or a
+    /// [`ReactorHandle::call_from_thread`] call: write, half-close, pause...
+    /// False if the connection is not open.
+    ///
+    /// ```
+    /// # fn demo(r: &mut twirl::Reactor, id: twirl::ConnId) {
+    /// r.with_transport(id, |t| t.shutdown_write());
+    /// # }
+    /// ```
+    pub fn with_transport(&mut self, conn: ConnId, f: impl FnOnce(&mut dyn crate::Transport)) -> bool {
+        let ok = self.core.with_transport(conn.0, f);
+        self.core.process_dirty();
+        ok
+    }
+
     /// Stops gracefully on SIGINT and SIGTERM; `on_other` is called on the
     /// loop for any other signal in `extra` (SIGUSR1 for statistics, say).
     pub fn handle_signals(&mut self, extra: &[i32], on_other: impl FnMut(i32, &mut Reactor) + 'static) -> io::Result<()> {
