@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::addr::Addr;
 use crate::protocol::{ClientFactory, Protocol};
-use crate::transport::Disconnect;
+use crate::transport::{Context, Disconnect};
 
 /// Exponential back-off: each delay is the previous times `factor`, capped
 /// at `max_delay`, spread by ±`jitter` (a fraction) so many clients that lost
@@ -164,13 +164,13 @@ impl<F: ClientFactory> ClientFactory for Reconnecting<F> {
         self.inner.build_protocol(peer)
     }
 
-    fn connection_failed(&mut self, error: &io::Error) -> Option<Duration> {
-        let _ = self.inner.connection_failed(error);
+    fn connection_failed(&mut self, error: &io::Error, cx: &mut dyn Context) -> Option<Duration> {
+        let _ = self.inner.connection_failed(error, cx);
         self.retry()
     }
 
-    fn connection_lost(&mut self, reason: &Disconnect) -> Option<Duration> {
-        let _ = self.inner.connection_lost(reason);
+    fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) -> Option<Duration> {
+        let _ = self.inner.connection_lost(reason, cx);
         self.retry()
     }
 }
@@ -190,23 +190,25 @@ mod tests {
 
     #[test]
     fn reconnecting_resets_on_success_and_obeys_stop() {
+        struct Idle;
+        impl Protocol for Idle {
+            fn data_received(&mut self, _: &[u8], _: &mut dyn crate::Transport) {}
+        }
         struct Nothing;
         impl ClientFactory for Nothing {
             fn build_protocol(&mut self, _: &Addr) -> Box<dyn Protocol> {
-                struct P;
-                impl Protocol for P {
-                    fn data_received(&mut self, _: &[u8], _: &mut dyn crate::Transport) {}
-                }
-                Box::new(P)
+                Box::new(Idle)
             }
         }
         let mut f = Reconnecting::new(Nothing, Backoff::new(Duration::from_millis(10)).jitter(0.0));
+        let mut h = crate::testing::Harness::new(Idle);
+        let cx = &mut h.transport.cx;
         let err = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(f.connection_failed(&err), Some(Duration::from_millis(10)));
-        assert_eq!(f.connection_failed(&err), Some(Duration::from_millis(20)));
+        assert_eq!(f.connection_failed(&err, cx), Some(Duration::from_millis(10)));
+        assert_eq!(f.connection_failed(&err, cx), Some(Duration::from_millis(20)));
         let _ = f.build_protocol(&Addr::Unix(None));
-        assert_eq!(f.connection_lost(&Disconnect::Clean), Some(Duration::from_millis(10)));
+        assert_eq!(f.connection_lost(&Disconnect::Clean, cx), Some(Duration::from_millis(10)));
         f.stopper().stop();
-        assert_eq!(f.connection_lost(&Disconnect::Clean), None);
+        assert_eq!(f.connection_lost(&Disconnect::Clean, cx), None);
     }
 }

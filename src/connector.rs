@@ -8,7 +8,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::conn::{Conn, ConnIo, Origin};
+use crate::conn::{Conn, ConnIo, CoreCx, Origin};
 use crate::flow::Limits;
 use crate::protocol::ClientFactory;
 use crate::reactor::{Core, Ready, Source, TimerAction};
@@ -35,6 +35,22 @@ pub(crate) struct ClientEntry {
     pub factory: Box<dyn ClientFactory>,
     pub target: Target,
     pub limits: Limits,
+}
+
+/// Stands in a client's slot while its factory is out answering a callback
+/// (the factory gets the reactor's context, which includes the slot).
+struct Placeholder;
+
+impl ClientFactory for Placeholder {
+    fn build_protocol(&mut self, _: &crate::Addr) -> Box<dyn crate::Protocol> {
+        struct Inert;
+        impl crate::Protocol for Inert {
+            fn data_received(&mut self, _: &[u8], t: &mut dyn crate::Transport) {
+                t.abort_connection();
+            }
+        }
+        Box::new(Inert)
+    }
 }
 
 pub(crate) struct Connecting {
@@ -118,14 +134,24 @@ impl Core {
     fn connect_failed(&mut self, client: usize, e: io::Error) {
         let Some(entry) = self.clients.get_mut(client) else { return };
         log::debug!("connecting to {} failed: {e}", entry.target);
-        let retry = entry.factory.connection_failed(&e);
+        let mut factory = std::mem::replace(&mut entry.factory, Box::new(Placeholder));
+        let retry = factory.connection_failed(&e, &mut CoreCx { core: self, token: 0 });
+        self.restore_factory(client, factory);
         self.schedule_retry(client, retry);
     }
 
     pub(crate) fn client_lost(&mut self, client: usize, reason: &Disconnect) {
         let Some(entry) = self.clients.get_mut(client) else { return };
-        let retry = entry.factory.connection_lost(reason);
+        let mut factory = std::mem::replace(&mut entry.factory, Box::new(Placeholder));
+        let retry = factory.connection_lost(reason, &mut CoreCx { core: self, token: 0 });
+        self.restore_factory(client, factory);
         self.schedule_retry(client, retry);
+    }
+
+    fn restore_factory(&mut self, client: usize, factory: Box<dyn ClientFactory>) {
+        if let Some(entry) = self.clients.get_mut(client) {
+            entry.factory = factory;
+        }
     }
 
     fn schedule_retry(&mut self, client: usize, retry: Option<std::time::Duration>) {

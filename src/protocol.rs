@@ -103,16 +103,17 @@ pub trait ClientFactory: 'static {
     /// The connection to `peer` is established.
     fn build_protocol(&mut self, peer: &Addr) -> Box<dyn Protocol>;
 
-    /// Connecting failed. Return a delay to try again, or `None` to give up.
-    fn connection_failed(&mut self, error: &io::Error) -> Option<Duration> {
-        let _ = error;
+    /// Connecting failed. Return a delay to try again, or `None` to give up
+    /// (`cx` can stop the reactor, as a one-shot client usually does).
+    fn connection_failed(&mut self, error: &io::Error, cx: &mut dyn Context) -> Option<Duration> {
+        let _ = (error, cx);
         None
     }
 
     /// An established connection ended (after the protocol's
     /// `connection_lost`). Return a delay to reconnect, or `None`.
-    fn connection_lost(&mut self, reason: &Disconnect) -> Option<Duration> {
-        let _ = reason;
+    fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) -> Option<Duration> {
+        let _ = (reason, cx);
         None
     }
 }
