@@ -76,7 +76,8 @@ impl Core {
             self.remove(token);
             return self.connect_failed(client, e);
         }
-        let timeout = self.timers.schedule(self.now, self.config.connect_timeout, None, TimerAction::ConnectTimeout(token));
+        let timeout =
+            self.timers.schedule(self.now, self.config.connect_timeout, None, TimerAction::ConnectTimeout(token));
         self.put_back(token, Source::Connecting(Box::new(Connecting { stream, client, timeout })));
     }
 

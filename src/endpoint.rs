@@ -64,21 +64,15 @@ impl fmt::Display for EndpointError {
 impl std::error::Error for EndpointError {}
 
 fn err(endpoint: &str, reason: impl Into<String>) -> EndpointError {
-    EndpointError {
-        endpoint: endpoint.to_string(),
-        reason: reason.into(),
-    }
+    EndpointError { endpoint: endpoint.to_string(), reason: reason.into() }
 }
 
 fn parse_port(s: &str, word: &str) -> Result<u16, EndpointError> {
-    s.parse::<u16>()
-        .map_err(|_| err(word, format!("'{s}' is not a port number (0-65535)")))
+    s.parse::<u16>().map_err(|_| err(word, format!("'{s}' is not a port number (0-65535)")))
 }
 
 fn split_kind(s: &str) -> Result<(&str, &str), EndpointError> {
-    let (kind, rest) = s
-        .split_once(':')
-        .ok_or_else(|| err(s, "expected KIND:..., where KIND is tcp, udp or unix"))?;
+    let (kind, rest) = s.split_once(':').ok_or_else(|| err(s, "expected KIND:..., where KIND is tcp, udp or unix"))?;
     if !matches!(kind, "tcp" | "udp" | "unix") {
         return Err(err(s, format!("unknown kind '{kind}' (expected tcp, udp or unix)")));
     }
@@ -121,16 +115,11 @@ impl FromStr for ClientEndpoint {
             return Ok(ClientEndpoint::Unix(PathBuf::from(rest)));
         }
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (host, after) = v6
-                .split_once(']')
-                .ok_or_else(|| err(s, "missing ']' after the IPv6 host"))?;
-            let port = after
-                .strip_prefix(':')
-                .ok_or_else(|| err(s, "expected :PORT after the IPv6 host"))?;
+            let (host, after) = v6.split_once(']').ok_or_else(|| err(s, "missing ']' after the IPv6 host"))?;
+            let port = after.strip_prefix(':').ok_or_else(|| err(s, "expected :PORT after the IPv6 host"))?;
             (host, port)
         } else {
-            rest.rsplit_once(':')
-                .ok_or_else(|| err(s, "expected HOST:PORT"))?
+            rest.rsplit_once(':').ok_or_else(|| err(s, "expected HOST:PORT"))?
         };
         if host.is_empty() {
             return Err(err(s, "missing host"));
@@ -184,9 +173,10 @@ impl ClientEndpoint {
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, "a unix endpoint has no IP address"));
             }
         };
-        (host.as_str(), port).to_socket_addrs()?.next().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("no address found for host '{host}'"))
-        })
+        (host.as_str(), port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no address found for host '{host}'")))
     }
 }
 

@@ -29,11 +29,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            high_water: 64 * 1024,
-            low_water: 16 * 1024,
-            hard_cap: 64 * 1024 * 1024,
-        }
+        Limits { high_water: 64 * 1024, low_water: 16 * 1024, hard_cap: 64 * 1024 * 1024 }
     }
 }
 

@@ -114,10 +114,7 @@ pub trait LineHandler: 'static {
     /// A line passed the maximum length; `len` is how much of it was seen.
     /// The default sends an `error: ...` line and closes.
     fn line_too_long(&mut self, len: usize, t: &mut Lines<'_>) {
-        let msg = format!(
-            "error: line too long ({len} bytes seen, the limit is {})\n",
-            t.max_line_length()
-        );
+        let msg = format!("error: line too long ({len} bytes seen, the limit is {})\n", t.max_line_length());
         t.write(msg.as_bytes());
         t.lose_connection();
     }
@@ -368,11 +365,8 @@ mod tests {
     }
 
     fn harness(rec: Rec, max: usize) -> Harness<LineReceiver<Rec>> {
-        let mut h = Harness::new(
-            LineReceiver::new(rec)
-                .max_line_length(max)
-                .flush_partial_after(Duration::from_millis(100)),
-        );
+        let mut h =
+            Harness::new(LineReceiver::new(rec).max_line_length(max).flush_partial_after(Duration::from_millis(100)));
         h.connect();
         h
     }

@@ -204,8 +204,7 @@ mod tests {
 
     #[test]
     fn oversized_prefix_is_refused_before_buffering() {
-        let mut h =
-            Harness::new(PrefixedReceiver::new(Rec::default(), Prefix::U32).max_message_length(10));
+        let mut h = Harness::new(PrefixedReceiver::new(Rec::default(), Prefix::U32).max_message_length(10));
         h.connect();
         h.feed(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
         assert_eq!(h.protocol.handler.1, vec![0xffff_ffff]);

@@ -122,7 +122,10 @@ pub struct ListenOptions {
 /// What the loop can do to a registered source when a timer fires.
 pub(crate) enum TimerAction {
     /// A protocol's own timer: `timer_fired(tag)` on the connection or socket.
-    Proto { token: u64, tag: u64 },
+    Proto {
+        token: u64,
+        tag: u64,
+    },
     Call(Box<dyn FnOnce(&mut Reactor)>),
     Every(Box<dyn FnMut(&mut Reactor)>),
     RetryAccept(u64),
@@ -356,7 +359,10 @@ impl Reactor {
             }
             ServerEndpoint::Unix(p) => (Listener::bind_unix(p)?, endpoint.clone(), Some(p.clone())),
             ServerEndpoint::Udp(_) => {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "a stream listener needs a tcp: or unix: endpoint"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a stream listener needs a tcp: or unix: endpoint",
+                ));
             }
         };
         let token = self.core.insert(Source::Busy);
@@ -376,7 +382,11 @@ impl Reactor {
     }
 
     /// [`listen_udp`](Self::listen_udp) for a boxed protocol.
-    pub fn listen_udp_boxed(&mut self, addr: SocketAddr, protocol: Box<dyn DatagramProtocol>) -> io::Result<SocketAddr> {
+    pub fn listen_udp_boxed(
+        &mut self,
+        addr: SocketAddr,
+        protocol: Box<dyn DatagramProtocol>,
+    ) -> io::Result<SocketAddr> {
         let socket = mio::net::UdpSocket::bind(addr)?;
         self.core.add_udp(socket, protocol, None)
     }
@@ -385,7 +395,8 @@ impl Reactor {
     /// port): only `remote`'s datagrams arrive, and an ICMP port-unreachable
     /// answer is reported through `connection_refused`. Returns the local address.
     pub fn connect_udp(&mut self, remote: SocketAddr, protocol: impl DatagramProtocol) -> io::Result<SocketAddr> {
-        let any: SocketAddr = if remote.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+        let any: SocketAddr =
+            if remote.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
         let socket = mio::net::UdpSocket::bind(any)?;
         socket.connect(remote)?;
         self.core.add_udp(socket, Box::new(protocol), Some(remote))
@@ -469,7 +480,11 @@ impl Reactor {
 
     /// Stops gracefully on SIGINT and SIGTERM; `on_other` is called on the
     /// loop for any other signal in `extra` (SIGUSR1 for statistics, say).
-    pub fn handle_signals(&mut self, extra: &[i32], on_other: impl FnMut(i32, &mut Reactor) + 'static) -> io::Result<()> {
+    pub fn handle_signals(
+        &mut self,
+        extra: &[i32],
+        on_other: impl FnMut(i32, &mut Reactor) + 'static,
+    ) -> io::Result<()> {
         let mut wanted = vec![signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
         wanted.extend_from_slice(extra);
         let mut signals = signal_hook_mio::v1_0::Signals::new(&wanted)?;
@@ -624,7 +639,8 @@ impl Reactor {
         let grace = self.core.config.shutdown_grace;
         self.core.stopping = Some(Instant::now() + grace);
         log::debug!("stopping: closing listeners, flushing {} connections", self.core.stats.open);
-        let tokens: Vec<u64> = self.core.slots.iter().map(|(i, s)| (u64::from(s.generation) << 32) | i as u64).collect();
+        let tokens: Vec<u64> =
+            self.core.slots.iter().map(|(i, s)| (u64::from(s.generation) << 32) | i as u64).collect();
         for token in tokens {
             match self.core.take(token) {
                 Some(Source::Listener(l)) => {
@@ -648,7 +664,8 @@ impl Reactor {
     }
 
     fn finish_stop(&mut self) {
-        let tokens: Vec<u64> = self.core.slots.iter().map(|(i, s)| (u64::from(s.generation) << 32) | i as u64).collect();
+        let tokens: Vec<u64> =
+            self.core.slots.iter().map(|(i, s)| (u64::from(s.generation) << 32) | i as u64).collect();
         for token in tokens {
             if let Some(Source::Conn(c)) = self.core.take(token) {
                 let e = io::Error::new(io::ErrorKind::TimedOut, "reactor stopped before the connection flushed");
@@ -664,7 +681,9 @@ impl Reactor {
 
 fn describe(r: &Ready) -> String {
     let mut s = String::new();
-    for (on, name) in [(r.readable, " readable"), (r.writable, " writable"), (r.read_closed, " hup"), (r.error, " error")] {
+    for (on, name) in
+        [(r.readable, " readable"), (r.writable, " writable"), (r.read_closed, " hup"), (r.error, " error")]
+    {
         if on {
             s.push_str(name);
         }

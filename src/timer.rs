@@ -161,9 +161,7 @@ impl<T> TimerQueue<T> {
     /// The earliest deadline among active timers.
     pub fn next_deadline(&mut self) -> Option<Instant> {
         self.drop_stale_top();
-        self.heap
-            .peek()
-            .map(|Reverse((ns, _, _))| self.base + Duration::from_nanos(*ns))
+        self.heap.peek().map(|Reverse((ns, _, _))| self.base + Duration::from_nanos(*ns))
     }
 
     /// Takes the next timer due at `now`, earliest first and, for equal
@@ -211,11 +209,8 @@ impl<T> TimerQueue<T> {
     fn maybe_compact(&mut self) {
         if self.heap.len() > 64 && self.heap.len() > 2 * self.live {
             let heap = std::mem::take(&mut self.heap);
-            let live: Vec<_> = heap
-                .into_vec()
-                .into_iter()
-                .filter(|Reverse((_, seq, index))| !self.is_stale(*seq, *index))
-                .collect();
+            let live: Vec<_> =
+                heap.into_vec().into_iter().filter(|Reverse((_, seq, index))| !self.is_stale(*seq, *index)).collect();
             self.heap = BinaryHeap::from(live);
         }
     }

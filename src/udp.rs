@@ -154,7 +154,8 @@ impl Core {
         let local = socket.local_addr()?;
         let token = self.insert(Source::Busy);
         let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
-        if let Err(e) = mio::event::Source::register(&mut socket, &self.registry, mio::Token(token as usize), interest) {
+        if let Err(e) = mio::event::Source::register(&mut socket, &self.registry, mio::Token(token as usize), interest)
+        {
             self.remove(token);
             return Err(e);
         }

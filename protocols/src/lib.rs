@@ -1,1 +1,12 @@
-//! placeholder
+//! # twirl-protocols
+//!
+//! The socket-lab protocols as [`twirl`] plugins, their [`registry`], and
+//! what the `twirl` command is made of. Each plugin module is a short lesson:
+//! which lab it answers, how, and the few callbacks that do it.
+
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod echo;
+pub mod registry;
+pub mod serve;

@@ -1,1 +1,150 @@
-fn main() {}
+//! The `twirl` command: list, serve and drive the plugins.
+//!
+//! ```text
+//! twirl list
+//! twirl serve [--trace] [--stats SECS] [PLUGIN[@ENDPOINT]]...
+//! twirl client PLUGIN ENDPOINT [ARG]...
+//! ```
+//!
+//! Exit status: 0 on success (and after SIGINT/SIGTERM), 2 for a usage
+//! error, 1 for a runtime failure; each with a one-line message on stderr.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use twirl::endpoint::ClientEndpoint;
+use twirl::{Config, Reactor};
+use twirl_protocols::registry::{self, PLUGINS};
+use twirl_protocols::serve;
+
+#[derive(Parser)]
+#[command(name = "twirl", version, about = "A Twisted-style reactor serving the socket-lab protocols")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One line per plugin: name, transports, default endpoints, summary.
+    List,
+    /// Serve plugins (all of them on their default endpoints when none is named).
+    Serve {
+        /// Log every loop event: readiness, reads, writes, WouldBlock, timers.
+        #[arg(long)]
+        trace: bool,
+        /// Log a one-line statistics summary every SECS seconds.
+        #[arg(long, value_name = "SECS")]
+        stats: Option<f64>,
+        /// PLUGIN or PLUGIN@ENDPOINT (tcp:PORT[:interface=ADDR], udp:PORT[:interface=ADDR], unix:PATH).
+        specs: Vec<String>,
+    },
+    /// Run a plugin's client against a server.
+    Client {
+        /// The plugin.
+        plugin: String,
+        /// tcp:HOST:PORT, udp:HOST:PORT or unix:PATH.
+        endpoint: String,
+        /// The plugin client's arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// A failure, and whether it was the user's words (2) or the world (1).
+enum Failure {
+    Usage(String),
+    Runtime(String),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or("usage error").trim_start_matches("error: ");
+            eprintln!("twirl: {line} (see 'twirl --help')");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::List => list(),
+        Command::Serve { trace, stats, specs } => serve(trace, stats, &specs),
+        Command::Client { plugin, endpoint, args } => client(&plugin, &endpoint, &args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(m)) => {
+            eprintln!("twirl: {m}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(m)) => {
+            eprintln!("twirl: {m}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let env = env_logger::Env::default().default_filter_or(default);
+    env_logger::Builder::from_env(env).format_timestamp_millis().init();
+}
+
+fn list() -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    for p in PLUGINS {
+        writeln!(out, "{}", p.list_line()).map_err(|e| Failure::Runtime(format!("stdout: {e}")))?;
+    }
+    Ok(())
+}
+
+fn serve(trace: bool, stats: Option<f64>, words: &[String]) -> Result<(), Failure> {
+    if trace && std::env::var_os("RUST_LOG").is_none() {
+        init_logging("info,twirl=trace");
+    } else {
+        init_logging("info");
+    }
+    let specs = serve::parse_specs(words).map_err(Failure::Usage)?;
+    let stats_every = match stats {
+        Some(s) if !(s.is_finite() && s > 0.0) => {
+            return Err(Failure::Usage(format!("--stats '{s}': expected a number of seconds above 0")));
+        }
+        Some(s) => Some(Duration::from_secs_f64(s)),
+        None => None,
+    };
+    let mut reactor = Reactor::with_config(Config::default())
+        .map_err(|e| Failure::Runtime(format!("cannot start the reactor: {e}")))?;
+    let mut out = std::io::stdout().lock();
+    for spec in &specs {
+        let bound = serve::bind(&mut reactor, spec)
+            .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", spec.endpoint)))?;
+        let _ = writeln!(out, "listening {} on {bound}", spec.plugin.name);
+        let _ = out.flush();
+    }
+    drop(out);
+    reactor
+        .handle_signals(&[signal_hook::consts::SIGUSR1], |_, r| log::info!("stats {}", r.stats()))
+        .map_err(|e| Failure::Runtime(format!("cannot handle signals: {e}")))?;
+    if let Some(every) = stats_every {
+        reactor.call_every(every, |r| log::info!("stats {}", r.stats()));
+    }
+    reactor.run().map_err(|e| Failure::Runtime(format!("reactor failed: {e}")))?;
+    log::info!("stopped");
+    Ok(())
+}
+
+fn client(plugin: &str, endpoint: &str, args: &[String]) -> Result<(), Failure> {
+    init_logging("warn");
+    let p = registry::find(plugin).ok_or_else(|| Failure::Usage(format!("unknown plugin '{plugin}'")))?;
+    let run = p.client.ok_or_else(|| Failure::Usage(format!("plugin '{plugin}' has no client")))?;
+    let endpoint: ClientEndpoint = endpoint.parse().map_err(|e| Failure::Usage(format!("{e}")))?;
+    run(&endpoint, args)
+        .map_err(|e| if e.usage { Failure::Usage(e.to_string()) } else { Failure::Runtime(e.to_string()) })
+}

@@ -1,0 +1,357 @@
+//! What the plugins' clients share: one request and its reply over a stream,
+//! a UDP request with timeouts and retries, and an interactive line mode.
+//! All of it runs on a twirl reactor; none of it blocks in `recv`.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io::{self, BufRead, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use twirl::endpoint::ClientEndpoint;
+use twirl::{
+    Addr, ClientFactory, ConnId, Context, DatagramProtocol, DatagramTransport, Disconnect, Protocol, Reactor, Transport,
+};
+
+/// A client failure: the endpoint and what went wrong, for a one-line message.
+#[derive(Debug)]
+pub struct ClientError {
+    /// The endpoint, as the user wrote it (or `-` when it does not apply).
+    pub endpoint: String,
+    /// What went wrong.
+    pub message: String,
+    /// True for a usage mistake (exit 2) rather than a runtime failure (exit 1).
+    pub usage: bool,
+}
+
+impl ClientError {
+    /// A runtime failure at `endpoint`.
+    pub fn runtime(endpoint: &ClientEndpoint, message: impl fmt::Display) -> Self {
+        ClientError { endpoint: endpoint.to_string(), message: message.to_string(), usage: false }
+    }
+
+    /// A usage mistake (bad argument).
+    pub fn usage(message: impl fmt::Display) -> Self {
+        ClientError { endpoint: String::new(), message: message.to_string(), usage: true }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.endpoint.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.endpoint, self.message)
+        }
+    }
+}
+
+/// How long a client waits for its answer before giving up.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Outcome = Rc<RefCell<Option<io::Result<Vec<u8>>>>>;
+
+/// Sends `request`, half-closes, and collects the reply until the server closes.
+struct Exchange {
+    request: Vec<u8>,
+    reply: Vec<u8>,
+    outcome: Outcome,
+}
+
+impl Protocol for Exchange {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        t.write(&self.request);
+        t.shutdown_write();
+    }
+    fn data_received(&mut self, data: &[u8], _: &mut dyn Transport) {
+        self.reply.extend_from_slice(data);
+    }
+    fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
+        let result = match reason.error() {
+            // A reset after the whole reply arrived still delivered the reply.
+            Some(e) if self.reply.is_empty() => Err(io::Error::new(e.kind(), e.to_string())),
+            _ => Ok(std::mem::take(&mut self.reply)),
+        };
+        self.outcome.borrow_mut().get_or_insert(result);
+        cx.stop_reactor();
+    }
+}
+
+/// A one-shot client factory: builds `make()` once connected; on failure,
+/// records the error and stops the reactor.
+struct OneShot<F> {
+    make: Option<F>,
+    outcome: Outcome,
+}
+
+impl<F: FnOnce() -> Box<dyn Protocol> + 'static> ClientFactory for OneShot<F> {
+    fn build_protocol(&mut self, _: &Addr) -> Box<dyn Protocol> {
+        match self.make.take() {
+            Some(make) => make(),
+            None => Box::new(Exchange { request: Vec::new(), reply: Vec::new(), outcome: self.outcome.clone() }),
+        }
+    }
+    fn connection_failed(&mut self, error: &io::Error, cx: &mut dyn Context) -> Option<Duration> {
+        *self.outcome.borrow_mut() = Some(Err(io::Error::new(error.kind(), error.to_string())));
+        cx.stop_reactor();
+        None
+    }
+}
+
+/// Connects `reactor` to a stream endpoint with a one-shot factory.
+pub fn connect_stream(
+    reactor: &mut Reactor,
+    endpoint: &ClientEndpoint,
+    factory: impl ClientFactory,
+) -> Result<(), ClientError> {
+    let result = match endpoint {
+        ClientEndpoint::Tcp(..) => {
+            let addr = endpoint.resolve().map_err(|e| ClientError::runtime(endpoint, e))?;
+            reactor.connect_tcp(addr, factory)
+        }
+        ClientEndpoint::Unix(path) => reactor.connect_unix(path, factory),
+        ClientEndpoint::Udp(..) => {
+            return Err(ClientError::usage(format!("{endpoint}: expected a tcp: or unix: endpoint")));
+        }
+    };
+    result.map_err(|e| ClientError::runtime(endpoint, e))
+}
+
+fn new_reactor(endpoint: &ClientEndpoint) -> Result<Reactor, ClientError> {
+    Reactor::new().map_err(|e| ClientError::runtime(endpoint, e))
+}
+
+/// Sends `request` over a TCP or Unix endpoint, half-closes, and returns
+/// everything the server sent until it closed.
+pub fn stream_exchange(endpoint: &ClientEndpoint, request: &[u8], timeout: Duration) -> Result<Vec<u8>, ClientError> {
+    let outcome: Outcome = Rc::default();
+    let mut reactor = new_reactor(endpoint)?;
+    let request = request.to_vec();
+    let o = outcome.clone();
+    let make = move || -> Box<dyn Protocol> { Box::new(Exchange { request, reply: Vec::new(), outcome: o }) };
+    connect_stream(&mut reactor, endpoint, OneShot { make: Some(make), outcome: outcome.clone() })?;
+    run_with_timeout(&mut reactor, endpoint, timeout, &outcome)
+}
+
+/// Runs the reactor until the outcome is set or `timeout` passes.
+pub fn run_with_timeout(
+    reactor: &mut Reactor,
+    endpoint: &ClientEndpoint,
+    timeout: Duration,
+    outcome: &Outcome,
+) -> Result<Vec<u8>, ClientError> {
+    let o = outcome.clone();
+    reactor.call_later(timeout, move |r| {
+        o.borrow_mut().get_or_insert(Err(io::Error::new(io::ErrorKind::TimedOut, "no reply in time")));
+        r.stop();
+    });
+    reactor.run().map_err(|e| ClientError::runtime(endpoint, e))?;
+    match outcome.borrow_mut().take() {
+        Some(Ok(reply)) => Ok(reply),
+        Some(Err(e)) => Err(ClientError::runtime(endpoint, e)),
+        None => Err(ClientError::runtime(endpoint, "the reactor stopped before a reply")),
+    }
+}
+
+/// Retry policy for UDP requests: wait `first_timeout`, doubling each try.
+#[derive(Clone, Copy, Debug)]
+pub struct UdpRetry {
+    /// Tries in all.
+    pub tries: u32,
+    /// The wait after the first try; doubles after each.
+    pub first_timeout: Duration,
+}
+
+impl Default for UdpRetry {
+    /// 5 tries from 0.5 s: 0.5 + 1 + 2 + 4 + 8 s at the most.
+    fn default() -> Self {
+        UdpRetry { tries: 5, first_timeout: Duration::from_millis(500) }
+    }
+}
+
+/// Sends `request` and waits for a datagram that `accept` takes as its
+/// answer, resending with exponential back-off (seed 002's udp_remote).
+/// The socket is connected to the server, so datagrams from anyone else are
+/// never seen; `accept` also rejects stray or spoofed replies from the
+/// server's address (seed 002's "promiscuous client").
+struct UdpRequest {
+    request: Vec<u8>,
+    to: SocketAddr,
+    accept: Box<dyn Fn(&[u8]) -> bool>,
+    retry: UdpRetry,
+    tries: u32,
+    outcome: Outcome,
+}
+
+impl UdpRequest {
+    fn send(&mut self, t: &mut dyn DatagramTransport) {
+        self.tries += 1;
+        t.send_to(&self.request, self.to);
+        let wait = self.retry.first_timeout * 2u32.saturating_pow(self.tries - 1);
+        t.call_later(wait, 0);
+    }
+
+    fn finish(&mut self, result: io::Result<Vec<u8>>, t: &mut dyn DatagramTransport) {
+        self.outcome.borrow_mut().get_or_insert(result);
+        t.stop_reactor();
+    }
+}
+
+impl DatagramProtocol for UdpRequest {
+    fn started(&mut self, t: &mut dyn DatagramTransport) {
+        self.send(t);
+    }
+    fn datagram_received(&mut self, data: &[u8], from: SocketAddr, t: &mut dyn DatagramTransport) {
+        if (self.accept)(data) {
+            self.finish(Ok(data.to_vec()), t);
+        } else {
+            log::warn!("ignored a datagram from {from} that does not answer our request");
+        }
+    }
+    fn connection_refused(&mut self, t: &mut dyn DatagramTransport) {
+        self.finish(
+            Err(io::Error::new(io::ErrorKind::ConnectionRefused, "nothing listens there (ICMP port unreachable)")),
+            t,
+        );
+    }
+    fn timer_fired(&mut self, _: u64, t: &mut dyn DatagramTransport) {
+        if self.outcome.borrow().is_some() {
+            return;
+        }
+        if self.tries >= self.retry.tries {
+            let msg = format!("no reply after {} tries", self.tries);
+            return self.finish(Err(io::Error::new(io::ErrorKind::TimedOut, msg)), t);
+        }
+        log::info!("no reply yet; resending (try {} of {})", self.tries + 1, self.retry.tries);
+        self.send(t);
+    }
+}
+
+/// One UDP request/reply with retries; `accept` picks the real answer.
+pub fn udp_exchange(
+    endpoint: &ClientEndpoint,
+    request: &[u8],
+    accept: impl Fn(&[u8]) -> bool + 'static,
+    retry: UdpRetry,
+) -> Result<Vec<u8>, ClientError> {
+    let ClientEndpoint::Udp(..) = endpoint else {
+        return Err(ClientError::usage(format!("{endpoint}: expected a udp: endpoint")));
+    };
+    let to = endpoint.resolve().map_err(|e| ClientError::runtime(endpoint, e))?;
+    let outcome: Outcome = Rc::default();
+    let mut reactor = new_reactor(endpoint)?;
+    let proto = UdpRequest {
+        request: request.to_vec(),
+        to,
+        accept: Box::new(accept),
+        retry,
+        tries: 0,
+        outcome: outcome.clone(),
+    };
+    reactor.connect_udp(to, proto).map_err(|e| ClientError::runtime(endpoint, e))?;
+    let total: Duration = (0..retry.tries).map(|i| retry.first_timeout * 2u32.saturating_pow(i)).sum();
+    run_with_timeout(&mut reactor, endpoint, total + Duration::from_secs(1), &outcome)
+}
+
+/// Prints a reply on stdout, with a newline if it lacks one.
+pub fn print_reply(reply: &[u8]) -> Result<(), ClientError> {
+    let mut out = io::stdout().lock();
+    let r = out.write_all(reply).and_then(|_| if reply.ends_with(b"\n") { Ok(()) } else { out.write_all(b"\n") });
+    r.and_then(|_| out.flush()).map_err(|e| ClientError::usage(format!("stdout: {e}")))
+}
+
+/// Reads all of stdin.
+pub fn read_stdin() -> Result<Vec<u8>, ClientError> {
+    let mut buf = Vec::new();
+    io::Read::read_to_end(&mut io::stdin(), &mut buf).map_err(|e| ClientError::usage(format!("stdin: {e}")))?;
+    Ok(buf)
+}
+
+/// Lines typed before the connection is up wait here; after that they go
+/// straight to the reactor.
+#[derive(Default)]
+struct Typed {
+    conn: Option<ConnId>,
+    early: Vec<Vec<u8>>,
+    eof: bool,
+}
+
+type SharedTyped = Arc<Mutex<Typed>>;
+
+fn lock(t: &SharedTyped) -> std::sync::MutexGuard<'_, Typed> {
+    t.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Copies everything received to stdout as it arrives.
+struct Printer {
+    typed: SharedTyped,
+    outcome: Outcome,
+}
+
+impl Protocol for Printer {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        let mut typed = lock(&self.typed);
+        typed.conn = Some(t.id());
+        for line in typed.early.drain(..) {
+            t.write(&line);
+        }
+        if typed.eof {
+            t.shutdown_write();
+        }
+    }
+    fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
+        let mut out = io::stdout().lock();
+        if out.write_all(data).and_then(|_| out.flush()).is_err() {
+            t.abort_connection();
+        }
+    }
+    fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
+        let result = match reason.error() {
+            Some(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            None => Ok(Vec::new()),
+        };
+        self.outcome.borrow_mut().get_or_insert(result);
+        cx.stop_reactor();
+    }
+}
+
+/// Interactive mode, like netcat: each stdin line goes to the server as it
+/// is typed, replies print as they arrive; end of stdin half-closes, and the
+/// command ends when the server closes.
+///
+/// A thread reads stdin (a blocking read must not stall the loop) and hands
+/// each line to the reactor with `call_from_thread`.
+pub fn interactive(endpoint: &ClientEndpoint) -> Result<(), ClientError> {
+    let outcome: Outcome = Rc::default();
+    let typed: SharedTyped = Arc::default();
+    let mut reactor = new_reactor(endpoint)?;
+    let (o, t) = (outcome.clone(), typed.clone());
+    let make = move || -> Box<dyn Protocol> { Box::new(Printer { typed: t, outcome: o }) };
+    connect_stream(&mut reactor, endpoint, OneShot { make: Some(make), outcome: outcome.clone() })?;
+    let handle = reactor.handle();
+    std::thread::spawn(move || {
+        let mut stdin = io::stdin().lock();
+        loop {
+            let mut line = Vec::new();
+            let eof = stdin.read_until(b'\n', &mut line).unwrap_or(0) == 0;
+            let mut state = lock(&typed);
+            match state.conn {
+                Some(conn) => handle.call_from_thread(move |r| {
+                    r.with_transport(conn, |t| if eof { t.shutdown_write() } else { t.write(&line) });
+                }),
+                None if eof => state.eof = true,
+                None => state.early.push(line),
+            }
+            if eof {
+                return;
+            }
+        }
+    });
+    reactor.run().map_err(|e| ClientError::runtime(endpoint, e))?;
+    match outcome.borrow_mut().take() {
+        Some(Err(e)) => Err(ClientError::runtime(endpoint, e)),
+        _ => Ok(()),
+    }
+}

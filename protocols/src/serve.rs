@@ -1,0 +1,130 @@
+//! `twirl serve`: turning `PLUGIN[@ENDPOINT]` words into bound listeners.
+
+use std::fmt;
+use std::io;
+
+use twirl::endpoint::ServerEndpoint;
+use twirl::{ListenOptions, Reactor};
+
+use crate::registry::{self, PLUGINS, Plugin};
+
+/// One plugin on one endpoint.
+#[derive(Clone)]
+pub struct Spec {
+    /// The plugin.
+    pub plugin: &'static Plugin,
+    /// Where it listens.
+    pub endpoint: ServerEndpoint,
+}
+
+impl fmt::Debug for Spec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.plugin.name, self.endpoint)
+    }
+}
+
+/// Parses serve arguments: none means every plugin on its defaults; `NAME`
+/// means that plugin's defaults; `NAME@ENDPOINT` one endpoint. The error is
+/// a one-line usage message naming the bad word.
+pub fn parse_specs(words: &[String]) -> Result<Vec<Spec>, String> {
+    let mut specs = Vec::new();
+    if words.is_empty() {
+        for p in PLUGINS {
+            push_defaults(p, &mut specs)?;
+        }
+        return Ok(specs);
+    }
+    for word in words {
+        let (name, endpoint) = match word.split_once('@') {
+            Some((n, e)) => (n, Some(e)),
+            None => (word.as_str(), None),
+        };
+        let plugin = registry::find(name).ok_or_else(|| {
+            let names: Vec<&str> = PLUGINS.iter().map(|p| p.name).collect();
+            format!("unknown plugin '{name}' (known: {})", names.join(", "))
+        })?;
+        match endpoint {
+            None => push_defaults(plugin, &mut specs)?,
+            Some(e) => {
+                let endpoint: ServerEndpoint = e.parse().map_err(|err| format!("{err}"))?;
+                check_transport(plugin, &endpoint)?;
+                specs.push(Spec { plugin, endpoint });
+            }
+        }
+    }
+    Ok(specs)
+}
+
+fn push_defaults(plugin: &'static Plugin, specs: &mut Vec<Spec>) -> Result<(), String> {
+    for d in plugin.defaults {
+        let endpoint = d.parse().map_err(|e| format!("plugin {}: {e}", plugin.name))?;
+        specs.push(Spec { plugin, endpoint });
+    }
+    Ok(())
+}
+
+fn check_transport(plugin: &Plugin, endpoint: &ServerEndpoint) -> Result<(), String> {
+    let ok = match endpoint {
+        ServerEndpoint::Udp(_) => plugin.datagram.is_some(),
+        _ => plugin.stream.is_some(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("plugin '{}' does not speak {} (it speaks {})", plugin.name, kind(endpoint), plugin.transports()))
+    }
+}
+
+fn kind(e: &ServerEndpoint) -> &'static str {
+    match e {
+        ServerEndpoint::Tcp(_) => "tcp",
+        ServerEndpoint::Udp(_) => "udp",
+        ServerEndpoint::Unix(_) => "unix",
+    }
+}
+
+/// Binds one spec on the reactor; returns the endpoint as actually bound.
+pub fn bind(reactor: &mut Reactor, spec: &Spec) -> io::Result<ServerEndpoint> {
+    let plugin = spec.plugin;
+    match (&spec.endpoint, plugin.stream, plugin.datagram) {
+        (ServerEndpoint::Udp(addr), _, Some(make)) => reactor.listen_udp_boxed(*addr, make()).map(ServerEndpoint::Udp),
+        (ServerEndpoint::Tcp(_) | ServerEndpoint::Unix(_), Some(make), _) => {
+            let opts = ListenOptions { name: plugin.name.to_string(), limits: reactor.config().limits };
+            reactor.listen_stream(&spec.endpoint, make(), opts)
+        }
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("plugin '{}' does not speak {}", plugin.name, kind(&spec.endpoint)),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn no_words_means_every_default() {
+        let n: usize = PLUGINS.iter().map(|p| p.defaults.len()).sum();
+        assert_eq!(parse_specs(&[]).unwrap().len(), n);
+    }
+
+    #[test]
+    fn plugin_and_endpoint_forms() {
+        let s = parse_specs(&words(&["echo@tcp:0", "echo"])).unwrap();
+        assert_eq!(s[0].endpoint, ServerEndpoint::Tcp("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(s.len(), 1 + crate::echo::PLUGIN.defaults.len());
+    }
+
+    #[test]
+    fn usage_errors_name_the_word() {
+        let e = parse_specs(&words(&["nosuch"])).unwrap_err();
+        assert!(e.contains("'nosuch'"), "{e}");
+        let e = parse_specs(&words(&["echo@tcp:x"])).unwrap_err();
+        assert!(e.contains("'x'"), "{e}");
+    }
+}
