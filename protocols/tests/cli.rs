@@ -1,0 +1,231 @@
+//! The `twirl` binary end to end: `list`, `serve`'s listening lines and
+//! signals, exit codes, and accepting under descriptor exhaustion.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_twirl");
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A `twirl serve` child, killed on drop if still running.
+struct Server {
+    child: Child,
+    lines: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `cmd` and waits for `expected` listening lines on stdout.
+    fn start(mut cmd: Command, expected: usize) -> Server {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn twirl");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        while lines.len() < expected {
+            match rx.recv_timeout(WAIT) {
+                Ok(l) => lines.push(l),
+                Err(e) => panic!("waiting for listening lines (got {lines:?}): {e}"),
+            }
+        }
+        Server { child, lines }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The address in a `listening PLUGIN on tcp:ADDR:PORT` line.
+    fn tcp_addr(&self, i: usize) -> SocketAddr {
+        let ep = self.lines[i].rsplit(' ').next().expect("endpoint");
+        ep.strip_prefix("tcp:").expect("tcp endpoint").parse().expect("socket address")
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with a pid we spawned and still own (not yet waited).
+        let rc = unsafe { libc::kill(self.pid() as i32, sig) };
+        assert_eq!(rc, 0);
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "twirl did not exit in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn twirl(args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args);
+    c
+}
+
+fn echo_once(addr: SocketAddr, msg: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(msg).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read reply");
+    out
+}
+
+#[test]
+fn list_prints_one_line_per_plugin() {
+    let out = twirl(&["list"]).output().expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), twirl_protocols::registry::PLUGINS.len());
+    for (line, p) in lines.iter().zip(twirl_protocols::registry::PLUGINS) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[0], p.name);
+        assert_eq!(fields[1], p.transports());
+        assert_eq!(fields[2], p.defaults.join(","));
+        assert!(line.ends_with(p.summary), "{line}");
+    }
+}
+
+#[test]
+fn serve_prints_bound_endpoints_serves_and_stops_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("twirl-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("echo.sock");
+    let unix = format!("echo@unix:{}", sock.display());
+    let mut server = Server::start(twirl(&["serve", "echo@tcp:0", "echo@udp:0", &unix]), 3);
+    assert!(server.lines[0].starts_with("listening echo on tcp:127.0.0.1:"), "{:?}", server.lines);
+    assert!(server.lines[1].starts_with("listening echo on udp:127.0.0.1:"), "{:?}", server.lines);
+    assert_eq!(server.lines[2], format!("listening echo on unix:{}", sock.display()));
+    let addr = server.tcp_addr(0);
+    assert_ne!(addr.port(), 0, "the line shows the port actually bound");
+    assert_eq!(echo_once(addr, b"ping"), b"ping");
+
+    let out = twirl(&["client", "echo", &format!("unix:{}", sock.display()), "via", "unix"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "via unix\n");
+
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(0));
+    assert!(!sock.exists(), "the unix socket file is removed on stop");
+}
+
+#[test]
+fn sigint_with_a_connection_open_exits_zero() {
+    let mut server = Server::start(twirl(&["serve", "echo@tcp:0"]), 1);
+    let mut idle = TcpStream::connect(server.tcp_addr(0)).unwrap();
+    idle.set_read_timeout(Some(WAIT)).unwrap();
+    idle.write_all(b"x").unwrap();
+    let mut b = [0u8; 1];
+    idle.read_exact(&mut b).unwrap();
+    server.signal(libc::SIGINT);
+    assert_eq!(server.wait_exit().code(), Some(0));
+    let mut rest = Vec::new();
+    assert_eq!(idle.read_to_end(&mut rest).unwrap(), 0, "the server closed our connection cleanly");
+}
+
+fn assert_one_line_error(out: &std::process::Output, code: i32, word: &str) {
+    assert_eq!(out.status.code(), Some(code), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    assert!(err.contains(word), "{err:?} should name {word:?}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2_naming_the_bad_word() {
+    assert_one_line_error(&twirl(&["serve", "nosuchplugin"]).output().unwrap(), 2, "nosuchplugin");
+    assert_one_line_error(&twirl(&["serve", "echo@tcp:70000"]).output().unwrap(), 2, "70000");
+    assert_one_line_error(&twirl(&["serve", "echo@sctp:1"]).output().unwrap(), 2, "sctp");
+    assert_one_line_error(&twirl(&["client", "nosuch", "tcp:127.0.0.1:1"]).output().unwrap(), 2, "nosuch");
+    assert_one_line_error(&twirl(&["client", "echo", "tcp:nohostport"]).output().unwrap(), 2, "tcp:nohostport");
+    assert_one_line_error(&twirl(&["frobnicate"]).output().unwrap(), 2, "frobnicate");
+}
+
+#[test]
+fn runtime_errors_exit_1_naming_the_endpoint() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = twirl(&["serve", &format!("echo@tcp:{port}")]).output().unwrap();
+    assert_one_line_error(&out, 1, &format!("tcp:127.0.0.1:{port}"));
+
+    drop(taken);
+    let out = twirl(&["client", "echo", &format!("tcp:127.0.0.1:{port}"), "hi"]).output().unwrap();
+    assert_one_line_error(&out, 1, &format!("tcp:127.0.0.1:{port}"));
+}
+
+/// CPU time (user + system) of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the parenthesised command name: state is field 3; utime 14, stime 15.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn accept_under_emfile_neither_spins_nor_dies_and_recovers() {
+    // A low descriptor limit in the child only: the server holds about ten
+    // descriptors of its own, so a handful of clients exhaust it.
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &format!("ulimit -n 16 && exec {BIN} serve echo@tcp:0")]);
+    let server = Server::start(cmd, 1);
+    let addr = server.tcp_addr(0);
+
+    let mut clients = Vec::new();
+    for i in 0..12 {
+        let mut s = TcpStream::connect(addr).expect("connect (the kernel backlog accepts)");
+        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        s.write_all(format!("{i:02}").as_bytes()).unwrap();
+        clients.push(s);
+    }
+    let mut served = Vec::new();
+    let mut waiting = Vec::new();
+    for (i, mut s) in clients.into_iter().enumerate() {
+        let mut b = [0u8; 2];
+        match s.read_exact(&mut b) {
+            Ok(()) => {
+                assert_eq!(&b, format!("{i:02}").as_bytes());
+                served.push(s);
+            }
+            Err(_) => waiting.push((i, s)),
+        }
+    }
+    assert!(!served.is_empty(), "some clients are served before the limit");
+    assert!(!waiting.is_empty(), "the descriptor limit was reached");
+
+    // Out of descriptors with connections queued: the loop must back off, not spin.
+    let before = cpu_ticks(server.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(server.pid()) - before;
+    assert!(used < 30, "server used {used} ticks of CPU in 1 s while out of descriptors");
+
+    // Free descriptors: the queued clients are accepted and served.
+    drop(served);
+    for (i, mut s) in waiting {
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut b = [0u8; 2];
+        s.read_exact(&mut b).unwrap_or_else(|e| panic!("client {i} never served: {e}"));
+        assert_eq!(&b, format!("{i:02}").as_bytes());
+    }
+    assert_eq!(echo_once(addr, b"after"), b"after", "still serving new clients");
+}
