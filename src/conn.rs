@@ -180,7 +180,11 @@ impl Context for CoreCx<'_> {
         self.core.timers.schedule(self.core.now, interval, Some(interval), action)
     }
     fn cancel_timer(&mut self, timer: TimerHandle) -> bool {
-        self.core.timers.cancel(timer).is_some()
+        // `is_active`, not `cancel(..).is_some()`: see `Reactor::cancel_timer`
+        // (a repeating timer cancelling itself has its action lent out).
+        let active = self.core.timers.is_active(timer);
+        self.core.timers.cancel(timer);
+        active
     }
     fn reschedule_timer(&mut self, timer: TimerHandle, delay: Duration) -> bool {
         self.core.timers.reschedule(self.core.now, timer, delay)
@@ -193,6 +197,12 @@ impl Context for CoreCx<'_> {
     }
     fn close_conn(&mut self, conn: ConnId) -> bool {
         self.core.close_conn(conn.0)
+    }
+    fn abort_conn(&mut self, conn: ConnId) -> bool {
+        self.core.abort_conn(conn.0)
+    }
+    fn buffered_len_of(&self, conn: ConnId) -> Option<usize> {
+        self.core.buffered_len_of(conn.0)
     }
     fn stop_reactor(&mut self) {
         self.core.stop_requested = true;
@@ -238,6 +248,19 @@ impl Context for ConnCtx<'_> {
             return true;
         }
         self.cx.close_conn(conn)
+    }
+    fn abort_conn(&mut self, conn: ConnId) -> bool {
+        if conn.0 == self.io.token {
+            self.abort_connection();
+            return true;
+        }
+        self.cx.abort_conn(conn)
+    }
+    fn buffered_len_of(&self, conn: ConnId) -> Option<usize> {
+        if conn.0 == self.io.token {
+            return Some(self.io.wbuf.len());
+        }
+        self.cx.buffered_len_of(conn)
     }
     fn stop_reactor(&mut self) {
         self.cx.stop_reactor()
@@ -288,6 +311,9 @@ impl Transport for ConnCtx<'_> {
     }
     fn buffered_len(&self) -> usize {
         self.io.wbuf.len()
+    }
+    fn writing_paused(&self) -> bool {
+        self.io.wbuf.len() > self.io.limits.high_water
     }
     fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
         self.io.stream.set_nodelay(nodelay)
@@ -485,6 +511,7 @@ impl Core {
         let (idx, generation) = crate::reactor::split(token);
         let Some(slot) = self.slots.get_mut(idx).filter(|s| s.generation == generation) else { return false };
         let Source::Conn(c) = &mut slot.source else { return false };
+        // Not through conn_mut: the stats are borrowed alongside the slot.
         c.io.write(data, &mut self.stats);
         self.dirty.push(token);
         true
@@ -506,13 +533,36 @@ impl Core {
         }
     }
 
-    pub(crate) fn close_conn(&mut self, token: u64) -> bool {
+    fn conn_mut(&mut self, token: u64) -> Option<&mut Conn> {
         let (idx, generation) = crate::reactor::split(token);
-        let Some(slot) = self.slots.get_mut(idx).filter(|s| s.generation == generation) else { return false };
-        let Source::Conn(c) = &mut slot.source else { return false };
+        match &mut self.slots.get_mut(idx).filter(|s| s.generation == generation)?.source {
+            Source::Conn(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn close_conn(&mut self, token: u64) -> bool {
+        let Some(c) = self.conn_mut(token) else { return false };
         c.io.closing = true;
         self.dirty.push(token);
         true
+    }
+
+    pub(crate) fn abort_conn(&mut self, token: u64) -> bool {
+        let Some(c) = self.conn_mut(token) else { return false };
+        if c.io.abort.is_none() {
+            c.io.abort = Some(io::Error::new(io::ErrorKind::ConnectionAborted, "aborted by another connection's protocol"));
+        }
+        self.dirty.push(token);
+        true
+    }
+
+    pub(crate) fn buffered_len_of(&self, token: u64) -> Option<usize> {
+        let (idx, generation) = crate::reactor::split(token);
+        match &self.slots.get(idx).filter(|s| s.generation == generation)?.source {
+            Source::Conn(c) => Some(c.io.wbuf.len()),
+            _ => None,
+        }
     }
 
     /// Settles connections touched from another's callback.

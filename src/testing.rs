@@ -55,6 +55,10 @@ pub struct MemoryContext {
     pub writes_to: Vec<(ConnId, Vec<u8>)>,
     /// Other connections asked to close, in order.
     pub closed_others: Vec<ConnId>,
+    /// Other connections aborted, in order.
+    pub aborted_others: Vec<ConnId>,
+    /// What `buffered_len_of` reports for other connections (unknown ones are not open).
+    pub buffered_of: std::collections::HashMap<ConnId, usize>,
     /// Whether `stop_reactor` was called.
     pub stop_requested: bool,
 }
@@ -67,6 +71,8 @@ impl MemoryContext {
             timers: TimerQueue::new(now),
             writes_to: Vec::new(),
             closed_others: Vec::new(),
+            aborted_others: Vec::new(),
+            buffered_of: std::collections::HashMap::new(),
             stop_requested: false,
         }
     }
@@ -88,7 +94,11 @@ impl Context for MemoryContext {
         self.timers.schedule(self.now, interval, Some(interval), tag)
     }
     fn cancel_timer(&mut self, timer: TimerHandle) -> bool {
-        self.timers.cancel(timer).is_some()
+        // `is_active`, not `cancel(..).is_some()`: see `Reactor::cancel_timer`
+        // (a repeating timer cancelling itself has its action lent out).
+        let active = self.timers.is_active(timer);
+        self.timers.cancel(timer);
+        active
     }
     fn reschedule_timer(&mut self, timer: TimerHandle, delay: Duration) -> bool {
         self.timers.reschedule(self.now, timer, delay)
@@ -103,6 +113,13 @@ impl Context for MemoryContext {
     fn close_conn(&mut self, conn: ConnId) -> bool {
         self.closed_others.push(conn);
         true
+    }
+    fn abort_conn(&mut self, conn: ConnId) -> bool {
+        self.aborted_others.push(conn);
+        true
+    }
+    fn buffered_len_of(&self, conn: ConnId) -> Option<usize> {
+        self.buffered_of.get(&conn).copied()
     }
     fn stop_reactor(&mut self) {
         self.stop_requested = true;
@@ -136,6 +153,12 @@ macro_rules! forward_context {
             }
             fn close_conn(&mut self, conn: $crate::transport::ConnId) -> bool {
                 self.$field.close_conn(conn)
+            }
+            fn abort_conn(&mut self, conn: $crate::transport::ConnId) -> bool {
+                self.$field.abort_conn(conn)
+            }
+            fn buffered_len_of(&self, conn: $crate::transport::ConnId) -> Option<usize> {
+                self.$field.buffered_len_of(conn)
             }
             fn stop_reactor(&mut self) {
                 self.$field.stop_reactor()
@@ -207,6 +230,9 @@ impl Transport for MemoryTransport {
     }
     fn buffered_len(&self) -> usize {
         self.wbuf.len()
+    }
+    fn writing_paused(&self) -> bool {
+        self.wbuf.len() > self.limits.high_water
     }
     fn set_nodelay(&mut self, _nodelay: bool) -> io::Result<()> {
         Ok(())

@@ -91,6 +91,11 @@ pub trait Context {
     fn write_to(&mut self, conn: ConnId, data: &[u8]) -> bool;
     /// Asks another connection to close after flushing; false if no such connection.
     fn close_conn(&mut self, conn: ConnId) -> bool;
+    /// Closes another connection now, dropping its unsent bytes (a chat
+    /// member that stopped reading, say); false if no such connection.
+    fn abort_conn(&mut self, conn: ConnId) -> bool;
+    /// Bytes buffered for another connection, `None` if it is not open.
+    fn buffered_len_of(&self, conn: ConnId) -> Option<usize>;
     /// Stops the reactor gracefully, as SIGTERM does.
     fn stop_reactor(&mut self);
 }
@@ -121,6 +126,11 @@ pub trait Transport: Context {
     fn local_addr(&self) -> io::Result<Addr>;
     /// Bytes written but not yet taken by the socket.
     fn buffered_len(&self) -> usize;
+    /// True while the buffer is above the high-water mark: a producer
+    /// should stop writing until `resume_writing`. Lets a producer loop
+    /// (`while !t.writing_paused() { t.write(..) }`) stop at the mark
+    /// without waiting for `pause_writing`, which comes after the callback.
+    fn writing_paused(&self) -> bool;
     /// Sets TCP_NODELAY (no-op for Unix sockets).
     fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()>;
 }
