@@ -10,3 +10,4 @@ pub mod client;
 pub mod echo;
 pub mod registry;
 pub mod serve;
+pub mod structs;

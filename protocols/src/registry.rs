@@ -52,7 +52,7 @@ impl Plugin {
 }
 
 /// Every registered plugin, in `twirl list` order.
-pub static PLUGINS: &[Plugin] = &[crate::echo::PLUGIN];
+pub static PLUGINS: &[Plugin] = &[crate::echo::PLUGIN, crate::structs::PLUGIN];
 
 /// Finds a plugin by name.
 pub fn find(name: &str) -> Option<&'static Plugin> {
