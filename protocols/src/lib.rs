@@ -6,7 +6,9 @@
 
 #![warn(missing_docs)]
 
+pub mod binarytime;
 pub mod client;
+pub mod daytime;
 pub mod echo;
 pub mod registry;
 pub mod serve;

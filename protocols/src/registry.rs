@@ -52,7 +52,8 @@ impl Plugin {
 }
 
 /// Every registered plugin, in `twirl list` order.
-pub static PLUGINS: &[Plugin] = &[crate::echo::PLUGIN, crate::structs::PLUGIN];
+pub static PLUGINS: &[Plugin] =
+    &[crate::echo::PLUGIN, crate::structs::PLUGIN, crate::daytime::PLUGIN, crate::binarytime::PLUGIN];
 
 /// Finds a plugin by name.
 pub fn find(name: &str) -> Option<&'static Plugin> {
