@@ -482,6 +482,7 @@ impl Core {
     }
 
     /// Frees the slot, closes the socket and tells the protocol and its factory.
+    #[allow(clippy::boxed_local)] // the box comes straight out of its slot; it is freed here
     pub(crate) fn finish_conn(&mut self, token: u64, conn: Box<Conn>, reason: Disconnect) {
         self.remove(token);
         self.stats.closed += 1;

@@ -259,8 +259,11 @@ pub struct Reactor {
     pub(crate) core: Core,
     shared: Arc<Shared>,
     signals: Option<signal_hook_mio::v1_0::Signals>,
-    on_signal: Option<Box<dyn FnMut(i32, &mut Reactor)>>,
+    on_signal: Option<SignalHook>,
 }
+
+/// What [`Reactor::handle_signals`] calls for signals other than SIGINT/SIGTERM.
+type SignalHook = Box<dyn FnMut(i32, &mut Reactor)>;
 
 impl Reactor {
     /// A reactor with the default [`Config`].
@@ -580,8 +583,9 @@ impl Reactor {
     }
 
     fn fire_timers(&mut self) {
+        let mark = self.core.timers.mark();
         for _ in 0..10_000 {
-            let Some((handle, action)) = self.core.timers.pop_due(self.core.now) else { return };
+            let Some((handle, action)) = self.core.timers.pop_due_before(self.core.now, mark) else { return };
             self.core.stats.timers_fired += 1;
             match action {
                 TimerAction::Proto { token, tag } => {

@@ -543,6 +543,12 @@ impl<P: DatagramProtocol> DatagramHarness<P> {
         }
     }
 
+    /// Sets the address the socket reports as bound (in memory only).
+    pub fn with_local(mut self, local: SocketAddr) -> Self {
+        self.transport.local = local;
+        self
+    }
+
     fn start(&mut self) {
         if !self.started {
             self.started = true;

@@ -172,10 +172,26 @@ impl<T> TimerQueue<T> {
     /// Twisted's `LoopingCall`) and its action lent out: hand it back with
     /// [`restore`](Self::restore) after running it.
     pub fn pop_due(&mut self, now: Instant) -> Option<(TimerHandle, T)> {
+        self.pop_due_before(now, u64::MAX)
+    }
+
+    /// A mark for [`pop_due_before`](Self::pop_due_before): timers scheduled
+    /// (or rescheduled, or repeated) after it count as later than it.
+    pub fn mark(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Like [`pop_due`](Self::pop_due), but only timers scheduled before
+    /// `mark`. The reactor fires a turn's timers this way, so that a timer set
+    /// for "now" from a timer callback runs next turn, after other sources
+    /// had theirs, instead of again and again within the same turn.
+    pub fn pop_due_before(&mut self, now: Instant, mark: u64) -> Option<(TimerHandle, T)> {
         self.drop_stale_top();
         let now_ns = self.ns(now);
-        let &Reverse((deadline, _, index)) = self.heap.peek()?;
-        if deadline > now_ns {
+        let &Reverse((deadline, seq, index)) = self.heap.peek()?;
+        // Entries are ordered by deadline, then sequence: once the top is
+        // newer than the mark, every older due entry has already been taken.
+        if deadline > now_ns || seq >= mark {
             return None;
         }
         self.heap.pop();
@@ -299,6 +315,35 @@ mod tests {
         assert!(q.is_active(r));
         assert_eq!(q.cancel(r), Some("tick"));
         assert_eq!(drain(&mut q, t0 + ms(1000)), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn timers_set_during_a_pass_wait_for_the_next_one() {
+        let t0 = Instant::now();
+        let mut q = TimerQueue::new(t0);
+        q.schedule(t0, ms(0), None, "old");
+        let r = q.schedule(t0, ms(0), Some(ms(0)), "repeat");
+        let mark = q.mark();
+        assert_eq!(q.pop_due_before(t0, mark).map(|f| f.1), Some("old"));
+        q.schedule(t0, ms(0), None, "new");
+        let (h, a) = q.pop_due_before(t0, mark).unwrap();
+        assert_eq!((h, a), (r, "repeat"));
+        q.restore(h, a);
+        assert!(q.pop_due_before(t0, mark).is_none(), "the repeat and the new one wait");
+        let mark = q.mark();
+        assert_eq!(drain_before(&mut q, t0, mark), vec!["new"], "the repeat's next deadline is 1 ns on");
+        let later = t0 + Duration::from_nanos(1);
+        let mark = q.mark();
+        assert_eq!(drain_before(&mut q, later, mark), vec!["repeat"]);
+    }
+
+    fn drain_before(q: &mut TimerQueue<&'static str>, now: Instant, mark: u64) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        while let Some((h, a)) = q.pop_due_before(now, mark) {
+            out.push(a);
+            q.restore(h, a);
+        }
+        out
     }
 
     #[test]

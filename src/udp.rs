@@ -218,6 +218,7 @@ impl Core {
         self.put_back(token, Source::Udp(entry));
     }
 
+    #[allow(clippy::boxed_local)] // the box comes straight out of its slot; it is freed here
     pub(crate) fn stop_udp(&mut self, token: u64, mut entry: Box<UdpEntry>) {
         self.remove(token);
         entry.io.flush(&mut self.stats);

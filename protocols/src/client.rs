@@ -171,6 +171,9 @@ impl Default for UdpRetry {
     }
 }
 
+/// Decides whether a datagram is the answer to our request.
+pub type ReplyFilter = Box<dyn Fn(&[u8]) -> bool>;
+
 /// Sends `request` and waits for a datagram that `accept` takes as its
 /// answer, resending with exponential back-off (seed 002's udp_remote).
 /// The socket is connected to the server, so datagrams from anyone else are
@@ -179,7 +182,7 @@ impl Default for UdpRetry {
 struct UdpRequest {
     request: Vec<u8>,
     to: SocketAddr,
-    accept: Box<dyn Fn(&[u8]) -> bool>,
+    accept: ReplyFilter,
     retry: UdpRetry,
     tries: u32,
     outcome: Outcome,

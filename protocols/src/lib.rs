@@ -7,7 +7,11 @@
 #![warn(missing_docs)]
 
 pub mod binarytime;
+pub mod caps;
+pub mod chargen;
+pub mod chat;
 pub mod client;
+pub mod discard;
 pub mod daytime;
 pub mod echo;
 pub mod registry;

@@ -52,8 +52,16 @@ impl Plugin {
 }
 
 /// Every registered plugin, in `twirl list` order.
-pub static PLUGINS: &[Plugin] =
-    &[crate::echo::PLUGIN, crate::structs::PLUGIN, crate::daytime::PLUGIN, crate::binarytime::PLUGIN];
+pub static PLUGINS: &[Plugin] = &[
+    crate::echo::PLUGIN,
+    crate::discard::PLUGIN,
+    crate::chargen::PLUGIN,
+    crate::caps::PLUGIN,
+    crate::chat::PLUGIN,
+    crate::structs::PLUGIN,
+    crate::daytime::PLUGIN,
+    crate::binarytime::PLUGIN,
+];
 
 /// Finds a plugin by name.
 pub fn find(name: &str) -> Option<&'static Plugin> {

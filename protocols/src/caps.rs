@@ -1,0 +1,188 @@
+//! `caps`: the server of seed 002's deadlock lab (`tcp_deadlock.py`).
+//!
+//! The lab's server reads 1024 bytes, uppercases them and `sendall`s them
+//! back; its client sends N bytes before reading any. With a small N all is
+//! well. With N = 16,000,000 both freeze: the client blocks in `send`
+//! because the server stopped reading, and the server stopped reading
+//! because it is blocked in `sendall` to a client that is not reading yet.
+//! Each waits for the other, and the kernel buffers between them are full.
+//!
+//! twirl never blocks in a send. Every byte received is uppercased and
+//! written at once; whatever the kernel will not take is kept in the
+//! connection's write buffer, and reading goes on. So the client's 16 MB
+//! all get read, the echo piles up in the buffer (up to about 16 MB less
+//! what the kernel buffers hold), and it drains as soon as the client starts
+//! reading. That memory is the price of not deadlocking, and it is bounded:
+//! past the buffer's hard cap (64 MiB by default, `twirl::Limits`) the
+//! connection is aborted with a logged reason. `pause_writing` is called at
+//! the high-water mark (64 KiB) but `caps` deliberately keeps reading:
+//! pausing the reader here is exactly what deadlocks the blocking server.
+//!
+//! ```text
+//! $ twirl client caps tcp:127.0.0.1:7108 hello world
+//! HELLO WORLD
+//! $ twirl client caps tcp:127.0.0.1:7108 --bytes 16000000
+//! sent 16000000 bytes, received 16000000 bytes, all uppercased
+//! ```
+
+use std::cell::RefCell;
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use twirl::endpoint::ClientEndpoint;
+use twirl::{Addr, ClientFactory, Context, Disconnect, Protocol, Reactor, Transport};
+
+use crate::client::{ClientError, REPLY_TIMEOUT, connect_stream, print_reply, read_stdin, run_with_timeout, stream_exchange};
+use crate::registry::Plugin;
+
+/// Uppercases the stream, byte by byte, with no framing.
+pub struct Caps;
+
+impl Protocol for Caps {
+    fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
+        let mut buf = [0u8; 4096];
+        for chunk in data.chunks(buf.len()) {
+            let out = &mut buf[..chunk.len()];
+            out.copy_from_slice(chunk);
+            out.make_ascii_uppercase();
+            t.write(out);
+        }
+    }
+}
+
+/// The lab client's 16-byte message.
+const MESSAGE: &[u8; 16] = b"capitalize this!";
+
+/// Sends `total` bytes of [`MESSAGE`] while reading the reply concurrently
+/// (what the lab's client does not do), and checks every byte.
+struct Flood {
+    total: usize,
+    sent: usize,
+    received: usize,
+    bad: Option<usize>,
+    outcome: Rc<RefCell<Option<io::Result<Vec<u8>>>>>,
+}
+
+impl Flood {
+    fn produce(&mut self, t: &mut dyn Transport) {
+        let block = MESSAGE.repeat(1024);
+        while self.sent < self.total && !t.writing_paused() {
+            let n = block.len().min(self.total - self.sent);
+            t.write(&block[..n]);
+            self.sent += n;
+        }
+        if self.sent == self.total {
+            t.shutdown_write();
+        }
+    }
+}
+
+impl Protocol for Flood {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        self.produce(t);
+    }
+    fn resume_writing(&mut self, t: &mut dyn Transport) {
+        self.produce(t);
+    }
+    fn data_received(&mut self, data: &[u8], _: &mut dyn Transport) {
+        for (i, b) in data.iter().enumerate() {
+            let pos = self.received + i;
+            if self.bad.is_none() && *b != MESSAGE[pos % 16].to_ascii_uppercase() {
+                self.bad = Some(pos);
+            }
+        }
+        self.received += data.len();
+    }
+    fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
+        let summary = match self.bad {
+            _ if reason.error().is_some() && self.received < self.total => {
+                Err(io::Error::other(format!("after {} bytes received: {reason}", self.received)))
+            }
+            Some(pos) => Err(io::Error::other(format!("byte {pos} of the reply is not the uppercased input"))),
+            None if self.received != self.total => {
+                Err(io::Error::other(format!("sent {} bytes but received {}", self.sent, self.received)))
+            }
+            None => Ok(format!("sent {} bytes, received {} bytes, all uppercased", self.sent, self.received).into_bytes()),
+        };
+        self.outcome.borrow_mut().get_or_insert(summary);
+        cx.stop_reactor();
+    }
+}
+
+struct FloodFactory {
+    total: usize,
+    outcome: Rc<RefCell<Option<io::Result<Vec<u8>>>>>,
+}
+
+impl ClientFactory for FloodFactory {
+    fn build_protocol(&mut self, _: &Addr) -> Box<dyn Protocol> {
+        Box::new(Flood { total: self.total, sent: 0, received: 0, bad: None, outcome: self.outcome.clone() })
+    }
+    fn connection_failed(&mut self, error: &io::Error, cx: &mut dyn Context) -> Option<Duration> {
+        *self.outcome.borrow_mut() = Some(Err(io::Error::new(error.kind(), error.to_string())));
+        cx.stop_reactor();
+        None
+    }
+}
+
+/// `twirl client caps ENDPOINT [TEXT...]` prints the text uppercased (stdin
+/// when no text); `twirl client caps ENDPOINT --bytes N` is the lab's
+/// experiment done without deadlock: N bytes sent while reading the reply.
+fn client(endpoint: &ClientEndpoint, args: &[String]) -> Result<(), ClientError> {
+    if args.first().map(String::as_str) == Some("--bytes") {
+        let total: usize = match args.get(1).map(|n| n.parse()) {
+            Some(Ok(n)) if args.len() == 2 => n,
+            _ => return Err(ClientError::usage("--bytes takes one whole number of bytes")),
+        };
+        let outcome = Rc::default();
+        let mut reactor = Reactor::new().map_err(|e| ClientError::runtime(endpoint, e))?;
+        connect_stream(&mut reactor, endpoint, FloodFactory { total, outcome: Rc::clone(&outcome) })?;
+        let timeout = REPLY_TIMEOUT + Duration::from_secs((total / 10_000_000) as u64);
+        return print_reply(&run_with_timeout(&mut reactor, endpoint, timeout, &outcome)?);
+    }
+    let request = if args.is_empty() { read_stdin()? } else { args.join(" ").into_bytes() };
+    print_reply(&stream_exchange(endpoint, &request, REPLY_TIMEOUT)?)
+}
+
+/// The registry entry.
+pub const PLUGIN: Plugin = Plugin {
+    name: "caps",
+    summary: "uppercases the byte stream at once, never deadlocking (seed 002 tcp_deadlock)",
+    lab: "seed 002 tcp_deadlock",
+    defaults: &["tcp:7108"],
+    stream: Some(|| Box::new(|_: &Addr| Caps)),
+    datagram: None,
+    client: Some(client),
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twirl::testing::Harness;
+
+    #[test]
+    fn uppercases_ascii_and_passes_other_bytes() {
+        let mut h = Harness::new(Caps);
+        h.connect();
+        h.feed(b"capitalize this!");
+        h.feed(b"\xc3\xa9\xff\x00z");
+        assert_eq!(h.take_output(), b"CAPITALIZE THIS!\xc3\xa9\xff\x00Z");
+    }
+
+    #[test]
+    fn keeps_reading_while_the_peer_does_not_read() {
+        let mut h = Harness::new(Caps);
+        h.connect();
+        h.set_peer_reading(false);
+        for _ in 0..1000 {
+            h.feed(&[b'a'; 1000]);
+        }
+        assert!(!h.is_reading_paused(), "caps must not stop reading: that is the deadlock");
+        assert_eq!(h.transport.buffered_len(), 1_000_000);
+        h.set_peer_reading(true);
+        let out = h.take_output();
+        assert_eq!(out.len(), 1_000_000);
+        assert!(out.iter().all(|&b| b == b'A'));
+    }
+}
