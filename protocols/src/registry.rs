@@ -59,6 +59,11 @@ pub static PLUGINS: &[Plugin] = &[
     crate::caps::PLUGIN,
     crate::chat::PLUGIN,
     crate::structs::PLUGIN,
+    crate::reverse::PLUGIN,
+    crate::upper::PLUGIN,
+    crate::json::PLUGIN,
+    crate::reorder::PLUGIN,
+    crate::time::PLUGIN,
     crate::daytime::PLUGIN,
     crate::binarytime::PLUGIN,
 ];
