@@ -66,6 +66,7 @@ pub static PLUGINS: &[Plugin] = &[
     crate::time::PLUGIN,
     crate::daytime::PLUGIN,
     crate::binarytime::PLUGIN,
+    crate::sntp::PLUGIN,
 ];
 
 /// Finds a plugin by name.
