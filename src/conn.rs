@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::addr::Addr;
 use crate::flow::{Flow, Limits, WriteBuf};
 use crate::protocol::Protocol;
-use crate::reactor::{Core, Ready, Source, TimerAction};
+use crate::reactor::{Core, Readiness, Source, TimerAction};
 use crate::stats::Stats;
 use crate::stream::Stream;
 use crate::timer::TimerHandle;
@@ -342,7 +342,7 @@ impl Core {
     }
 
     /// A readiness event (or a continuation) for a connection.
-    pub(crate) fn conn_ready(&mut self, token: u64, mut conn: Box<Conn>, r: Ready) {
+    pub(crate) fn conn_ready(&mut self, token: u64, mut conn: Box<Conn>, r: Readiness) {
         if r.error && conn.io.abort.is_none() {
             if let Some(e) = conn.io.stream.take_error().unwrap_or_else(Some) {
                 conn.io.abort = Some(e);
@@ -552,7 +552,8 @@ impl Core {
     pub(crate) fn abort_conn(&mut self, token: u64) -> bool {
         let Some(c) = self.conn_mut(token) else { return false };
         if c.io.abort.is_none() {
-            c.io.abort = Some(io::Error::new(io::ErrorKind::ConnectionAborted, "aborted by another connection's protocol"));
+            c.io.abort =
+                Some(io::Error::new(io::ErrorKind::ConnectionAborted, "aborted by another connection's protocol"));
         }
         self.dirty.push(token);
         true

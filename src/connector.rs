@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use crate::conn::{Conn, ConnIo, CoreCx, Origin};
 use crate::flow::Limits;
 use crate::protocol::ClientFactory;
-use crate::reactor::{Core, Ready, Source, TimerAction};
+use crate::reactor::{Core, Readiness, Source, TimerAction};
 use crate::stream::Stream;
 use crate::timer::TimerHandle;
 use crate::transport::Disconnect;
@@ -81,7 +81,7 @@ impl Core {
         self.put_back(token, Source::Connecting(Box::new(Connecting { stream, client, timeout })));
     }
 
-    pub(crate) fn connect_ready(&mut self, token: u64, c: Box<Connecting>, r: Ready) {
+    pub(crate) fn connect_ready(&mut self, token: u64, c: Box<Connecting>, r: Readiness) {
         match c.stream.take_error() {
             Ok(Some(e)) | Err(e) => return self.connecting_failed(token, c, e),
             Ok(None) => {}

@@ -36,6 +36,7 @@
 //! - [`line`] and [`prefixed`]: framing (Twisted's `protocols.basic`);
 //! - [`timer`]: the timer queue; [`backoff`]: retry policy;
 //! - [`endpoint`]: `tcp:PORT`-style endpoint strings;
+//! - [`fd`]: any other descriptor in the loop (raw sockets, stdin);
 //! - [`testing`]: an in-memory transport and a manual clock for unit tests.
 
 #![warn(missing_docs)]
@@ -45,6 +46,7 @@ pub mod backoff;
 mod conn;
 mod connector;
 pub mod endpoint;
+pub mod fd;
 mod flow;
 mod handle;
 pub mod line;
@@ -64,7 +66,7 @@ pub use backoff::{Backoff, Reconnecting, StopTrying};
 pub use flow::Limits;
 pub use handle::ReactorHandle;
 pub use protocol::{ClientFactory, DatagramProtocol, Factory, Protocol};
-pub use reactor::{Config, ListenOptions, Reactor};
+pub use reactor::{Config, ListenOptions, Reactor, Readiness};
 pub use stats::Stats;
 pub use timer::TimerHandle;
 pub use transport::{ConnId, Context, DatagramTransport, Disconnect, Transport};

@@ -139,6 +139,7 @@ pub(crate) enum Source {
     Conn(Box<Conn>),
     Connecting(Box<Connecting>),
     Udp(Box<UdpEntry>),
+    Fd(Box<crate::fd::FdEntry>),
     /// Taken out while its callbacks run.
     Busy,
 }
@@ -148,19 +149,26 @@ pub(crate) struct Slot {
     pub(crate) source: Source,
 }
 
-/// Readiness of one event, copied out of mio's event.
-#[derive(Copy, Clone, Debug, Default)]
-pub(crate) struct Ready {
+/// What one readiness event reported, as handed to a raw [`crate::fd::FdHandler`].
+///
+/// Readiness is edge-triggered: it is reported when it changes, so a handler
+/// must read (or write) until `WouldBlock` before it is told again.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// Data (or EOF, or a pending connection) may be read.
     pub readable: bool,
+    /// The descriptor may be written.
     pub writable: bool,
+    /// The peer closed its writing side (or hung up).
     pub read_closed: bool,
+    /// An error is pending on the descriptor.
     pub error: bool,
 }
 
-impl Ready {
+impl Readiness {
     /// Readiness for a source continued from the ready queue: try everything,
     /// and read until `WouldBlock` since no event vouches for a drained socket.
-    pub(crate) const ALL: Ready = Ready { readable: true, writable: true, read_closed: true, error: false };
+    pub(crate) const ALL: Readiness = Readiness { readable: true, writable: true, read_closed: true, error: false };
 }
 
 /// Everything a callback may touch: the reactor minus its poller.
@@ -227,13 +235,14 @@ impl Core {
     }
 
     /// Hands one readiness event to its source.
-    pub(crate) fn dispatch(&mut self, token: u64, r: Ready) {
+    pub(crate) fn dispatch(&mut self, token: u64, r: Readiness) {
         let Some(source) = self.take(token) else { return };
         match source {
             Source::Conn(c) => self.conn_ready(token, c, r),
             Source::Listener(l) => self.accept(token, l, false),
             Source::Connecting(c) => self.connect_ready(token, c, r),
             Source::Udp(u) => self.udp_ready(token, u, r),
+            Source::Fd(f) => self.fd_ready(token, f, r),
             Source::Busy => {}
         }
         self.process_dirty();
@@ -244,6 +253,7 @@ impl Core {
         match self.take(token) {
             Some(Source::Conn(c)) => self.conn_timer(token, c, tag),
             Some(Source::Udp(u)) => self.udp_timer(token, u, tag),
+            Some(Source::Fd(f)) => self.fd_timer(token, f, tag),
             Some(other) => self.put_back(token, other),
             None => return self.is_live(token),
         }
@@ -471,6 +481,32 @@ impl Reactor {
         ok
     }
 
+    /// Watches any file descriptor (a raw socket, a pipe, stdin...) with
+    /// `handler`; see [`crate::fd`]. Returns its id, for [`remove_fd`](Self::remove_fd).
+    pub fn add_fd(
+        &mut self,
+        handler: impl crate::fd::FdHandler,
+        interest: crate::fd::FdInterest,
+    ) -> io::Result<ConnId> {
+        self.core.add_fd(Box::new(handler), interest).map(ConnId)
+    }
+
+    /// Stops watching a descriptor added with [`add_fd`](Self::add_fd)
+    /// (its handler's `removed` is called); false if it is not watched.
+    pub fn remove_fd(&mut self, id: ConnId) -> bool {
+        match self.core.take(id.0) {
+            Some(Source::Fd(f)) => {
+                self.core.remove_fd_source(id.0, f);
+                true
+            }
+            Some(other) => {
+                self.core.put_back(id.0, other);
+                false
+            }
+            None => false,
+        }
+    }
+
     /// Runs `f` with a connection's transport, from a timer or a
     /// [`ReactorHandle::call_from_thread`] call: write, half-close, pause...
     /// False if the connection is not open.
@@ -557,7 +593,7 @@ impl Reactor {
                 WAKER => woke = true,
                 SIGNALS => signalled = true,
                 Token(t) => {
-                    let r = Ready {
+                    let r = Readiness {
                         readable: ev.is_readable() || ev.is_read_closed(),
                         writable: ev.is_writable() || ev.is_write_closed(),
                         read_closed: ev.is_read_closed(),
@@ -571,7 +607,7 @@ impl Reactor {
             }
         }
         for token in carried {
-            self.core.dispatch(token, Ready::ALL);
+            self.core.dispatch(token, Readiness::ALL);
         }
         if signalled {
             self.take_signals();
@@ -661,6 +697,7 @@ impl Reactor {
                     drop(c);
                 }
                 Some(Source::Udp(u)) => self.core.stop_udp(token, u),
+                Some(Source::Fd(f)) => self.core.remove_fd_source(token, f),
                 Some(Source::Conn(mut c)) => {
                     c.io.closing = true;
                     self.core.put_back(token, Source::Conn(c));
@@ -688,7 +725,7 @@ impl Reactor {
     }
 }
 
-fn describe(r: &Ready) -> String {
+fn describe(r: &Readiness) -> String {
     let mut s = String::new();
     for (on, name) in
         [(r.readable, " readable"), (r.writable, " writable"), (r.read_closed, " hup"), (r.error, " error")]

@@ -15,7 +15,7 @@ use mio::net::UdpSocket;
 
 use crate::conn::CoreCx;
 use crate::protocol::DatagramProtocol;
-use crate::reactor::{Core, Ready, Source};
+use crate::reactor::{Core, Readiness, Source};
 use crate::stats::Stats;
 use crate::transport::{ConnId, DatagramTransport};
 
@@ -170,7 +170,7 @@ impl Core {
         Ok(local)
     }
 
-    pub(crate) fn udp_ready(&mut self, token: u64, mut entry: Box<UdpEntry>, r: Ready) {
+    pub(crate) fn udp_ready(&mut self, token: u64, mut entry: Box<UdpEntry>, r: Readiness) {
         if r.writable && !entry.io.queue.is_empty() {
             entry.io.flush(&mut self.stats);
         }

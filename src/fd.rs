@@ -1,0 +1,150 @@
+//! Any file descriptor in the loop: raw sockets, pipes, a terminal.
+//!
+//! Stream and datagram sockets have their own transports; everything else
+//! can still be watched by the reactor through an [`FdHandler`]: the handler
+//! owns the descriptor, is told when it is ready, and does its own reads and
+//! writes. `twirl cat` watches stdin this way, and the `icmp` plugin a raw
+//! ICMP socket.
+//!
+//! The descriptor must be non-blocking, and readiness is edge-triggered:
+//! after a `readable` event, read until `WouldBlock`, or no new event comes.
+//! Regular files cannot be watched (epoll refuses them with `EPERM`).
+//!
+//! # Examples
+//!
+//! ```
+//! use std::io::Read;
+//! use std::os::fd::{AsRawFd, RawFd};
+//! use twirl::fd::{FdHandler, FdInterest};
+//! use twirl::{Context, Reactor, Readiness};
+//!
+//! /// Reads a pipe until EOF, then stops the reactor.
+//! struct PipeReader(std::os::unix::net::UnixStream, Vec<u8>);
+//!
+//! impl FdHandler for PipeReader {
+//!     fn fd(&self) -> RawFd {
+//!         self.0.as_raw_fd()
+//!     }
+//!     fn ready(&mut self, _: Readiness, cx: &mut dyn Context) -> bool {
+//!         let mut buf = [0u8; 1024];
+//!         loop {
+//!             match self.0.read(&mut buf) {
+//!                 Ok(0) => {
+//!                     cx.stop_reactor();
+//!                     return false; // remove me
+//!                 }
+//!                 Ok(n) => self.1.extend_from_slice(&buf[..n]),
+//!                 Err(_) => return true, // WouldBlock: wait for the next event
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! let (mut tx, rx) = std::os::unix::net::UnixStream::pair()?;
+//! rx.set_nonblocking(true)?;
+//! std::io::Write::write_all(&mut tx, b"hi")?;
+//! drop(tx);
+//! let mut reactor = Reactor::new()?;
+//! reactor.add_fd(PipeReader(rx, Vec::new()), FdInterest::Read)?;
+//! reactor.run()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::io;
+use std::os::fd::RawFd;
+
+use mio::Interest;
+use mio::unix::SourceFd;
+
+use crate::conn::CoreCx;
+use crate::reactor::{Core, Readiness, Source};
+use crate::transport::{ConnId, Context};
+
+/// Which readiness to watch for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FdInterest {
+    /// Readable only.
+    Read,
+    /// Writable only.
+    Write,
+    /// Both.
+    ReadWrite,
+}
+
+impl FdInterest {
+    fn mio(self) -> Interest {
+        match self {
+            FdInterest::Read => Interest::READABLE,
+            FdInterest::Write => Interest::WRITABLE,
+            FdInterest::ReadWrite => Interest::READABLE | Interest::WRITABLE,
+        }
+    }
+}
+
+/// Something that owns a descriptor and wants to hear when it is ready.
+pub trait FdHandler: 'static {
+    /// The descriptor; it must stay open while the handler is registered.
+    fn fd(&self) -> RawFd;
+
+    /// The descriptor is ready. Return false to be removed from the loop.
+    fn ready(&mut self, readiness: Readiness, cx: &mut dyn Context) -> bool;
+
+    /// A timer set with [`Context::call_later`] fired. Return false to be removed.
+    fn timer_fired(&mut self, tag: u64, cx: &mut dyn Context) -> bool {
+        let _ = (tag, cx);
+        true
+    }
+
+    /// The handler left the loop (it asked to, was removed, or the reactor stopped).
+    fn removed(&mut self, cx: &mut dyn Context) {
+        let _ = cx;
+    }
+}
+
+pub(crate) struct FdEntry {
+    handler: Box<dyn FdHandler>,
+}
+
+impl Core {
+    pub(crate) fn add_fd(&mut self, handler: Box<dyn FdHandler>, interest: FdInterest) -> io::Result<u64> {
+        let token = self.insert(Source::Busy);
+        let fd = handler.fd();
+        if let Err(e) = self.registry.register(&mut SourceFd(&fd), mio::Token(token as usize), interest.mio()) {
+            self.remove(token);
+            return Err(e);
+        }
+        log::debug!("{} watching fd {fd}", ConnId(token));
+        self.put_back(token, Source::Fd(Box::new(FdEntry { handler })));
+        // Already-ready descriptors are reported by the registration itself.
+        Ok(token)
+    }
+
+    pub(crate) fn fd_ready(&mut self, token: u64, mut entry: Box<FdEntry>, r: Readiness) {
+        let keep = entry.handler.ready(r, &mut CoreCx { core: self, token });
+        self.keep_or_remove(token, entry, keep);
+    }
+
+    pub(crate) fn fd_timer(&mut self, token: u64, mut entry: Box<FdEntry>, tag: u64) {
+        let keep = entry.handler.timer_fired(tag, &mut CoreCx { core: self, token });
+        self.keep_or_remove(token, entry, keep);
+    }
+
+    fn keep_or_remove(&mut self, token: u64, entry: Box<FdEntry>, keep: bool) {
+        if keep {
+            self.put_back(token, Source::Fd(entry));
+        } else {
+            self.remove_fd_source(token, entry);
+        }
+    }
+
+    #[allow(clippy::boxed_local)] // the box comes straight out of its slot; it is freed here
+    pub(crate) fn remove_fd_source(&mut self, token: u64, mut entry: Box<FdEntry>) {
+        self.remove(token);
+        let fd = entry.handler.fd();
+        // The handler may keep its descriptor open after leaving the loop:
+        // deregister explicitly rather than rely on close.
+        let _ = self.registry.deregister(&mut SourceFd(&fd));
+        entry.handler.removed(&mut CoreCx { core: self, token });
+        log::debug!("{} stopped watching fd {fd}", ConnId(token));
+    }
+}
