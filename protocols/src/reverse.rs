@@ -69,13 +69,12 @@ mod tests {
     use std::net::SocketAddr;
     use std::time::Duration;
 
-    use twirl::line::LineReceiver;
     use twirl::testing::{DatagramHarness, Harness};
 
     use super::*;
-    use crate::text::TextLines;
+    use crate::text::{Framed, TextLines};
 
-    fn harness(max: usize) -> Harness<LineReceiver<TextLines>> {
+    fn harness(max: usize) -> Harness<Framed<TextLines>> {
         let mut h = Harness::new(LineConfig::default().max_line(max).receiver(TextLines::new(reverse)));
         h.connect();
         h
