@@ -13,7 +13,7 @@
 //! listener keeps serving:
 //!
 //! - not JSON: `invalid JSON: expected value at line 1 column 1`;
-//! - cut short: `truncated JSON: EOF while parsing an object at line 1 column 8`;
+//! - cut short: `truncated JSON: EOF while parsing a value at line 1 column 7`;
 //! - not an object: `expected a JSON object, got an array`;
 //! - nested deeper than [`MAX_DEPTH`] (64) arrays/objects: `too deep: ...`,
 //!   found by a byte scan *before* parsing, so no input can exhaust the stack;
@@ -48,7 +48,7 @@
 //! $ echo '{"b":1,"a":[true,null]}' | nc -u -q1 127.0.0.1 7102
 //! {"a":[true,null],"b":1}
 //! $ echo '{"a":1,' | nc -u -q1 127.0.0.1 7102
-//! {"error":"truncated JSON: EOF while parsing an object at line 2 column 0"}
+//! {"error":"truncated JSON: EOF while parsing a value at line 2 column 0"}
 //! ```
 
 use std::net::SocketAddr;
@@ -297,6 +297,7 @@ pub const PLUGIN: Plugin = Plugin {
     }),
     datagram: Some(|| Box::new(JsonUdp)),
     client: Some(client),
+    raw: None,
 };
 
 #[cfg(test)]
