@@ -204,6 +204,9 @@ impl Context for CoreCx<'_> {
     fn buffered_len_of(&self, conn: ConnId) -> Option<usize> {
         self.core.buffered_len_of(conn.0)
     }
+    fn with_conn(&mut self, conn: ConnId, f: &mut dyn FnMut(&mut dyn Transport)) -> bool {
+        self.core.with_transport(conn.0, f)
+    }
     fn stop_reactor(&mut self) {
         self.core.stop_requested = true;
     }
@@ -261,6 +264,9 @@ impl Context for ConnCtx<'_> {
             return Some(self.io.wbuf.len());
         }
         self.cx.buffered_len_of(conn)
+    }
+    fn with_conn(&mut self, conn: ConnId, f: &mut dyn FnMut(&mut dyn Transport)) -> bool {
+        self.cx.with_conn(conn, f)
     }
     fn stop_reactor(&mut self) {
         self.cx.stop_reactor()

@@ -86,6 +86,11 @@ pub trait FdHandler: 'static {
     /// The descriptor; it must stay open while the handler is registered.
     fn fd(&self) -> RawFd;
 
+    /// The handler joined the loop: a place to start timers.
+    fn added(&mut self, cx: &mut dyn Context) {
+        let _ = cx;
+    }
+
     /// The descriptor is ready. Return false to be removed from the loop.
     fn ready(&mut self, readiness: Readiness, cx: &mut dyn Context) -> bool;
 
@@ -106,7 +111,7 @@ pub(crate) struct FdEntry {
 }
 
 impl Core {
-    pub(crate) fn add_fd(&mut self, handler: Box<dyn FdHandler>, interest: FdInterest) -> io::Result<u64> {
+    pub(crate) fn add_fd(&mut self, mut handler: Box<dyn FdHandler>, interest: FdInterest) -> io::Result<u64> {
         let token = self.insert(Source::Busy);
         let fd = handler.fd();
         if let Err(e) = self.registry.register(&mut SourceFd(&fd), mio::Token(token as usize), interest.mio()) {
@@ -114,6 +119,7 @@ impl Core {
             return Err(e);
         }
         log::debug!("{} watching fd {fd}", ConnId(token));
+        handler.added(&mut CoreCx { core: self, token });
         self.put_back(token, Source::Fd(Box::new(FdEntry { handler })));
         // Already-ready descriptors are reported by the registration itself.
         Ok(token)

@@ -121,6 +121,10 @@ impl Context for MemoryContext {
     fn buffered_len_of(&self, conn: ConnId) -> Option<usize> {
         self.buffered_of.get(&conn).copied()
     }
+    /// The in-memory context has no other connections to lend.
+    fn with_conn(&mut self, _: ConnId, _: &mut dyn FnMut(&mut dyn Transport)) -> bool {
+        false
+    }
     fn stop_reactor(&mut self) {
         self.stop_requested = true;
     }
@@ -159,6 +163,13 @@ macro_rules! forward_context {
             }
             fn buffered_len_of(&self, conn: $crate::transport::ConnId) -> Option<usize> {
                 self.$field.buffered_len_of(conn)
+            }
+            fn with_conn(
+                &mut self,
+                conn: $crate::transport::ConnId,
+                f: &mut dyn FnMut(&mut dyn $crate::transport::Transport),
+            ) -> bool {
+                self.$field.with_conn(conn, f)
             }
             fn stop_reactor(&mut self) {
                 self.$field.stop_reactor()

@@ -102,6 +102,10 @@ pub trait Context {
     fn abort_conn(&mut self, conn: ConnId) -> bool;
     /// Bytes buffered for another connection, `None` if it is not open.
     fn buffered_len_of(&self, conn: ConnId) -> Option<usize>;
+    /// Runs `f` with another connection's transport (to half-close it,
+    /// pause it...); false if it is not open. From a connection's own
+    /// callback, its own id is not "another": use the transport at hand.
+    fn with_conn(&mut self, conn: ConnId, f: &mut dyn FnMut(&mut dyn Transport)) -> bool;
     /// Stops the reactor gracefully, as SIGTERM does.
     fn stop_reactor(&mut self);
 }

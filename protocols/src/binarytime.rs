@@ -156,6 +156,7 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|| Box::new(|_: &Addr| BinaryTime::new())),
     datagram: Some(|| Box::new(BinaryTimeUdp::new())),
     client: Some(client),
+    raw: None,
 };
 
 #[cfg(test)]

@@ -33,7 +33,9 @@ use std::time::Duration;
 use twirl::endpoint::ClientEndpoint;
 use twirl::{Addr, ClientFactory, Context, Disconnect, Protocol, Reactor, Transport};
 
-use crate::client::{ClientError, REPLY_TIMEOUT, connect_stream, print_reply, read_stdin, run_with_timeout, stream_exchange};
+use crate::client::{
+    ClientError, REPLY_TIMEOUT, connect_stream, print_reply, read_stdin, run_with_timeout, stream_exchange,
+};
 use crate::registry::Plugin;
 
 /// Uppercases the stream, byte by byte, with no framing.
@@ -103,7 +105,9 @@ impl Protocol for Flood {
             None if self.received != self.total => {
                 Err(io::Error::other(format!("sent {} bytes but received {}", self.sent, self.received)))
             }
-            None => Ok(format!("sent {} bytes, received {} bytes, all uppercased", self.sent, self.received).into_bytes()),
+            None => {
+                Ok(format!("sent {} bytes, received {} bytes, all uppercased", self.sent, self.received).into_bytes())
+            }
         };
         self.outcome.borrow_mut().get_or_insert(summary);
         cx.stop_reactor();
@@ -154,6 +158,7 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|| Box::new(|_: &Addr| Caps)),
     datagram: None,
     client: Some(client),
+    raw: None,
 };
 
 #[cfg(test)]

@@ -35,9 +35,13 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use twirl::endpoint::ClientEndpoint;
-use twirl::{Addr, ClientFactory, Context, DatagramProtocol, DatagramTransport, Disconnect, Protocol, Reactor, Transport};
+use twirl::{
+    Addr, ClientFactory, Context, DatagramProtocol, DatagramTransport, Disconnect, Protocol, Reactor, Transport,
+};
 
-use crate::client::{ClientError, REPLY_TIMEOUT, UdpRetry, connect_stream, print_reply, run_with_timeout, udp_exchange};
+use crate::client::{
+    ClientError, REPLY_TIMEOUT, UdpRetry, connect_stream, print_reply, run_with_timeout, udp_exchange,
+};
 use crate::registry::Plugin;
 
 const LINE: usize = 72;
@@ -196,6 +200,7 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|| Box::new(|_: &Addr| Chargen)),
     datagram: Some(|| Box::<ChargenUdp>::default()),
     client: Some(client),
+    raw: None,
 };
 
 #[cfg(test)]
@@ -206,7 +211,10 @@ mod tests {
 
     #[test]
     fn pattern_matches_rfc_864() {
-        assert_eq!(&line(0)[..LINE], &b" !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefg"[..]);
+        assert_eq!(
+            &line(0)[..LINE],
+            &b" !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefg"[..]
+        );
         assert_eq!(&line(1)[..3], b"!\"#");
         assert_eq!(&line(94)[..2], b"~ ");
         assert_eq!(line(95), line(0));

@@ -133,6 +133,7 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(factory),
     datagram: None,
     client: Some(client),
+    raw: None,
 };
 
 #[cfg(test)]

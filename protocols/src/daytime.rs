@@ -137,6 +137,7 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|| Box::new(|_: &Addr| Daytime::new())),
     datagram: Some(|| Box::new(DaytimeUdp::new())),
     client: Some(client),
+    raw: None,
 };
 
 #[cfg(test)]

@@ -62,6 +62,7 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|| Box::new(|_: &Addr| Discard)),
     datagram: Some(|| Box::new(DiscardUdp)),
     client: Some(client),
+    raw: None,
 };
 
 #[cfg(test)]

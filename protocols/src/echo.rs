@@ -60,6 +60,7 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|| Box::new(|_: &Addr| Echo)),
     datagram: Some(|| Box::new(EchoUdp)),
     client: Some(client),
+    raw: None,
 };
 
 #[cfg(test)]

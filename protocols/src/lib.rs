@@ -8,12 +8,14 @@
 
 pub mod binarytime;
 pub mod caps;
+pub mod cat;
 pub mod chargen;
 pub mod chat;
 pub mod client;
 pub mod daytime;
 pub mod discard;
 pub mod echo;
+pub mod icmp;
 pub mod json;
 pub mod registry;
 pub mod reorder;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use twirl::endpoint::ClientEndpoint;
 use twirl::{Config, Reactor};
+use twirl_protocols::client::ClientError;
 use twirl_protocols::registry::{self, PLUGINS};
 use twirl_protocols::serve;
 
@@ -41,6 +42,14 @@ enum Command {
         /// PLUGIN or PLUGIN@ENDPOINT (tcp:PORT[:interface=ADDR], udp:PORT[:interface=ADDR], unix:PATH).
         specs: Vec<String>,
     },
+    /// A netcat for the reactor: stdin to the socket, the socket to stdout.
+    Cat {
+        /// Wait for one peer on a server endpoint (tcp:PORT, unix:PATH) instead of connecting.
+        #[arg(long)]
+        listen: bool,
+        /// tcp:HOST:PORT, udp:HOST:PORT or unix:PATH (with --listen: tcp:PORT or unix:PATH).
+        endpoint: String,
+    },
     /// Run a plugin's client against a server.
     Client {
         /// The plugin.
@@ -57,6 +66,12 @@ enum Command {
 enum Failure {
     Usage(String),
     Runtime(String),
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        if e.usage { Failure::Usage(e.to_string()) } else { Failure::Runtime(e.to_string()) }
+    }
 }
 
 fn main() -> ExitCode {
@@ -78,6 +93,7 @@ fn main() -> ExitCode {
         Command::List => list(),
         Command::Serve { trace, stats, specs } => serve(trace, stats, &specs),
         Command::Client { plugin, endpoint, args } => client(&plugin, &endpoint, &args),
+        Command::Cat { listen, endpoint } => cat(&endpoint, listen),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -128,6 +144,15 @@ fn serve(trace: bool, stats: Option<f64>, words: &[String]) -> Result<(), Failur
         let _ = writeln!(out, "listening {} on {bound}", spec.plugin.name);
         let _ = out.flush();
     }
+    for plugin in serve::raw_plugins(words) {
+        let raw = plugin.raw.as_ref().ok_or_else(|| Failure::Usage(format!("plugin '{}' is not raw", plugin.name)))?;
+        let watching =
+            (raw.serve)(&mut reactor).map_err(|e| Failure::Runtime(format!("cannot start {}: {e}", plugin.name)))?;
+        for w in watching {
+            let _ = writeln!(out, "listening {} on {w}", plugin.name);
+        }
+        let _ = out.flush();
+    }
     drop(out);
     reactor
         .handle_signals(&[signal_hook::consts::SIGUSR1], |_, r| log::info!("stats {}", r.stats()))
@@ -140,9 +165,17 @@ fn serve(trace: bool, stats: Option<f64>, words: &[String]) -> Result<(), Failur
     Ok(())
 }
 
+fn cat(endpoint: &str, listen: bool) -> Result<(), Failure> {
+    init_logging("warn");
+    Ok(twirl_protocols::cat::run(endpoint, listen)?)
+}
+
 fn client(plugin: &str, endpoint: &str, args: &[String]) -> Result<(), Failure> {
     init_logging("warn");
     let p = registry::find(plugin).ok_or_else(|| Failure::Usage(format!("unknown plugin '{plugin}'")))?;
+    if let Some(raw) = &p.raw {
+        return Ok((raw.client)(endpoint, args)?);
+    }
     let run = p.client.ok_or_else(|| Failure::Usage(format!("plugin '{plugin}' has no client")))?;
     let endpoint: ClientEndpoint = endpoint.parse().map_err(|e| Failure::Usage(format!("{e}")))?;
     run(&endpoint, args)

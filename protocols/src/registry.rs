@@ -3,13 +3,23 @@
 //! Registering a plugin is adding its entry to [`PLUGINS`]; `twirl list`,
 //! `twirl serve` and `twirl client` find it there.
 
+use std::io;
+
 use twirl::endpoint::ClientEndpoint;
-use twirl::{DatagramProtocol, Factory};
+use twirl::{DatagramProtocol, Factory, Reactor};
 
 use crate::client::ClientError;
 
 /// The `twirl client PLUGIN ...` entry point: endpoint and the words after it.
 pub type ClientFn = fn(&ClientEndpoint, &[String]) -> Result<(), ClientError>;
+
+/// A plugin that listens on no endpoint but on a raw socket (needs root).
+pub struct RawPlugin {
+    /// Starts it on the reactor; returns what it watches, for the `listening` lines.
+    pub serve: fn(&mut Reactor) -> io::Result<Vec<String>>,
+    /// `twirl client NAME HOST [ARG]...`: takes a host, not an endpoint.
+    pub client: fn(&str, &[String]) -> Result<(), ClientError>,
+}
 
 /// One protocol plugin.
 pub struct Plugin {
@@ -27,6 +37,10 @@ pub struct Plugin {
     pub datagram: Option<fn() -> Box<dyn DatagramProtocol>>,
     /// Its client.
     pub client: Option<ClientFn>,
+    /// For a raw-socket plugin: how to serve it and its client. Such a
+    /// plugin has no default endpoints, so `twirl serve` alone leaves it
+    /// out; it runs when named.
+    pub raw: Option<RawPlugin>,
 }
 
 impl Plugin {
@@ -42,12 +56,16 @@ impl Plugin {
         if self.stream.is_some() {
             t.push("unix");
         }
+        if self.raw.is_some() {
+            t.push("raw");
+        }
         t.join(",")
     }
 
     /// The `twirl list` line: name, transports, default endpoints, summary.
     pub fn list_line(&self) -> String {
-        format!("{:<10} {:<13} {:<28} {}", self.name, self.transports(), self.defaults.join(","), self.summary)
+        let defaults = if self.defaults.is_empty() { "-".to_string() } else { self.defaults.join(",") };
+        format!("{:<10} {:<13} {:<28} {}", self.name, self.transports(), defaults, self.summary)
     }
 }
 
@@ -67,6 +85,7 @@ pub static PLUGINS: &[Plugin] = &[
     crate::daytime::PLUGIN,
     crate::binarytime::PLUGIN,
     crate::sntp::PLUGIN,
+    crate::icmp::PLUGIN,
 ];
 
 /// Finds a plugin by name.
@@ -84,7 +103,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for p in PLUGINS {
             assert!(seen.insert(p.name), "duplicate plugin {}", p.name);
-            assert!(!p.defaults.is_empty(), "{} has no default endpoint", p.name);
+            assert!(!p.defaults.is_empty() || p.raw.is_some(), "{} has no default endpoint", p.name);
             for d in p.defaults {
                 let e: ServerEndpoint = d.parse().unwrap_or_else(|e| panic!("{}: {e}", p.name));
                 match e {

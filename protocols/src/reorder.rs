@@ -301,6 +301,7 @@ pub const PLUGIN: Plugin = Plugin {
     stream: None,
     datagram: Some(|| Box::new(Reorder)),
     client: Some(client),
+    raw: None,
 };
 
 #[cfg(test)]

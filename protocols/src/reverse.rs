@@ -62,6 +62,7 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|| text::stream_factory(reverse, LineConfig::from_env())),
     datagram: Some(|| Box::new(TextDatagram::new(reverse))),
     client: Some(client),
+    raw: None,
 };
 
 #[cfg(test)]

@@ -55,6 +55,12 @@ pub fn parse_specs(words: &[String]) -> Result<Vec<Spec>, String> {
     Ok(specs)
 }
 
+/// The raw-socket plugins named among the serve words (they have no
+/// endpoint, so [`parse_specs`] yields no spec for them).
+pub fn raw_plugins(words: &[String]) -> Vec<&'static Plugin> {
+    words.iter().filter_map(|w| registry::find(w)).filter(|p| p.raw.is_some()).collect()
+}
+
 fn push_defaults(plugin: &'static Plugin, specs: &mut Vec<Spec>) -> Result<(), String> {
     for d in plugin.defaults {
         let endpoint = d.parse().map_err(|e| format!("plugin {}: {e}", plugin.name))?;

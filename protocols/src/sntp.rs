@@ -402,6 +402,7 @@ pub const PLUGIN: Plugin = Plugin {
     stream: None,
     datagram: Some(|| Box::new(Sntp::new())),
     client: Some(client),
+    raw: None,
 };
 
 #[cfg(test)]

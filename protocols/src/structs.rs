@@ -252,6 +252,7 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|| Box::new(|_: &Addr| StructServer::default())),
     datagram: None,
     client: Some(client),
+    raw: None,
 };
 
 #[cfg(test)]

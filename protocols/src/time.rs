@@ -170,6 +170,7 @@ pub const PLUGIN: Plugin = Plugin {
     }),
     datagram: Some(|| Box::new(TimeUdp::new(local_now))),
     client: Some(client),
+    raw: None,
 };
 
 #[cfg(test)]

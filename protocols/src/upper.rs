@@ -53,6 +53,7 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|| text::stream_factory(upper, LineConfig::from_env())),
     datagram: Some(|| Box::new(TextDatagram::new(upper))),
     client: Some(client),
+    raw: None,
 };
 
 #[cfg(test)]
