@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod amf;
 pub mod binarytime;
 pub mod caps;
 pub mod cat;

@@ -86,6 +86,7 @@ pub static PLUGINS: &[Plugin] = &[
     crate::binarytime::PLUGIN,
     crate::sntp::PLUGIN,
     crate::icmp::PLUGIN,
+    crate::amf::PLUGIN,
 ];
 
 /// Finds a plugin by name.
