@@ -8,7 +8,9 @@
 //! It also serves the handouts' naive clients, which send a string with no
 //! newline and then wait: with [`LineReceiver::flush_partial_after`] a partial
 //! line is delivered after an idle gap, and one left when the peer half-closes
-//! is always delivered.
+//! is always delivered. A line ending that arrives just after such a flush
+//! ends the line already delivered (a client that sent `reqtime`, dawdled,
+//! then sent `\n` asked one question, not two).
 //!
 //! # Examples
 //!
@@ -155,6 +157,9 @@ pub struct LineReceiver<H> {
     discarding: bool,
     idle_flush: Option<Duration>,
     idle_timer: Option<TimerHandle>,
+    /// The last delivery was a partial line flushed by the idle timer: a
+    /// line ending that comes next belongs to it.
+    after_flush: bool,
 }
 
 impl<H: LineHandler> LineReceiver<H> {
@@ -167,6 +172,7 @@ impl<H: LineHandler> LineReceiver<H> {
             discarding: false,
             idle_flush: None,
             idle_timer: None,
+            after_flush: false,
         }
     }
 
@@ -248,15 +254,16 @@ impl<H: LineHandler> LineReceiver<H> {
         }
     }
 
-    /// Delivers a pending partial line as if it had ended.
-    fn flush_partial(&mut self, t: &mut dyn Transport) {
+    /// Delivers a pending partial line as if it had ended; true if it did.
+    fn flush_partial(&mut self, t: &mut dyn Transport) -> bool {
         if self.buf.is_empty() || self.control.raw || self.control.paused || self.discarding {
-            return;
+            return false;
         }
         let buf = std::mem::take(&mut self.buf);
         let line = buf.strip_suffix(b"\r").unwrap_or(&buf);
         let mut l = Self::lines(&mut self.control, t);
         self.handler.line_received(line, &mut l);
+        true
     }
 }
 
@@ -267,6 +274,15 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
     }
 
     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
+        let mut data = data;
+        if std::mem::take(&mut self.after_flush) {
+            if data == b"\r" {
+                // Half of a `\r\n`: wait for the rest.
+                self.after_flush = true;
+                return;
+            }
+            data = data.strip_prefix(b"\r\n").or_else(|| data.strip_prefix(b"\n")).unwrap_or(data);
+        }
         if self.buf.is_empty() {
             let used = self.consume(data, t);
             self.buf.extend_from_slice(&data[used..]);
@@ -306,7 +322,7 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
         if tag == FLUSH_TAG {
             self.idle_timer = None;
             self.process_buffer(t);
-            self.flush_partial(t);
+            self.after_flush = self.flush_partial(t);
             return;
         }
         let mut l = Self::lines(&mut self.control, t);
@@ -407,6 +423,24 @@ mod tests {
         h.advance(Duration::from_secs(5));
         assert_eq!(lines(&h).len(), 1);
         assert_eq!(h.transport.cx.pending_timers(), 0);
+    }
+
+    #[test]
+    fn a_line_ending_after_an_idle_flush_ends_the_flushed_line() {
+        let mut h = harness(Rec::default(), 100);
+        h.feed(b"reqtime");
+        h.advance(Duration::from_millis(100));
+        h.feed(b"\n");
+        h.feed(b"\n");
+        assert_eq!(lines(&h), ["reqtime", ""], "the first newline is the flushed line's own");
+        h.feed(b"ab");
+        h.advance(Duration::from_millis(100));
+        h.feed(b"\r");
+        h.feed(b"\ncd\n");
+        h.feed(b"x");
+        h.advance(Duration::from_millis(100));
+        h.feed(b"y\n");
+        assert_eq!(lines(&h), ["reqtime", "", "ab", "cd", "x", "y"], "only a line ending is swallowed");
     }
 
     #[test]

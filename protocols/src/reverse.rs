@@ -73,9 +73,10 @@ mod tests {
     use twirl::testing::{DatagramHarness, Harness};
 
     use super::*;
-    use crate::text::{Framed, TextLines};
+    use crate::text::TextLines;
+    use twirl::line::LineReceiver;
 
-    fn harness(max: usize) -> Harness<Framed<TextLines>> {
+    fn harness(max: usize) -> Harness<LineReceiver<TextLines>> {
         let mut h = Harness::new(LineConfig::default().max_line(max).receiver(TextLines::new(reverse)));
         h.connect();
         h

@@ -14,7 +14,7 @@
 //!   environment variable `TWIRL_IDLE_MS` (`0` turns the idle flush off).
 //!
 //! A line ending that arrives first after an idle flush ends the line already
-//! answered rather than making an empty line of its own ([`Framed`]), so a
+//! answered rather than making an empty line of its own ([`LineReceiver`] sees to it), so a
 //! client that sends `reqtime`, dawdles, then sends `\n` gets one answer.
 //!
 //! A line longer than [`DEFAULT_MAX_LINE`] bytes gets one `error: ...` line
@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use twirl::endpoint::ClientEndpoint;
 use twirl::line::{LineHandler, LineReceiver, Lines};
-use twirl::{Addr, Context, DatagramProtocol, DatagramTransport, Disconnect, Factory, Protocol, Transport};
+use twirl::{Addr, DatagramProtocol, DatagramTransport, Factory};
 
 use crate::client::{ClientError, REPLY_TIMEOUT, UdpRetry, interactive, print_reply, stream_exchange, udp_exchange};
 
@@ -107,73 +107,13 @@ impl LineConfig {
         self
     }
 
-    /// Wraps a handler in a [`LineReceiver`] with these settings, inside [`Framed`].
-    pub fn receiver<H: LineHandler>(&self, handler: H) -> Framed<H> {
+    /// Wraps a handler in a [`LineReceiver`] with these settings.
+    pub fn receiver<H: LineHandler>(&self, handler: H) -> LineReceiver<H> {
         let r = LineReceiver::new(handler).max_line_length(self.max_line);
-        let inner = match self.idle_flush {
+        match self.idle_flush {
             Some(gap) => r.flush_partial_after(gap),
             None => r,
-        };
-        Framed { inner, flushed: false }
-    }
-}
-
-/// The timer tag [`LineReceiver`] reserves for its idle flush (documented on
-/// [`LineHandler::timer_fired`]).
-const IDLE_FLUSH_TAG: u64 = u64::MAX;
-
-/// A [`LineReceiver`] that also knows a line answered by the idle flush may
-/// still get its line ending later: a client that sends `reqtime`, pauses
-/// past the gap, then sends `\n` asked one question, not two. So a `\n` (or
-/// `\r\n`) arriving first after an idle flush ends the line already answered
-/// instead of making an empty line of its own.
-pub struct Framed<H> {
-    inner: LineReceiver<H>,
-    /// The last thing delivered was a partial line, flushed by the idle timer.
-    flushed: bool,
-}
-
-impl<H: LineHandler> Protocol for Framed<H> {
-    fn connection_made(&mut self, t: &mut dyn Transport) {
-        self.inner.connection_made(t);
-    }
-
-    fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
-        let mut data = data;
-        if std::mem::take(&mut self.flushed) {
-            if data == b"\r" {
-                // Half of a `\r\n`: wait for the rest.
-                self.flushed = true;
-                return;
-            }
-            data = data.strip_prefix(b"\r\n").or_else(|| data.strip_prefix(b"\n")).unwrap_or(data);
         }
-        if !data.is_empty() {
-            self.inner.data_received(data, t);
-        }
-    }
-
-    fn read_eof(&mut self, t: &mut dyn Transport) {
-        self.inner.read_eof(t);
-    }
-
-    fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
-        self.inner.connection_lost(reason, cx);
-    }
-
-    fn pause_writing(&mut self, t: &mut dyn Transport) {
-        self.inner.pause_writing(t);
-    }
-
-    fn resume_writing(&mut self, t: &mut dyn Transport) {
-        self.inner.resume_writing(t);
-    }
-
-    fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {
-        if tag == IDLE_FLUSH_TAG {
-            self.flushed = true;
-        }
-        self.inner.timer_fired(tag, t);
     }
 }
 
@@ -297,7 +237,7 @@ mod tests {
         m.to_ascii_uppercase()
     }
 
-    fn harness() -> twirl::testing::Harness<Framed<TextLines>> {
+    fn harness() -> twirl::testing::Harness<LineReceiver<TextLines>> {
         let mut h = twirl::testing::Harness::new(LineConfig::default().receiver(TextLines::new(shout)));
         h.connect();
         h
@@ -324,16 +264,6 @@ mod tests {
         h.advance(DEFAULT_IDLE_FLUSH);
         h.feed(b"y\n");
         assert_eq!(h.take_text(), "X\nY\n", "only a line ending is swallowed");
-    }
-
-    #[test]
-    fn idle_flush_tag_is_the_one_line_receiver_reserves() {
-        // If LineReceiver ever changes its reserved tag, this fails: the
-        // idle flush would no longer set the `flushed` flag.
-        let mut h = harness();
-        h.feed(b"p");
-        h.advance(DEFAULT_IDLE_FLUSH);
-        assert!(h.protocol.flushed);
     }
 
     #[test]
