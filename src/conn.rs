@@ -180,11 +180,7 @@ impl Context for CoreCx<'_> {
         self.core.timers.schedule(self.core.now, interval, Some(interval), action)
     }
     fn cancel_timer(&mut self, timer: TimerHandle) -> bool {
-        // `is_active`, not `cancel(..).is_some()`: see `Reactor::cancel_timer`
-        // (a repeating timer cancelling itself has its action lent out).
-        let active = self.core.timers.is_active(timer);
-        self.core.timers.cancel(timer);
-        active
+        self.core.timers.cancel(timer)
     }
     fn reschedule_timer(&mut self, timer: TimerHandle, delay: Duration) -> bool {
         self.core.timers.reschedule(self.core.now, timer, delay)

@@ -448,12 +448,7 @@ impl Reactor {
 
     /// Cancels a timer; false if it already fired or was cancelled.
     pub fn cancel_timer(&mut self, timer: TimerHandle) -> bool {
-        // Not `cancel(..).is_some()`: a repeating timer cancelled from its own
-        // callback has its action lent out, so `cancel` returns `None` though
-        // it did cancel an active timer (found by tests/timers.rs).
-        let active = self.core.timers.is_active(timer);
-        self.core.timers.cancel(timer);
-        active
+        self.core.timers.cancel(timer)
     }
 
     /// Moves an active timer to fire `delay` from now.

@@ -94,11 +94,7 @@ impl Context for MemoryContext {
         self.timers.schedule(self.now, interval, Some(interval), tag)
     }
     fn cancel_timer(&mut self, timer: TimerHandle) -> bool {
-        // `is_active`, not `cancel(..).is_some()`: see `Reactor::cancel_timer`
-        // (a repeating timer cancelling itself has its action lent out).
-        let active = self.timers.is_active(timer);
-        self.timers.cancel(timer);
-        active
+        self.timers.cancel(timer)
     }
     fn reschedule_timer(&mut self, timer: TimerHandle, delay: Duration) -> bool {
         self.timers.reschedule(self.now, timer, delay)

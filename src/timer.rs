@@ -111,14 +111,19 @@ impl<T> TimerQueue<T> {
         self.slot(h).is_some()
     }
 
-    /// Cancels the timer; returns its action if it was still active.
-    pub fn cancel(&mut self, h: TimerHandle) -> Option<T> {
-        self.slot(h)?;
-        let slot = self.slots[h.index as usize].take()?;
+    /// Cancels the timer; true if it was active. A repeating timer
+    /// cancelled from its own callback (its action lent out by
+    /// [`pop_due`](Self::pop_due)) counts as active: it is cancelled, and the
+    /// action handed back by [`restore`](Self::restore) is dropped.
+    pub fn cancel(&mut self, h: TimerHandle) -> bool {
+        if self.slot(h).is_none() {
+            return false;
+        }
+        self.slots[h.index as usize] = None;
         self.free.push(h.index);
         self.live -= 1;
         self.maybe_compact();
-        slot.action
+        true
     }
 
     /// Moves an active timer to fire `delay` after `now`; false if it is not active.
@@ -279,9 +284,9 @@ mod tests {
         let a = q.schedule(t0, ms(10), None, "a");
         let b = q.schedule(t0, ms(20), None, "b");
         assert!(q.is_active(a));
-        assert_eq!(q.cancel(a), Some("a"));
+        assert!(q.cancel(a));
         assert!(!q.is_active(a));
-        assert_eq!(q.cancel(a), None);
+        assert!(!q.cancel(a));
         assert!(q.reschedule(t0 + ms(5), b, ms(50)));
         assert_eq!(drain(&mut q, t0 + ms(54)), Vec::<&str>::new());
         assert_eq!(q.next_deadline(), Some(t0 + ms(55)));
@@ -297,7 +302,7 @@ mod tests {
         let a = q.schedule(t0, ms(10), None, "a");
         q.cancel(a);
         let b = q.schedule(t0, ms(10), None, "b");
-        assert_eq!(q.cancel(a), None);
+        assert!(!q.cancel(a));
         assert!(q.is_active(b));
         assert_eq!(drain(&mut q, t0 + ms(10)), vec!["b"]);
     }
@@ -313,7 +318,7 @@ mod tests {
         assert_eq!(drain(&mut q, t0 + ms(45)), vec!["tick"]);
         assert_eq!(q.next_deadline(), Some(t0 + ms(50)));
         assert!(q.is_active(r));
-        assert_eq!(q.cancel(r), Some("tick"));
+        assert!(q.cancel(r));
         assert_eq!(drain(&mut q, t0 + ms(1000)), Vec::<&str>::new());
     }
 
@@ -352,7 +357,7 @@ mod tests {
         let mut q = TimerQueue::new(t0);
         let r = q.schedule(t0, ms(1), Some(ms(1)), "tick");
         let (h, a) = q.pop_due(t0 + ms(1)).unwrap();
-        assert_eq!(q.cancel(r), None, "action is out being run");
+        assert!(q.cancel(r), "cancelling itself while its action is out being run");
         q.restore(h, a);
         assert!(!q.is_active(r));
         assert!(q.pop_due(t0 + ms(100)).is_none());

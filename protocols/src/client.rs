@@ -51,7 +51,8 @@ impl fmt::Display for ClientError {
 /// How long a client waits for its answer before giving up.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Outcome = Rc<RefCell<Option<io::Result<Vec<u8>>>>>;
+/// Where a client protocol leaves its result for [`run_with_timeout`].
+pub type Outcome = Rc<RefCell<Option<io::Result<Vec<u8>>>>>;
 
 /// Sends `request`, half-closes, and collects the reply until the server closes.
 struct Exchange {
