@@ -9,10 +9,13 @@
 //! before the peer reads them.
 
 use std::io;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::addr::Addr;
 use crate::flow::{Flow, Limits, WriteBuf};
+use crate::guard::guarded;
+use crate::listener::ListenerShared;
 use crate::protocol::Protocol;
 use crate::reactor::{Core, Readiness, Source, TimerAction};
 use crate::stats::Stats;
@@ -20,11 +23,32 @@ use crate::stream::Stream;
 use crate::timer::TimerHandle;
 use crate::transport::{ConnId, Context, Disconnect, Transport};
 
-/// Who made the connection: a listener, or a client factory to tell on loss.
-#[derive(Copy, Clone, Debug)]
+/// Who made the connection: a listener (whose counts it holds a place in),
+/// or a client factory to tell on loss.
+#[derive(Clone, Debug)]
 pub(crate) enum Origin {
-    Listener,
+    Listener(Rc<ListenerShared>),
     Client(usize),
+}
+
+impl Origin {
+    /// A name for logs.
+    fn name(&self) -> &str {
+        match self {
+            Origin::Listener(l) => &l.name,
+            Origin::Client(_) => "client",
+        }
+    }
+}
+
+/// A connection's idle timeout: when it last received, and the timer that
+/// checks. Reads only stamp `last_rx`; the timer re-arms itself from that
+/// stamp when it fires, so the hot path never touches the timer queue.
+#[derive(Debug)]
+pub(crate) struct Idle {
+    after: Duration,
+    last_rx: Instant,
+    timer: TimerHandle,
 }
 
 pub(crate) struct Conn {
@@ -48,6 +72,7 @@ pub(crate) struct ConnIo {
     pub shutdown_requested: bool,
     pub shutdown_done: bool,
     pub abort: Option<io::Error>,
+    pub idle: Option<Idle>,
 }
 
 impl ConnIo {
@@ -66,6 +91,7 @@ impl ConnIo {
             shutdown_requested: false,
             shutdown_done: false,
             abort: None,
+            idle: None,
         }
     }
 
@@ -324,13 +350,21 @@ impl Transport for ConnCtx<'_> {
 
 /// Builds the transport for a callback: the protocol and the I/O state are
 /// separate fields, so both can be borrowed at once.
+/// A panic in the callback aborts this connection only (see [`crate::guard`]).
 macro_rules! with_ctx {
     ($core:expr, $conn:expr, |$p:ident, $t:ident| $body:expr) => {{
         let Conn { protocol: $p, io } = &mut *$conn;
         let token = io.token;
         let mut ctx = ConnCtx { io, cx: CoreCx { core: $core, token } };
-        let $t = &mut ctx;
-        $body
+        let result = guarded(|| {
+            let $t = &mut ctx;
+            $body
+        });
+        if let Err(e) = result {
+            ctx.cx.core.stats.panics += 1;
+            log::error!("{} ({}, {}): {e}; aborting the connection", ConnId(token), ctx.io.peer, ctx.io.origin.name());
+            ctx.io.abort = Some(e);
+        }
     }};
 }
 
@@ -384,6 +418,9 @@ impl Core {
                 Ok(n) => {
                     self.stats.reads += 1;
                     self.stats.bytes_in += n as u64;
+                    if let Some(idle) = &mut conn.io.idle {
+                        idle.last_rx = self.now;
+                    }
                     log::trace!(target: "twirl::loop", "{} read {n} B", conn.io.id());
                     if !conn.io.lingering {
                         with_ctx!(self, conn, |p, t| p.data_received(&buf[..n], t));
@@ -492,12 +529,48 @@ impl Core {
         self.stats.buffered_sub(conn.io.wbuf.len());
         let Conn { mut protocol, io } = *conn;
         log::debug!("{} closed ({}): {reason}", ConnId(token), io.peer);
-        let origin = io.origin;
+        if let Some(idle) = &io.idle {
+            self.timers.cancel(idle.timer);
+        }
+        let origin = io.origin.clone();
+        if let Origin::Listener(l) = &origin {
+            l.release(&io.peer);
+        }
+        let peer = io.peer.clone();
         drop(io);
-        protocol.connection_lost(&reason, &mut CoreCx { core: self, token });
+        if let Err(e) = guarded(|| protocol.connection_lost(&reason, &mut CoreCx { core: self, token })) {
+            self.stats.panics += 1;
+            log::error!("{} ({peer}, {}): in connection_lost: {e}", ConnId(token), origin.name());
+        }
         if let Origin::Client(client) = origin {
             self.client_lost(client, &reason);
         }
+    }
+
+    /// Starts the idle check for a new connection.
+    pub(crate) fn idle_timer(&mut self, token: u64, after: Duration) -> Idle {
+        let timer = self.timers.schedule(self.now, after, None, TimerAction::Idle(token));
+        Idle { after, last_rx: self.now, timer }
+    }
+
+    /// The idle timer fired: close the connection if it stayed silent,
+    /// otherwise check again when it could next be idle long enough.
+    pub(crate) fn idle_check(&mut self, token: u64) {
+        let Some(source) = self.take(token) else { return };
+        let Source::Conn(mut conn) = source else { return self.put_back(token, source) };
+        let now = self.now;
+        if let Some(idle) = &mut conn.io.idle {
+            let silent = now.saturating_duration_since(idle.last_rx);
+            if silent >= idle.after {
+                self.stats.idle_closed += 1;
+                let msg = format!("idle for {:.1} s (limit {:.1} s)", silent.as_secs_f64(), idle.after.as_secs_f64());
+                log::info!("{} ({}, {}): closing: {msg}", ConnId(token), conn.io.peer, conn.io.origin.name());
+                conn.io.abort = Some(io::Error::new(io::ErrorKind::TimedOut, msg));
+            } else {
+                idle.timer = self.timers.schedule(now, idle.after - silent, None, TimerAction::Idle(token));
+            }
+        }
+        self.settle_or_finish(token, conn);
     }
 
     /// The lingering close waited long enough.

@@ -94,7 +94,15 @@ impl Core {
                     return self.remove(token);
                 };
                 self.stats.connected += 1;
-                let protocol = entry.factory.build_protocol(&peer);
+                let protocol = match crate::guard::guarded(|| entry.factory.build_protocol(&peer)) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.stats.panics += 1;
+                        log::error!("client factory for {}: {e}", entry.target);
+                        self.remove(token);
+                        return self.connect_failed(client, e);
+                    }
+                };
                 let io = ConnIo::new(token, stream, peer, entry.limits, Origin::Client(client));
                 self.start_conn(token, Box::new(Conn { protocol, io }));
             }

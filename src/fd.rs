@@ -57,6 +57,7 @@ use mio::Interest;
 use mio::unix::SourceFd;
 
 use crate::conn::CoreCx;
+use crate::guard::guarded;
 use crate::reactor::{Core, Readiness, Source};
 use crate::transport::{ConnId, Context};
 
@@ -119,27 +120,38 @@ impl Core {
             return Err(e);
         }
         log::debug!("{} watching fd {fd}", ConnId(token));
-        handler.added(&mut CoreCx { core: self, token });
+        if let Err(e) = guarded(|| handler.added(&mut CoreCx { core: self, token })) {
+            self.stats.panics += 1;
+            log::error!("{} fd {fd}: in added: {e}", ConnId(token));
+            let _ = self.registry.deregister(&mut SourceFd(&fd));
+            self.remove(token);
+            return Err(e);
+        }
         self.put_back(token, Source::Fd(Box::new(FdEntry { handler })));
         // Already-ready descriptors are reported by the registration itself.
         Ok(token)
     }
 
     pub(crate) fn fd_ready(&mut self, token: u64, mut entry: Box<FdEntry>, r: Readiness) {
-        let keep = entry.handler.ready(r, &mut CoreCx { core: self, token });
+        let keep = guarded(|| entry.handler.ready(r, &mut CoreCx { core: self, token }));
         self.keep_or_remove(token, entry, keep);
     }
 
     pub(crate) fn fd_timer(&mut self, token: u64, mut entry: Box<FdEntry>, tag: u64) {
-        let keep = entry.handler.timer_fired(tag, &mut CoreCx { core: self, token });
+        let keep = guarded(|| entry.handler.timer_fired(tag, &mut CoreCx { core: self, token }));
         self.keep_or_remove(token, entry, keep);
     }
 
-    fn keep_or_remove(&mut self, token: u64, entry: Box<FdEntry>, keep: bool) {
-        if keep {
-            self.put_back(token, Source::Fd(entry));
-        } else {
-            self.remove_fd_source(token, entry);
+    /// A handler that asked to go, or panicked, leaves the loop.
+    fn keep_or_remove(&mut self, token: u64, entry: Box<FdEntry>, keep: io::Result<bool>) {
+        match keep {
+            Ok(true) => self.put_back(token, Source::Fd(entry)),
+            Ok(false) => self.remove_fd_source(token, entry),
+            Err(e) => {
+                self.stats.panics += 1;
+                log::error!("{} fd {}: {e}; removed from the loop", ConnId(token), entry.handler.fd());
+                self.remove_fd_source(token, entry);
+            }
         }
     }
 
@@ -150,7 +162,10 @@ impl Core {
         // The handler may keep its descriptor open after leaving the loop:
         // deregister explicitly rather than rely on close.
         let _ = self.registry.deregister(&mut SourceFd(&fd));
-        entry.handler.removed(&mut CoreCx { core: self, token });
+        if let Err(e) = guarded(|| entry.handler.removed(&mut CoreCx { core: self, token })) {
+            self.stats.panics += 1;
+            log::error!("{} fd {fd}: in removed: {e}", ConnId(token));
+        }
         log::debug!("{} stopped watching fd {fd}", ConnId(token));
     }
 }

@@ -48,6 +48,7 @@ mod connector;
 pub mod endpoint;
 pub mod fd;
 mod flow;
+mod guard;
 mod handle;
 pub mod line;
 mod listener;

@@ -5,20 +5,56 @@
 //! still queued: no new event will come for them. So accepting is retried on
 //! a timer, 10 ms at first and doubling up to 1 s, with one warning per
 //! back-off rather than one per attempt.
+//!
+//! A listener also enforces its [`ListenOptions`] caps: over
+//! `max_connections`, or `max_per_peer` for one address, a new connection is
+//! closed at once (never left hanging in the backlog) and counted.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::conn::{Conn, ConnIo, Origin};
+use crate::guard::guarded;
 use crate::protocol::Factory;
 use crate::reactor::{Core, ListenOptions, Source, TimerAction};
 use crate::stream::Listener;
+
+/// What a listener and its connections share: the name for logs and the
+/// counts its caps are checked against (decremented when a connection ends,
+/// whether or not the listener is in its slot at that moment).
+#[derive(Debug)]
+pub(crate) struct ListenerShared {
+    pub name: String,
+    open: Cell<usize>,
+    per_peer: RefCell<HashMap<IpAddr, usize>>,
+}
+
+impl ListenerShared {
+    /// A connection from `peer` ended.
+    pub(crate) fn release(&self, peer: &crate::Addr) {
+        self.open.set(self.open.get().saturating_sub(1));
+        if let Some(ip) = peer.inet().map(|a| a.ip()) {
+            let mut map = self.per_peer.borrow_mut();
+            if let Some(n) = map.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&ip);
+                }
+            }
+        }
+    }
+}
 
 pub(crate) struct ListenerEntry {
     sock: Listener,
     factory: Box<dyn Factory>,
     opts: ListenOptions,
+    shared: Rc<ListenerShared>,
     /// The current back-off delay while descriptors are exhausted.
     backoff: Option<Duration>,
     /// A Unix socket file to remove when the listener closes.
@@ -34,7 +70,26 @@ fn out_of_resources(e: &io::Error) -> bool {
 
 impl ListenerEntry {
     pub(crate) fn new(sock: Listener, factory: Box<dyn Factory>, opts: ListenOptions, path: Option<PathBuf>) -> Self {
-        ListenerEntry { sock, factory, opts, backoff: None, path }
+        let shared =
+            Rc::new(ListenerShared { name: opts.name.clone(), open: Cell::new(0), per_peer: RefCell::default() });
+        ListenerEntry { sock, factory, opts, shared, backoff: None, path }
+    }
+
+    /// Counts a new connection from `peer` in, or says which cap it passes.
+    fn admit(&self, peer: &crate::Addr) -> Result<(), String> {
+        if self.opts.max_connections.is_some_and(|max| self.shared.open.get() >= max) {
+            return Err(format!("{} connections open, the most allowed", self.shared.open.get()));
+        }
+        if let (Some(max), Some(ip)) = (self.opts.max_per_peer, peer.inet().map(|a| a.ip())) {
+            let mut map = self.shared.per_peer.borrow_mut();
+            let n = map.entry(ip).or_insert(0);
+            if *n >= max {
+                return Err(format!("{n} connections open from {ip}, the most allowed per address"));
+            }
+            *n += 1;
+        }
+        self.shared.open.set(self.shared.open.get() + 1);
+        Ok(())
     }
 
     /// Closes the socket and removes its file, if any.
@@ -58,15 +113,33 @@ impl Core {
                     if l.backoff.take().is_some() {
                         log::info!("{}: accepting again", l.opts.name);
                     }
+                    if let Err(why) = l.admit(&peer) {
+                        self.stats.refused += 1;
+                        log::debug!("{}: refused {peer}: {why}", l.opts.name);
+                        continue; // dropping the stream closes it at once
+                    }
+                    let protocol = match guarded(|| l.factory.build_protocol(&peer)) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            self.stats.panics += 1;
+                            log::error!("{}: building a protocol for {peer}: {e}", l.opts.name);
+                            l.shared.release(&peer);
+                            continue;
+                        }
+                    };
                     let conn_token = self.insert(Source::Busy);
                     if let Err(e) = stream.register(&self.registry, mio::Token(conn_token as usize)) {
                         log::warn!("{}: could not register a connection from {peer}: {e}", l.opts.name);
                         self.remove(conn_token);
+                        l.shared.release(&peer);
                         continue;
                     }
                     self.stats.accepted += 1;
-                    let protocol = l.factory.build_protocol(&peer);
-                    let io = ConnIo::new(conn_token, stream, peer, l.opts.limits, Origin::Listener);
+                    let origin = Origin::Listener(l.shared.clone());
+                    let mut io = ConnIo::new(conn_token, stream, peer, l.opts.limits, origin);
+                    if let Some(after) = l.opts.idle_timeout {
+                        io.idle = Some(self.idle_timer(conn_token, after));
+                    }
                     self.start_conn(conn_token, Box::new(Conn { protocol, io }));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

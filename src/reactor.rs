@@ -110,13 +110,46 @@ impl Default for Config {
     }
 }
 
-/// Options for one listener.
+/// Options for one listener, with documented defaults ([`ListenOptions::new`]).
+///
+/// ```
+/// use std::time::Duration;
+/// let opts = twirl::ListenOptions {
+///     idle_timeout: Some(Duration::from_secs(60)),
+///     max_per_peer: Some(8),
+///     ..twirl::ListenOptions::new("chat")
+/// };
+/// assert_eq!(opts.max_connections, None);
+/// ```
 #[derive(Clone, Debug)]
 pub struct ListenOptions {
     /// A name for logs (the plugin's name).
     pub name: String,
-    /// Buffer limits for its connections.
+    /// Buffer limits for its connections. Default: [`Limits::default`].
     pub limits: Limits,
+    /// Close a connection after this long without receiving a byte
+    /// (Twisted's `TimeoutMixin`), aborting it with a logged reason.
+    /// Default: none.
+    pub idle_timeout: Option<Duration>,
+    /// Most connections open at once; over it, new ones are closed at once
+    /// and counted (`Stats::refused`). Default: none.
+    pub max_connections: Option<usize>,
+    /// Most connections open at once from one IP address (Twisted's
+    /// `LimitConnectionsByPeer`). Default: none.
+    pub max_per_peer: Option<usize>,
+}
+
+impl ListenOptions {
+    /// Options named `name`, with default limits and no timeouts or caps.
+    pub fn new(name: impl Into<String>) -> Self {
+        ListenOptions {
+            name: name.into(),
+            limits: Limits::default(),
+            idle_timeout: None,
+            max_connections: None,
+            max_per_peer: None,
+        }
+    }
 }
 
 /// What the loop can do to a registered source when a timer fires.
@@ -132,6 +165,7 @@ pub(crate) enum TimerAction {
     Reconnect(usize),
     ConnectTimeout(u64),
     Linger(u64),
+    Idle(u64),
 }
 
 pub(crate) enum Source {
@@ -341,7 +375,7 @@ impl Reactor {
     /// Listens for TCP connections; returns the address actually bound
     /// (port 0 lets the kernel choose).
     pub fn listen_tcp(&mut self, addr: SocketAddr, factory: impl Factory) -> io::Result<SocketAddr> {
-        let opts = ListenOptions { name: "tcp".into(), limits: self.core.config.limits };
+        let opts = ListenOptions { limits: self.core.config.limits, ..ListenOptions::new("tcp") };
         match self.listen_stream(&ServerEndpoint::Tcp(addr), Box::new(factory), opts)? {
             ServerEndpoint::Tcp(a) => Ok(a),
             _ => Err(io::Error::other("tcp listener bound to a non-tcp address")),
@@ -350,7 +384,7 @@ impl Reactor {
 
     /// Listens on a Unix-domain socket path (a stale socket file is replaced).
     pub fn listen_unix(&mut self, path: impl AsRef<Path>, factory: impl Factory) -> io::Result<PathBuf> {
-        let opts = ListenOptions { name: "unix".into(), limits: self.core.config.limits };
+        let opts = ListenOptions { limits: self.core.config.limits, ..ListenOptions::new("unix") };
         let ep = ServerEndpoint::Unix(path.as_ref().to_path_buf());
         self.listen_stream(&ep, Box::new(factory), opts)?;
         Ok(path.as_ref().to_path_buf())
@@ -629,11 +663,18 @@ impl Reactor {
                         self.core.timers.cancel(handle);
                     }
                 }
-                TimerAction::Call(f) => f(self),
-                TimerAction::Every(mut f) => {
-                    f(self);
-                    self.core.timers.restore(handle, TimerAction::Every(f));
+                TimerAction::Call(f) => {
+                    if let Err(e) = crate::guard::guarded(|| f(self)) {
+                        log::error!("a call_later callback failed: {e}");
+                    }
                 }
+                TimerAction::Every(mut f) => match crate::guard::guarded(|| f(self)) {
+                    Ok(()) => self.core.timers.restore(handle, TimerAction::Every(f)),
+                    Err(e) => {
+                        log::error!("a call_every callback failed: {e}; it will not run again");
+                        self.core.timers.cancel(handle);
+                    }
+                },
                 TimerAction::RetryAccept(token) => {
                     if let Some(source) = self.core.take(token) {
                         match source {
@@ -645,6 +686,7 @@ impl Reactor {
                 TimerAction::Reconnect(client) => self.core.reconnect(client),
                 TimerAction::ConnectTimeout(token) => self.core.connect_timeout(token),
                 TimerAction::Linger(token) => self.core.linger_expired(token),
+                TimerAction::Idle(token) => self.core.idle_check(token),
             }
             self.core.process_dirty();
         }

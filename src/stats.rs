@@ -55,6 +55,12 @@ pub struct Stats {
     pub datagrams_dropped: u64,
     /// Connections aborted for passing the write buffer's hard cap.
     pub cap_aborts: u64,
+    /// Connections refused at accept for passing a listener's limits.
+    pub refused: u64,
+    /// Connections closed for being idle too long.
+    pub idle_closed: u64,
+    /// Panics caught in protocol callbacks.
+    pub panics: u64,
 }
 
 impl Stats {
@@ -76,7 +82,7 @@ impl fmt::Display for Stats {
             "turns={} events={} max_events_per_turn={} accepted={} connected={} closed={} open={} \
              bytes_in={} bytes_out={} reads={} writes={} partial_writes={} would_blocks={} \
              buffered={} peak_buffered={} timers_fired={} datagrams_in={} datagrams_out={} \
-             datagrams_dropped={} cap_aborts={}",
+             datagrams_dropped={} cap_aborts={} refused={} idle_closed={} panics={}",
             self.turns,
             self.events,
             self.max_events_per_turn,
@@ -96,7 +102,10 @@ impl fmt::Display for Stats {
             self.datagrams_in,
             self.datagrams_out,
             self.datagrams_dropped,
-            self.cap_aborts
+            self.cap_aborts,
+            self.refused,
+            self.idle_closed,
+            self.panics
         )
     }
 }

@@ -131,13 +131,20 @@ impl DatagramTransport for UdpCtx<'_> {
     }
 }
 
+/// A panic in the callback is logged and that datagram dropped; the socket
+/// goes on serving everyone else (see [`crate::guard`]).
 macro_rules! with_udp {
     ($core:expr, $entry:expr, |$p:ident, $t:ident| $body:expr) => {{
         let UdpEntry { protocol: $p, io } = &mut *$entry;
         let token = io.token;
         let mut ctx = UdpCtx { io, cx: CoreCx { core: $core, token } };
-        let $t = &mut ctx;
-        $body
+        if let Err(e) = crate::guard::guarded(|| {
+            let $t = &mut ctx;
+            $body
+        }) {
+            ctx.cx.core.stats.panics += 1;
+            log::error!("{} udp: {e}; dropped the datagram", ConnId(token));
+        }
     }};
 }
 

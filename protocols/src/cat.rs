@@ -297,7 +297,7 @@ pub fn run(endpoint: &str, listen: bool) -> Result<(), ClientError> {
         let factory = move |_: &Addr| -> Box<dyn Protocol> {
             if first.replace(false) { Box::new(Peer { link: l.clone() }) } else { Box::new(Busy) }
         };
-        let opts = ListenOptions { name: "cat".into(), limits: reactor.config().limits };
+        let opts = ListenOptions { limits: reactor.config().limits, ..ListenOptions::new("cat") };
         let bound = reactor.listen_stream(&ep, Box::new(BoxedFactory(factory)), opts).map_err(|e| ClientError {
             endpoint: ep.to_string(),
             message: e.to_string(),

@@ -39,6 +39,16 @@ enum Command {
         /// Log a one-line statistics summary every SECS seconds.
         #[arg(long, value_name = "SECS")]
         stats: Option<f64>,
+        /// Close a connection that sends nothing for SECS seconds (0: never).
+        #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+        idle_timeout: f64,
+        /// Most connections per listener (0: no cap).
+        #[arg(long, value_name = "N", default_value_t = 10_000)]
+        max_conns: usize,
+        /// Most connections per peer address (0: no cap). Default: none on
+        /// loopback, 64 on any other interface.
+        #[arg(long, value_name = "N")]
+        max_per_peer: Option<usize>,
         /// PLUGIN or PLUGIN@ENDPOINT (tcp:PORT[:interface=ADDR], udp:PORT[:interface=ADDR], unix:PATH).
         specs: Vec<String>,
     },
@@ -91,7 +101,12 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::List => list(),
-        Command::Serve { trace, stats, specs } => serve(trace, stats, &specs),
+        Command::Serve { trace, stats, idle_timeout, max_conns, max_per_peer, specs } => {
+            match serve_limits(idle_timeout, max_conns, max_per_peer) {
+                Ok(limits) => serve(trace, stats, &limits, &specs),
+                Err(e) => Err(e),
+            }
+        }
         Command::Client { plugin, endpoint, args } => client(&plugin, &endpoint, &args),
         Command::Cat { listen, endpoint } => cat(&endpoint, listen),
     };
@@ -121,7 +136,22 @@ fn list() -> Result<(), Failure> {
     Ok(())
 }
 
-fn serve(trace: bool, stats: Option<f64>, words: &[String]) -> Result<(), Failure> {
+fn serve_limits(idle: f64, max_conns: usize, max_per_peer: Option<usize>) -> Result<serve::ServeLimits, Failure> {
+    if !(idle.is_finite() && idle >= 0.0) {
+        return Err(Failure::Usage(format!("--idle-timeout '{idle}': expected seconds, 0 or more")));
+    }
+    let cap = |n: usize| (n > 0).then_some(n);
+    Ok(serve::ServeLimits {
+        idle_timeout: (idle > 0.0).then(|| Duration::from_secs_f64(idle)),
+        max_connections: cap(max_conns),
+        max_per_peer: match max_per_peer {
+            Some(0) => Some(usize::MAX),
+            other => other,
+        },
+    })
+}
+
+fn serve(trace: bool, stats: Option<f64>, limits: &serve::ServeLimits, words: &[String]) -> Result<(), Failure> {
     if trace && std::env::var_os("RUST_LOG").is_none() {
         init_logging("info,twirl=trace");
     } else {
@@ -139,7 +169,7 @@ fn serve(trace: bool, stats: Option<f64>, words: &[String]) -> Result<(), Failur
         .map_err(|e| Failure::Runtime(format!("cannot start the reactor: {e}")))?;
     let mut out = std::io::stdout().lock();
     for spec in &specs {
-        let bound = serve::bind(&mut reactor, spec)
+        let bound = serve::bind_with(&mut reactor, spec, limits)
             .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", spec.endpoint)))?;
         let _ = writeln!(out, "listening {} on {bound}", spec.plugin.name);
         let _ = out.flush();

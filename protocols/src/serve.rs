@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 use twirl::endpoint::ServerEndpoint;
 use twirl::{ListenOptions, Reactor};
@@ -89,13 +90,60 @@ fn kind(e: &ServerEndpoint) -> &'static str {
     }
 }
 
-/// Binds one spec on the reactor; returns the endpoint as actually bound.
+/// Limits `twirl serve` puts on every stream listener (`--idle-timeout`,
+/// `--max-conns`, `--max-per-peer`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServeLimits {
+    /// Close a connection silent this long. Default 300 s.
+    pub idle_timeout: Option<Duration>,
+    /// Most connections per listener. Default 10,000.
+    pub max_connections: Option<usize>,
+    /// Most connections per peer address; `None` chooses by the interface:
+    /// no cap on loopback (every peer is this machine), [`PER_PEER_EXPOSED`]
+    /// on any other interface.
+    pub max_per_peer: Option<usize>,
+}
+
+/// The per-peer cap on a listener bound beyond loopback, unless told otherwise.
+pub const PER_PEER_EXPOSED: usize = 64;
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            idle_timeout: Some(Duration::from_secs(300)),
+            max_connections: Some(10_000),
+            max_per_peer: None,
+        }
+    }
+}
+
+impl ServeLimits {
+    /// The listener options for `plugin` on `endpoint`.
+    pub fn options(&self, plugin: &Plugin, endpoint: &ServerEndpoint, reactor: &Reactor) -> ListenOptions {
+        let exposed = matches!(endpoint, ServerEndpoint::Tcp(a) if !a.ip().is_loopback());
+        ListenOptions {
+            limits: reactor.config().limits,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            max_per_peer: self.max_per_peer.or(exposed.then_some(PER_PEER_EXPOSED)),
+            ..ListenOptions::new(plugin.name)
+        }
+    }
+}
+
+/// Binds one spec on the reactor with the default [`ServeLimits`]; returns
+/// the endpoint as actually bound.
 pub fn bind(reactor: &mut Reactor, spec: &Spec) -> io::Result<ServerEndpoint> {
+    bind_with(reactor, spec, &ServeLimits::default())
+}
+
+/// Binds one spec with the given limits.
+pub fn bind_with(reactor: &mut Reactor, spec: &Spec, limits: &ServeLimits) -> io::Result<ServerEndpoint> {
     let plugin = spec.plugin;
     match (&spec.endpoint, plugin.stream, plugin.datagram) {
         (ServerEndpoint::Udp(addr), _, Some(make)) => reactor.listen_udp_boxed(*addr, make()).map(ServerEndpoint::Udp),
         (ServerEndpoint::Tcp(_) | ServerEndpoint::Unix(_), Some(make), _) => {
-            let opts = ListenOptions { name: plugin.name.to_string(), limits: reactor.config().limits };
+            let opts = limits.options(plugin, &spec.endpoint, reactor);
             reactor.listen_stream(&spec.endpoint, make(), opts)
         }
         _ => Err(io::Error::new(
@@ -124,6 +172,20 @@ mod tests {
         let s = parse_specs(&words(&["echo@tcp:0", "echo"])).unwrap();
         assert_eq!(s[0].endpoint, ServerEndpoint::Tcp("127.0.0.1:0".parse().unwrap()));
         assert_eq!(s.len(), 1 + crate::echo::PLUGIN.defaults.len());
+    }
+
+    #[test]
+    fn per_peer_cap_only_off_loopback_unless_set() {
+        let r = Reactor::new().unwrap();
+        let p = &crate::echo::PLUGIN;
+        let lo: ServerEndpoint = "tcp:0".parse().unwrap();
+        let any: ServerEndpoint = "tcp:0:interface=0.0.0.0".parse().unwrap();
+        let d = ServeLimits::default();
+        assert_eq!(d.options(p, &lo, &r).max_per_peer, None);
+        assert_eq!(d.options(p, &any, &r).max_per_peer, Some(PER_PEER_EXPOSED));
+        let set = ServeLimits { max_per_peer: Some(3), ..ServeLimits::default() };
+        assert_eq!(set.options(p, &lo, &r).max_per_peer, Some(3));
+        assert_eq!(d.options(p, &lo, &r).idle_timeout, Some(Duration::from_secs(300)));
     }
 
     #[test]
