@@ -75,6 +75,14 @@
 //! (`ntplib` reads any reference id above stratum 1 as an IPv4 address, as
 //! the RFC defines it; 76.79.67.76 is "LOCL" in ASCII. ntpd and chrony use
 //! the same convention for a local clock and display it as `.LOCL.`.)
+//!
+//! `ntpdate -q` and `ntpdig` (ntpsec) only ask port 123, so for them the
+//! server runs there (as root): `twirl serve sntp@udp:123`, then
+//!
+//! ```text
+//! $ ntpdate -q 127.0.0.1
+//! 2025-11-22 02:46:09.940562 (+0000) +0.000249 +/- 0.000386 127.0.0.1 s10 no-leap
+//! ```
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
