@@ -22,7 +22,10 @@ pub(crate) fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, io::Error> {
 }
 
 fn message(p: &(dyn Any + Send)) -> &str {
-    p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(String::as_str)).unwrap_or("(no message)")
+    p.downcast_ref::<&str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 #[cfg(test)]

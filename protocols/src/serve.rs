@@ -109,11 +109,7 @@ pub const PER_PEER_EXPOSED: usize = 64;
 
 impl Default for ServeLimits {
     fn default() -> Self {
-        ServeLimits {
-            idle_timeout: Some(Duration::from_secs(300)),
-            max_connections: Some(10_000),
-            max_per_peer: None,
-        }
+        ServeLimits { idle_timeout: Some(Duration::from_secs(300)), max_connections: Some(10_000), max_per_peer: None }
     }
 }
 
