@@ -101,7 +101,8 @@ fn list_prints_one_line_per_plugin() {
         let fields: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(fields[0], p.name);
         assert_eq!(fields[1], p.transports());
-        assert_eq!(fields[2], p.defaults.join(","));
+        let defaults = if p.defaults.is_empty() { "-".to_string() } else { p.defaults.join(",") };
+        assert_eq!(fields[2], defaults);
         assert!(line.ends_with(p.summary), "{line}");
     }
 }
