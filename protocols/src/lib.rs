@@ -14,6 +14,7 @@ pub mod chargen;
 pub mod chat;
 pub mod client;
 pub mod daytime;
+pub mod deadlock;
 pub mod discard;
 pub mod echo;
 pub mod icmp;

@@ -4,6 +4,7 @@
 //! twirl list
 //! twirl serve [--trace] [--stats SECS] [PLUGIN[@ENDPOINT]]...
 //! twirl client PLUGIN ENDPOINT [ARG]...
+//! twirl deadlock [--bytes N] [--cap N] [--svg FILE]
 //! ```
 //!
 //! Exit status: 0 on success (and after SIGINT/SIGTERM), 2 for a usage
@@ -70,6 +71,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The deadlock lab: a blocking client and server freeze; twirl does not (seed 002).
+    Deadlock(twirl_protocols::deadlock::Options),
 }
 
 /// A failure, and whether it was the user's words (2) or the world (1).
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
         }
         Command::Client { plugin, endpoint, args } => client(&plugin, &endpoint, &args),
         Command::Cat { listen, endpoint } => cat(&endpoint, listen),
+        Command::Deadlock(opts) => deadlock(&opts),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -210,4 +214,12 @@ fn client(plugin: &str, endpoint: &str, args: &[String]) -> Result<(), Failure> 
     let endpoint: ClientEndpoint = endpoint.parse().map_err(|e| Failure::Usage(format!("{e}")))?;
     run(&endpoint, args)
         .map_err(|e| if e.usage { Failure::Usage(e.to_string()) } else { Failure::Runtime(e.to_string()) })
+}
+
+fn deadlock(opts: &twirl_protocols::deadlock::Options) -> Result<(), Failure> {
+    init_logging("warn");
+    let mut out = std::io::stdout().lock();
+    twirl_protocols::deadlock::run_and_print(opts, &mut out)
+        .map_err(|e| Failure::Runtime(format!("deadlock lab: {e}")))?;
+    Ok(())
 }
