@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::addr::Addr;
 use crate::flow::{Flow, Limits, WriteBuf};
 use crate::guard::guarded;
-use crate::listener::ListenerShared;
+use crate::listener::Policy;
 use crate::protocol::Protocol;
 use crate::reactor::{Core, Readiness, Source, TimerAction};
 use crate::stats::Stats;
@@ -27,17 +27,20 @@ use crate::transport::{ConnId, Context, Disconnect, Transport};
 /// or a client factory to tell on loss.
 #[derive(Clone, Debug)]
 pub(crate) enum Origin {
-    Listener(Rc<ListenerShared>),
-    Client(usize),
+    Listener(Rc<Policy>),
+    Client(usize, Rc<Policy>),
 }
 
 impl Origin {
+    pub(crate) fn policy(&self) -> &Policy {
+        match self {
+            Origin::Listener(p) | Origin::Client(_, p) => p,
+        }
+    }
+
     /// A name for logs.
     fn name(&self) -> &str {
-        match self {
-            Origin::Listener(l) => &l.name,
-            Origin::Client(_) => "client",
-        }
+        &self.policy().name
     }
 }
 
@@ -46,7 +49,6 @@ impl Origin {
 /// stamp when it fires, so the hot path never touches the timer queue.
 #[derive(Debug)]
 pub(crate) struct Idle {
-    after: Duration,
     last_rx: Instant,
     timer: TimerHandle,
 }
@@ -62,7 +64,6 @@ pub(crate) struct ConnIo {
     pub token: u64,
     pub stream: Stream,
     pub wbuf: WriteBuf,
-    pub limits: Limits,
     pub peer: Addr,
     pub origin: Origin,
     pub reading_paused: bool,
@@ -76,12 +77,11 @@ pub(crate) struct ConnIo {
 }
 
 impl ConnIo {
-    pub(crate) fn new(token: u64, stream: Stream, peer: Addr, limits: Limits, origin: Origin) -> ConnIo {
+    pub(crate) fn new(token: u64, stream: Stream, peer: Addr, origin: Origin) -> ConnIo {
         ConnIo {
             token,
             stream,
             wbuf: WriteBuf::default(),
-            limits,
             peer,
             origin,
             reading_paused: false,
@@ -97,6 +97,10 @@ impl ConnIo {
 
     fn id(&self) -> ConnId {
         ConnId(self.token)
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.origin.policy().limits
     }
 
     /// Writes now what the socket takes, buffers the rest up to the hard cap.
@@ -132,11 +136,11 @@ impl ConnIo {
                 }
             }
         }
-        if self.wbuf.would_exceed(rest.len(), &self.limits) {
+        if self.wbuf.would_exceed(rest.len(), self.limits()) {
             stats.cap_aborts += 1;
             let msg = format!(
                 "write buffer would pass its hard cap of {} bytes ({} buffered, {} more written)",
-                self.limits.hard_cap,
+                self.limits().hard_cap,
                 self.wbuf.len(),
                 rest.len()
             );
@@ -341,7 +345,7 @@ impl Transport for ConnCtx<'_> {
         self.io.wbuf.len()
     }
     fn writing_paused(&self) -> bool {
-        self.io.wbuf.len() > self.io.limits.high_water
+        self.io.wbuf.len() > self.io.limits().high_water
     }
     fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
         self.io.stream.set_nodelay(nodelay)
@@ -474,7 +478,7 @@ impl Core {
             if let Some(e) = conn.io.abort.take() {
                 return Some(Disconnect::Error(e));
             }
-            match conn.io.wbuf.flow(&conn.io.limits) {
+            match conn.io.wbuf.flow(&conn.io.origin.policy().limits) {
                 Some(Flow::Pause) => {
                     log::trace!(target: "twirl::loop", "{} pause_writing ({} B buffered)", conn.io.id(), conn.io.wbuf.len());
                     with_ctx!(self, conn, |p, t| p.pause_writing(t));
@@ -542,7 +546,7 @@ impl Core {
             self.stats.panics += 1;
             log::error!("{} ({peer}, {}): in connection_lost: {e}", ConnId(token), origin.name());
         }
-        if let Origin::Client(client) = origin {
+        if let Origin::Client(client, _) = origin {
             self.client_lost(client, &reason);
         }
     }
@@ -550,7 +554,7 @@ impl Core {
     /// Starts the idle check for a new connection.
     pub(crate) fn idle_timer(&mut self, token: u64, after: Duration) -> Idle {
         let timer = self.timers.schedule(self.now, after, None, TimerAction::Idle(token));
-        Idle { after, last_rx: self.now, timer }
+        Idle { last_rx: self.now, timer }
     }
 
     /// The idle timer fired: close the connection if it stayed silent,
@@ -559,15 +563,16 @@ impl Core {
         let Some(source) = self.take(token) else { return };
         let Source::Conn(mut conn) = source else { return self.put_back(token, source) };
         let now = self.now;
+        let after = conn.io.origin.policy().idle_after.unwrap_or(Duration::MAX);
         if let Some(idle) = &mut conn.io.idle {
             let silent = now.saturating_duration_since(idle.last_rx);
-            if silent >= idle.after {
+            if silent >= after {
                 self.stats.idle_closed += 1;
-                let msg = format!("idle for {:.1} s (limit {:.1} s)", silent.as_secs_f64(), idle.after.as_secs_f64());
+                let msg = format!("idle for {:.1} s (limit {:.1} s)", silent.as_secs_f64(), after.as_secs_f64());
                 log::info!("{} ({}, {}): closing: {msg}", ConnId(token), conn.io.peer, conn.io.origin.name());
                 conn.io.abort = Some(io::Error::new(io::ErrorKind::TimedOut, msg));
             } else {
-                idle.timer = self.timers.schedule(now, idle.after - silent, None, TimerAction::Idle(token));
+                idle.timer = self.timers.schedule(now, after - silent, None, TimerAction::Idle(token));
             }
         }
         self.settle_or_finish(token, conn);
@@ -652,5 +657,17 @@ impl Core {
                 None => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// An idle connection's memory is this struct, its slab slot and, with
+    /// an idle timeout, one timer (issue #6 asks for at most 256 bytes of
+    /// RSS per idle connection in all): keep what is per-connection small.
+    #[test]
+    fn a_connection_stays_small() {
+        let conn = std::mem::size_of::<super::Conn>();
+        assert!(conn <= 176, "Conn grew to {conn} bytes");
     }
 }

@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::conn::{Conn, ConnIo, CoreCx, Origin};
-use crate::flow::Limits;
 use crate::protocol::ClientFactory;
 use crate::reactor::{Core, Readiness, Source, TimerAction};
 use crate::stream::Stream;
@@ -34,7 +33,7 @@ impl std::fmt::Display for Target {
 pub(crate) struct ClientEntry {
     pub factory: Box<dyn ClientFactory>,
     pub target: Target,
-    pub limits: Limits,
+    pub policy: std::rc::Rc<crate::listener::Policy>,
 }
 
 /// Stands in a client's slot while its factory is out answering a callback
@@ -103,7 +102,7 @@ impl Core {
                         return self.connect_failed(client, e);
                     }
                 };
-                let io = ConnIo::new(token, stream, peer, entry.limits, Origin::Client(client));
+                let io = ConnIo::new(token, stream, peer, Origin::Client(client, entry.policy.clone()));
                 self.start_conn(token, Box::new(Conn { protocol, io }));
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected && !(r.error || r.read_closed) => {

@@ -19,22 +19,31 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::conn::{Conn, ConnIo, Origin};
+use crate::flow::Limits;
 use crate::guard::guarded;
 use crate::protocol::Factory;
 use crate::reactor::{Core, ListenOptions, Source, TimerAction};
 use crate::stream::Listener;
 
-/// What a listener and its connections share: the name for logs and the
-/// counts its caps are checked against (decremented when a connection ends,
-/// whether or not the listener is in its slot at that moment).
+/// What every connection of one listener (or one client) shares: the name
+/// for logs, the buffer limits and idle timeout, and the counts a listener's
+/// caps are checked against (decremented when a connection ends, whether or
+/// not the listener is in its slot at that moment). Kept once, not per
+/// connection, so an idle connection costs less memory.
 #[derive(Debug)]
-pub(crate) struct ListenerShared {
+pub(crate) struct Policy {
     pub name: String,
+    pub limits: Limits,
+    pub idle_after: Option<Duration>,
     open: Cell<usize>,
     per_peer: RefCell<HashMap<IpAddr, usize>>,
 }
 
-impl ListenerShared {
+impl Policy {
+    pub(crate) fn new(name: &str, limits: Limits, idle_after: Option<Duration>) -> Policy {
+        Policy { name: name.to_string(), limits, idle_after, open: Cell::new(0), per_peer: RefCell::default() }
+    }
+
     /// A connection from `peer` ended.
     pub(crate) fn release(&self, peer: &crate::Addr) {
         self.open.set(self.open.get().saturating_sub(1));
@@ -54,7 +63,7 @@ pub(crate) struct ListenerEntry {
     sock: Listener,
     factory: Box<dyn Factory>,
     opts: ListenOptions,
-    shared: Rc<ListenerShared>,
+    shared: Rc<Policy>,
     /// The current back-off delay while descriptors are exhausted.
     backoff: Option<Duration>,
     /// A Unix socket file to remove when the listener closes.
@@ -70,8 +79,7 @@ fn out_of_resources(e: &io::Error) -> bool {
 
 impl ListenerEntry {
     pub(crate) fn new(sock: Listener, factory: Box<dyn Factory>, opts: ListenOptions, path: Option<PathBuf>) -> Self {
-        let shared =
-            Rc::new(ListenerShared { name: opts.name.clone(), open: Cell::new(0), per_peer: RefCell::default() });
+        let shared = Rc::new(Policy::new(&opts.name, opts.limits, opts.idle_timeout));
         ListenerEntry { sock, factory, opts, shared, backoff: None, path }
     }
 
@@ -135,8 +143,7 @@ impl Core {
                         continue;
                     }
                     self.stats.accepted += 1;
-                    let origin = Origin::Listener(l.shared.clone());
-                    let mut io = ConnIo::new(conn_token, stream, peer, l.opts.limits, origin);
+                    let mut io = ConnIo::new(conn_token, stream, peer, Origin::Listener(l.shared.clone()));
                     if let Some(after) = l.opts.idle_timeout {
                         io.idle = Some(self.idle_timer(conn_token, after));
                     }

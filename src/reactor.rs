@@ -461,8 +461,8 @@ impl Reactor {
     }
 
     fn connect(&mut self, target: Target, factory: Box<dyn ClientFactory>) -> io::Result<()> {
-        let limits = self.core.config.limits;
-        let client = self.core.clients.insert(ClientEntry { factory, target, limits });
+        let policy = std::rc::Rc::new(crate::listener::Policy::new("client", self.core.config.limits, None));
+        let client = self.core.clients.insert(ClientEntry { factory, target, policy });
         self.core.start_connect(client);
         Ok(())
     }

@@ -23,7 +23,7 @@
 //! ```
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 /// Names one scheduled timer; stays valid across [`TimerQueue::reschedule`]
@@ -37,19 +37,30 @@ pub struct TimerHandle {
 struct Slot<T> {
     generation: u32,
     /// Sequence number of this timer's live heap entry; older entries are stale.
-    seq: u64,
-    interval_ns: u64,
+    seq: u32,
     /// `None` while a fired repeating timer's action is out being run.
     action: Option<T>,
 }
 
+/// A heap entry: deadline (ns since the queue's base), then sequence
+/// number, which keeps timers with equal deadlines in the order they were
+/// scheduled, then the slot. 16 bytes.
+type Entry = Reverse<(u64, u32, u32)>;
+
 /// A priority queue of timers carrying actions of type `T`.
+///
+/// Memory per pending timer: a 16-byte heap entry and a slot of 8 bytes plus
+/// `T` (rounded up to `T`'s alignment). Repeating timers keep their interval
+/// in a side table, since most timers do not repeat.
 pub struct TimerQueue<T> {
     base: Instant,
-    heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    heap: BinaryHeap<Entry>,
     slots: Vec<Option<Slot<T>>>,
     free: Vec<u32>,
-    next_seq: u64,
+    intervals: HashMap<u32, u64>,
+    /// Wraps after 2^32 schedulings; a stale entry would have to survive
+    /// that many (compaction drops stale entries long before) to be mistaken.
+    next_seq: u32,
     next_generation: u32,
     live: usize,
 }
@@ -62,6 +73,7 @@ impl<T> TimerQueue<T> {
             heap: BinaryHeap::new(),
             slots: Vec::new(),
             free: Vec::new(),
+            intervals: HashMap::new(),
             next_seq: 0,
             next_generation: 0,
             live: 0,
@@ -72,9 +84,9 @@ impl<T> TimerQueue<T> {
         u64::try_from(t.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn push(&mut self, deadline_ns: u64, index: u32) -> u64 {
+    fn push(&mut self, deadline_ns: u64, index: u32) -> u32 {
         let seq = self.next_seq;
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.wrapping_add(1);
         self.heap.push(Reverse((deadline_ns, seq, index)));
         seq
     }
@@ -92,8 +104,12 @@ impl<T> TimerQueue<T> {
         let seq = self.push(deadline, index);
         let generation = self.next_generation;
         self.next_generation = self.next_generation.wrapping_add(1);
-        let interval_ns = interval.map(dur_ns).unwrap_or(0).max(u64::from(interval.is_some()));
-        self.slots[index as usize] = Some(Slot { generation, seq, interval_ns, action: Some(action) });
+        match interval {
+            // A zero interval still advances (by 1 ns), so a repeat cannot spin.
+            Some(i) => self.intervals.insert(index, dur_ns(i).max(1)),
+            None => self.intervals.remove(&index),
+        };
+        self.slots[index as usize] = Some(Slot { generation, seq, action: Some(action) });
         self.live += 1;
         TimerHandle { index, generation }
     }
@@ -120,6 +136,7 @@ impl<T> TimerQueue<T> {
             return false;
         }
         self.slots[h.index as usize] = None;
+        self.intervals.remove(&h.index);
         self.free.push(h.index);
         self.live -= 1;
         self.maybe_compact();
@@ -150,7 +167,7 @@ impl<T> TimerQueue<T> {
         self.live == 0
     }
 
-    fn is_stale(&self, seq: u64, index: u32) -> bool {
+    fn is_stale(&self, seq: u32, index: u32) -> bool {
         !matches!(&self.slots[index as usize], Some(s) if s.seq == seq)
     }
 
@@ -183,7 +200,7 @@ impl<T> TimerQueue<T> {
     /// A mark for [`pop_due_before`](Self::pop_due_before): timers scheduled
     /// (or rescheduled, or repeated) after it count as later than it.
     pub fn mark(&self) -> u64 {
-        self.next_seq
+        u64::from(self.next_seq)
     }
 
     /// Like [`pop_due`](Self::pop_due), but only timers scheduled before
@@ -196,22 +213,24 @@ impl<T> TimerQueue<T> {
         let &Reverse((deadline, seq, index)) = self.heap.peek()?;
         // Entries are ordered by deadline, then sequence: once the top is
         // newer than the mark, every older due entry has already been taken.
-        if deadline > now_ns || seq >= mark {
+        // (A pass spans far fewer than 2^31 schedulings, so the wrapping
+        // distance tells newer from older.)
+        let newer = mark != u64::MAX && seq.wrapping_sub(mark as u32) < (1 << 31);
+        if deadline > now_ns || newer {
             return None;
         }
         self.heap.pop();
         let slot = self.slots[index as usize].as_mut()?;
         let h = TimerHandle { index, generation: slot.generation };
-        if slot.interval_ns == 0 {
+        let Some(&interval) = self.intervals.get(&index) else {
             let slot = self.slots[index as usize].take()?;
             self.free.push(index);
             self.live -= 1;
             return slot.action.map(|a| (h, a));
-        }
-        let interval = slot.interval_ns;
+        };
         let missed = (now_ns - deadline) / interval;
         let next = deadline.saturating_add(interval.saturating_mul(missed + 1));
-        let action = slot.action.take();
+        let action = self.slots[index as usize].as_mut()?.action.take();
         let seq = self.push(next, index);
         if let Some(s) = self.slots[index as usize].as_mut() {
             s.seq = seq;
@@ -361,6 +380,13 @@ mod tests {
         q.restore(h, a);
         assert!(!q.is_active(r));
         assert!(q.pop_due(t0 + ms(100)).is_none());
+    }
+
+    #[test]
+    fn a_pending_timer_costs_at_most_64_bytes() {
+        // The reactor's own action type, the largest in use.
+        let per_timer = size_of::<Entry>() + size_of::<Option<Slot<crate::reactor::TimerAction>>>();
+        assert!(per_timer <= 64, "{per_timer} bytes per timer");
     }
 
     #[test]
