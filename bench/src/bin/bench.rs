@@ -1,0 +1,878 @@
+//! The benchmark driver: builds everything in release, runs each workload
+//! against each server in interleaved rounds (A B C A B C ...), each server
+//! pinned to core 0 and the load generator to core 1, and prints a Markdown
+//! table of medians (min-max) with the ratios twirl/peer and the targets of
+//! issue #6, which it also writes to `bench/RESULTS.md`.
+//!
+//! ```text
+//! cargo run --release -p twirl-bench --bin bench [-- --quick] [--rounds N] [--no-build] [--out PATH]
+//! ```
+//!
+//! `--quick` (one short round, under a minute once built), `--rounds N`
+//! (default 3), `--duration SECS` and `--warmup SECS` (per run; default 4
+//! and 1), `--no-build` (use the binaries beside this one), `--no-strace`,
+//! `--out PATH` (default `bench/RESULTS.md`; `-` for none).
+//! Exits 1 if any run failed (a wrong byte, a stall, a server that would not
+//! start); the table is still written, with the failures in it.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use twirl_bench::{Args, parse_result};
+
+type Metrics = HashMap<String, f64>;
+
+const SERVER_CORE: usize = 0;
+const LOADGEN_CORE: usize = 1;
+/// Descriptors for servers and the load generator: 10k idle connections
+/// need more than 10k on each side.
+const NOFILE: u64 = 65_536;
+
+#[derive(Clone)]
+struct Server {
+    key: &'static str,
+    label: &'static str,
+    program: PathBuf,
+    /// Arguments, with `{addr}` and `{port}` filled in at start.
+    args: Vec<String>,
+    transform: &'static str,
+}
+
+#[derive(Clone)]
+struct Workload {
+    key: &'static str,
+    title: &'static str,
+    args: Vec<String>,
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(String::from).collect()
+}
+
+struct Settings {
+    rounds: usize,
+    warmup: f64,
+    duration: f64,
+    strace: bool,
+    quick: bool,
+}
+
+fn main() {
+    match run() {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn run() -> Result<bool, String> {
+    let a = Args::from_env()?;
+    let quick = a.flag("quick");
+    let s = Settings {
+        rounds: a.num("rounds", if quick { 1 } else { 3 })?.max(1),
+        warmup: a.num("warmup", if quick { 0.3 } else { 1.0 })?,
+        duration: a.num("duration", if quick { 1.2 } else { 4.0 })?,
+        strace: !a.flag("no-strace"),
+        quick,
+    };
+    let root = workspace_root();
+    if !a.flag("no-build") {
+        build(&root)?;
+    }
+    let bin = std::env::current_exe().map_err(|e| e.to_string())?.parent().map(Path::to_path_buf).unwrap_or_default();
+    for b in ["loadgen", "peer-tokio", "peer-mio", "peer-twirl", "timers", "twirl"] {
+        if !bin.join(b).exists() {
+            return Err(format!("{} is missing: build with `cargo build --release --workspace --bins`", b));
+        }
+    }
+    if twirl_bench::online_cpus() < 2 {
+        eprintln!("bench: fewer than 2 CPUs: server and load generator share core 0");
+    }
+    twirl_bench::raise_nofile(NOFILE);
+
+    let mut servers = vec![
+        Server {
+            key: "twirl",
+            label: "twirl (echo plugin)",
+            program: bin.join("twirl"),
+            args: words("serve echo@tcp:{port}"),
+            transform: "echo",
+        },
+        Server {
+            key: "tokio",
+            label: "tokio current-thread",
+            program: bin.join("peer-tokio"),
+            args: words("--addr {addr}"),
+            transform: "echo",
+        },
+        Server {
+            key: "mio",
+            label: "bare mio",
+            program: bin.join("peer-mio"),
+            args: words("--addr {addr}"),
+            transform: "echo",
+        },
+    ];
+    match twisted_available() {
+        Ok(()) => servers.push(Server {
+            key: "twisted",
+            label: "Twisted (epoll reactor)",
+            program: PathBuf::from("python3"),
+            args: vec!["-c".into(), TWISTED_ECHO.into(), "{port}".into()],
+            transform: "echo",
+        }),
+        Err(why) => println!("bench: skipping Twisted: {why}"),
+    }
+    let reverse = Server {
+        key: "twirl-reverse",
+        label: "twirl (reverse plugin)",
+        program: bin.join("twirl"),
+        args: words("serve reverse@tcp:{port}"),
+        transform: "reverse",
+    };
+    // An experiment, not a competitor: twirl's reactor and echo protocol with
+    // a 16 KiB read buffer instead of the default 64 KiB.
+    let small_buffer = Server {
+        key: "twirl-16k",
+        label: "twirl reactor, 16 KiB read buffer",
+        program: bin.join("peer-twirl"),
+        args: words("--addr {addr} --read-buffer 16384"),
+        transform: "echo",
+    };
+    let idle_conns = 10_000;
+    let workloads = vec![
+        Workload {
+            key: "pp100",
+            title: "pingpong-100, 64 B",
+            args: words("--workload pingpong --conns 100 --size 64"),
+        },
+        Workload {
+            key: "pp1000",
+            title: "pingpong-1000, 64 B",
+            args: words("--workload pingpong --conns 1000 --size 64"),
+        },
+        Workload {
+            key: "stream1",
+            title: "stream-1, 16 KiB writes",
+            args: words("--workload stream --streams 1 --chunk 16384"),
+        },
+        Workload {
+            key: "churn",
+            title: "churn (connect, 64 B echo, close; 32 at a time)",
+            args: words("--workload churn --concurrency 32 --size 64"),
+        },
+        Workload {
+            key: "fair",
+            title: "fairness: 1 stream + 100 pingpong",
+            args: words("--workload fair --streams 1 --conns 100 --size 64"),
+        },
+        Workload {
+            key: "idle",
+            title: "idle-10k",
+            args: words(&format!("--workload idle --conns {idle_conns} --settle 1")),
+        },
+    ];
+
+    let started = Instant::now();
+    let mut results: HashMap<(String, String), Vec<Metrics>> = HashMap::new();
+    let mut failures: Vec<String> = Vec::new();
+    for round in 1..=s.rounds {
+        for w in &workloads {
+            let mut line = format!("round {round}/{} {:<8}", s.rounds, w.key);
+            let mut targets: Vec<&Server> = servers.iter().collect();
+            if w.key == "pp100" {
+                targets.push(&reverse);
+            }
+            if w.key == "stream1" {
+                targets.push(&small_buffer);
+            }
+            for srv in targets {
+                match run_one(&bin, srv, w, &s) {
+                    Ok(m) => {
+                        let _ = write!(line, "  {}: {}", srv.key, headline(w.key, &m));
+                        results.entry((w.key.to_string(), srv.key.to_string())).or_default().push(m);
+                    }
+                    Err(e) => {
+                        let _ = write!(line, "  {}: FAILED", srv.key);
+                        failures.push(format!("round {round}, {} on {}: {e}", w.key, srv.key));
+                    }
+                }
+            }
+            println!("{line}");
+        }
+    }
+    let mut syscalls: HashMap<String, Result<(f64, String), String>> = HashMap::new();
+    if s.strace {
+        for srv in &servers {
+            let r = strace_run(&bin, srv, &s);
+            match &r {
+                Ok((per, top)) => println!("syscalls {:<8} {per:.2}/msg ({top})", srv.key),
+                Err(e) => println!("syscalls {:<8} skipped: {e}", srv.key),
+            }
+            syscalls.insert(srv.key.to_string(), r);
+        }
+    } else {
+        for srv in &servers {
+            syscalls.insert(srv.key.to_string(), Err("--no-strace".into()));
+        }
+    }
+    let timers = run_timers(&bin, s.quick);
+    if let Err(e) = &timers {
+        failures.push(format!("timers: {e}"));
+    }
+    let elapsed = started.elapsed();
+
+    let report = render(&s, &servers, &workloads, &results, &syscalls, &timers, &failures, elapsed);
+    println!("\n{report}");
+    let out = a.get("out").map(PathBuf::from).unwrap_or_else(|| root.join("bench").join("RESULTS.md"));
+    if out.as_os_str() != "-" {
+        std::fs::write(&out, &report).map_err(|e| format!("writing {}: {e}", out.display()))?;
+        println!("wrote {}", out.display());
+    }
+    Ok(failures.is_empty())
+}
+
+/// The workspace root: this crate's parent directory.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn build(root: &Path) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    println!("bench: building the servers and load generator (release)");
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["build", "--release", "-p", "twirl-bench", "-p", "twirl-protocols", "--bins"])
+        .status()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build failed ({status})"));
+    }
+    Ok(())
+}
+
+fn twisted_available() -> Result<(), String> {
+    let out = Command::new("python3")
+        .args(["-c", "import twisted.internet.epollreactor"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match out {
+        Ok(st) if st.success() => Ok(()),
+        Ok(_) => Err("python3 cannot import twisted (not installed; the suite does not pip install)".into()),
+        Err(e) => Err(format!("no python3 ({e})")),
+    }
+}
+
+const TWISTED_ECHO: &str = "\
+import sys
+from twisted.internet import epollreactor
+epollreactor.install()
+from twisted.internet import reactor, protocol
+class Echo(protocol.Protocol):
+    def dataReceived(self, data):
+        self.transport.write(data)
+f = protocol.Factory()
+f.protocol = Echo
+reactor.listenTCP(int(sys.argv[1]), f, backlog=1024, interface='127.0.0.1')
+reactor.run()
+";
+
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
+    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// A server process, stopped when dropped.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Running {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SAFETY: kill with a valid signal on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(srv: &Server) -> Result<Running, String> {
+    let port = free_port()?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let args: Vec<String> =
+        srv.args.iter().map(|a| a.replace("{addr}", &addr.to_string()).replace("{port}", &port.to_string())).collect();
+    let log = std::env::temp_dir().join(format!("twirl-bench-{}.log", srv.key));
+    let stderr = std::fs::File::create(&log).map(Stdio::from).unwrap_or_else(|_| Stdio::null());
+    let mut cmd = Command::new(&srv.program);
+    cmd.args(&args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
+    let core = if twirl_bench::online_cpus() >= 2 { SERVER_CORE } else { 0 };
+    // SAFETY: the closure only makes async-signal-safe system calls
+    // (sched_setaffinity, getrlimit, setrlimit) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            twirl_bench::pin_to_core(core)?;
+            twirl_bench::raise_nofile(NOFILE);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|e| format!("starting {}: {e}", srv.program.display()))?;
+    let mut running = Running { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(st)) = running.child.try_wait() {
+            return Err(format!("{} exited at start ({st}); see {}", srv.key, log.display()));
+        }
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            // Let the server see the probe close before the run.
+            std::thread::sleep(Duration::from_millis(50));
+            return Ok(running);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{} did not listen on {addr} within 10 s", srv.key));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the load generator; returns its RESULT numbers.
+fn loadgen(bin: &Path, args: &[String], limit: Duration) -> Result<Metrics, String> {
+    let core = if twirl_bench::online_cpus() >= 2 { LOADGEN_CORE } else { 0 };
+    let mut child = Command::new(bin.join("loadgen"))
+        .args(args)
+        .args(["--core".to_string(), core.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting loadgen: {e}"))?;
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("loadgen did not finish within {limit:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    if let Some(mut so) = child.stdout.take() {
+        let _ = so.read_to_string(&mut out);
+    }
+    let line = out.lines().find(|l| l.starts_with("RESULT ") || l.starts_with("ERROR "));
+    match line {
+        Some(l) if status.success() => parse_result(l).ok_or_else(|| format!("unparsable: {l}")),
+        Some(l) => Err(l.trim_start_matches("ERROR ").to_string()),
+        None => Err(format!("loadgen printed no result ({status})")),
+    }
+}
+
+/// Waits (at most `limit`) until the rest of the machine is nearly idle: other
+/// engineers' builds on these two cores would otherwise land in the numbers.
+/// Returns the busy percentage (of one core) last seen.
+fn wait_quiet(limit: Duration) -> f64 {
+    let deadline = Instant::now() + limit;
+    loop {
+        let a = twirl_bench::cpu_busy();
+        std::thread::sleep(Duration::from_millis(200));
+        let b = twirl_bench::cpu_busy();
+        let busy: f64 = b.iter().zip(&a).map(|(b, a)| b.0 - a.0).sum::<f64>() / 2e5 * 100.0;
+        if busy < 25.0 || Instant::now() >= deadline {
+            return busy;
+        }
+    }
+}
+
+fn run_one(bin: &Path, srv: &Server, w: &Workload, s: &Settings) -> Result<Metrics, String> {
+    wait_quiet(Duration::from_secs(if s.quick { 1 } else { 8 }));
+    let server = start(srv)?;
+    let mut args = w.args.clone();
+    args.extend([
+        "--addr".into(),
+        server.addr.to_string(),
+        "--pid".into(),
+        server.pid().to_string(),
+        "--transform".into(),
+        srv.transform.into(),
+        "--warmup".into(),
+        s.warmup.to_string(),
+        "--duration".into(),
+        s.duration.to_string(),
+    ]);
+    let limit = Duration::from_secs_f64(s.warmup + s.duration + 90.0);
+    let r = loadgen(bin, &args, limit);
+    drop(server);
+    r
+}
+
+/// A short summary of one run for the progress line.
+fn headline(w: &str, m: &Metrics) -> String {
+    let g = |k: &str| m.get(k).copied().unwrap_or(f64::NAN);
+    match w {
+        "pp100" | "pp1000" => format!("{:.2} µs/msg", g("cpu_us_per_msg")),
+        "stream1" => format!("{:.0} µs/MB", g("cpu_us_per_mb")),
+        "churn" => format!("{:.1} µs/conn", g("cpu_us_per_conn")),
+        "fair" => format!("p99 {:.0} µs", g("p99_us")),
+        "idle" => format!("{:.0} B/conn", g("rss_per_conn")),
+        _ => String::new(),
+    }
+}
+
+/// Counts the server's system calls over a fixed pingpong-100 run.
+fn strace_run(bin: &Path, srv: &Server, s: &Settings) -> Result<(f64, String), String> {
+    let ok = Command::new("strace").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if !ok.is_ok_and(|st| st.success()) {
+        return Err("strace is not installed".into());
+    }
+    let server = start(srv)?;
+    let file = std::env::temp_dir().join(format!("twirl-bench-strace-{}.txt", srv.key));
+    let _ = std::fs::remove_file(&file);
+    let mut strace = Command::new("strace")
+        .args(["-c", "-f", "-o"])
+        .arg(&file)
+        .args(["-p", &server.pid().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting strace: {e}"))?;
+    std::thread::sleep(Duration::from_millis(500));
+    let secs = if s.quick { 1.0 } else { 2.0 };
+    let args = words(&format!(
+        "--workload pingpong --conns 100 --size 64 --warmup 0 --duration {secs} --addr {} --transform {}",
+        server.addr, srv.transform
+    ));
+    let r = loadgen(bin, &args, Duration::from_secs(60));
+    // SAFETY: SIGINT to our own strace child makes it detach and write its summary.
+    unsafe {
+        libc::kill(strace.id() as libc::pid_t, libc::SIGINT);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = strace.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = strace.kill();
+    let _ = strace.wait();
+    drop(server);
+    let m = r?;
+    let msgs = m.get("msgs_all").copied().unwrap_or(0.0);
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("reading strace output: {e}"))?;
+    let mut total = 0.0;
+    let mut each: Vec<(String, f64)> = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 5 || f[0].parse::<f64>().is_err() {
+            continue;
+        }
+        let Ok(calls) = f[3].parse::<f64>() else { continue };
+        let name = f[f.len() - 1];
+        if name == "total" {
+            total = calls;
+        } else {
+            each.push((name.to_string(), calls));
+        }
+    }
+    if total == 0.0 || msgs == 0.0 {
+        return Err(format!("no syscalls or no messages counted (ptrace not permitted?); see {}", file.display()));
+    }
+    each.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let top: Vec<String> = each.iter().take(4).map(|(n, c)| format!("{n} {:.2}", c / msgs)).collect();
+    Ok((total / msgs, top.join(", ")))
+}
+
+fn run_timers(bin: &Path, quick: bool) -> Result<Metrics, String> {
+    let _ = quick;
+    let out = Command::new(bin.join("timers"))
+        .args(["--pending", "1000000"])
+        .output()
+        .map_err(|e| format!("running timers: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().find_map(parse_result).ok_or_else(|| format!("timers printed no result ({})", out.status))
+}
+
+/// Median, min and max of one metric over the rounds.
+fn stats(runs: Option<&Vec<Metrics>>, key: &str) -> Option<(f64, f64, f64)> {
+    let mut v: Vec<f64> = runs?.iter().filter_map(|m| m.get(key).copied()).filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    let med = if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 };
+    Some((med, v[0], v[v.len() - 1]))
+}
+
+fn fmt_num(x: f64) -> String {
+    let a = x.abs();
+    if a >= 1000.0 {
+        format!("{x:.0}")
+    } else if a >= 100.0 {
+        format!("{x:.1}")
+    } else if a >= 10.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+fn cell(v: Option<(f64, f64, f64)>, rounds: usize) -> String {
+    match v {
+        None => "–".into(),
+        Some((m, lo, hi)) if rounds > 1 => format!("{} ({}–{})", fmt_num(m), fmt_num(lo), fmt_num(hi)),
+        Some((m, _, _)) => fmt_num(m),
+    }
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{} × {model}, Linux {}", twirl_bench::online_cpus(), kernel.trim())
+}
+
+fn date() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown date".into())
+}
+
+struct Target {
+    name: String,
+    measured: String,
+    target: String,
+    pass: Option<bool>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render(
+    s: &Settings,
+    servers: &[Server],
+    workloads: &[Workload],
+    results: &HashMap<(String, String), Vec<Metrics>>,
+    syscalls: &HashMap<String, Result<(f64, String), String>>,
+    timers: &Result<Metrics, String>,
+    failures: &[String],
+    elapsed: Duration,
+) -> String {
+    let get = |w: &str, srv: &str| results.get(&(w.to_string(), srv.to_string()));
+    let med = |w: &str, srv: &str, k: &str| stats(get(w, srv), k).map(|t| t.0);
+    let mut out = String::new();
+    let mut cmd = "cargo run --release -p twirl-bench --bin bench".to_string();
+    let extra: Vec<String> = std::env::args().skip(1).collect();
+    if !extra.is_empty() {
+        cmd += " -- ";
+        cmd += &extra.join(" ");
+    }
+    let _ = writeln!(out, "# twirl benchmark results\n");
+    let _ = writeln!(out, "- command: `{cmd}`");
+    let _ = writeln!(out, "- date: {}", date());
+    let _ = writeln!(out, "- machine: {}", machine());
+    let _ = writeln!(
+        out,
+        "- method: loopback TCP; each server pinned to core {SERVER_CORE}, the load generator (`loadgen`, one \
+         mio thread) to core {LOADGEN_CORE}; {} round(s), workloads × servers interleaved, each run on a fresh \
+         server: {}s warm-up, then {}s measured. Server CPU is utime+stime from /proc/PID/stat over the measured \
+         window; medians with (min–max) over rounds. Every echoed byte is verified.",
+        s.rounds, s.warmup, s.duration
+    );
+    let _ = writeln!(out, "- total time: {:.0} s{}\n", elapsed.as_secs_f64(), if s.quick { " (--quick)" } else { "" });
+
+    // Results table.
+    let peers: Vec<&Server> = servers.iter().filter(|p| p.key != "twirl").collect();
+    let _ = write!(out, "| workload | metric |");
+    for srv in servers {
+        let _ = write!(out, " {} |", srv.label);
+    }
+    for p in &peers {
+        let _ = write!(out, " twirl/{} |", p.key);
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "|{}", "---|".repeat(2 + servers.len() + peers.len()));
+    let rows: &[(&str, &str, &str)] = &[
+        ("pp100", "server CPU µs/msg", "cpu_us_per_msg"),
+        ("pp100", "  user µs/msg", "user_us_per_msg"),
+        ("pp100", "  kernel µs/msg", "sys_us_per_msg"),
+        ("pp100", "p50 / p99 latency µs", "p50_us|p99_us"),
+        ("pp100", "msgs/s (load-generator bound)", "msgs_per_s"),
+        ("pp100", "load generator CPU %", "lg_cpu_pct"),
+        ("pp100", "other processes' CPU % (noise)", "other_cpu_pct"),
+        ("pp1000", "server CPU µs/msg", "cpu_us_per_msg"),
+        ("pp1000", "  user µs/msg", "user_us_per_msg"),
+        ("pp1000", "p99 latency µs", "p99_us"),
+        ("pp1000", "msgs/s", "msgs_per_s"),
+        ("stream1", "server CPU µs/MB", "cpu_us_per_mb"),
+        ("stream1", "  user µs/MB", "user_us_per_mb"),
+        ("stream1", "MB/s echoed", "mb_per_s"),
+        ("stream1", "other processes' CPU % (noise)", "other_cpu_pct"),
+        ("churn", "server CPU µs/conn", "cpu_us_per_conn"),
+        ("churn", "  user µs/conn", "user_us_per_conn"),
+        ("churn", "conns/s", "conns_per_s"),
+        ("fair", "pingpong p99 µs (with stream)", "p99_us"),
+        ("fair", "stream MB/s meanwhile", "mb_per_s"),
+        ("idle", "RSS bytes per idle conn", "rss_per_conn"),
+    ];
+    let titles: HashMap<&str, &str> = workloads.iter().map(|w| (w.key, w.title)).collect();
+    let mut last = "";
+    for (w, label, key) in rows {
+        let title = if *w == last { "" } else { titles.get(w).copied().unwrap_or(w) };
+        last = w;
+        let _ = write!(out, "| {title} | {label} |");
+        let keys: Vec<&str> = key.split('|').collect();
+        for srv in servers {
+            let cells: Vec<String> = keys.iter().map(|k| cell(stats(get(w, srv.key), k), s.rounds)).collect();
+            let _ = write!(out, " {} |", cells.join(" / "));
+        }
+        for p in &peers {
+            let r = match (med(w, "twirl", keys[0]), med(w, p.key, keys[0])) {
+                (Some(t), Some(x)) if x != 0.0 && keys.len() == 1 => format!("{:.2}×", t / x),
+                _ => "–".into(),
+            };
+            let _ = write!(out, " {r} |");
+        }
+        let _ = writeln!(out);
+    }
+    // Syscalls.
+    let _ = write!(out, "| pingpong-100 under `strace -c -f` | syscalls/msg |");
+    for srv in servers {
+        let c = match syscalls.get(srv.key) {
+            Some(Ok((per, _))) => format!("{per:.2}"),
+            _ => "–".into(),
+        };
+        let _ = write!(out, " {c} |");
+    }
+    for p in &peers {
+        let r = match (syscalls.get("twirl"), syscalls.get(p.key)) {
+            (Some(Ok((t, _))), Some(Ok((x, _)))) if *x > 0.0 => format!("{:.2}×", t / x),
+            _ => "–".into(),
+        };
+        let _ = write!(out, " {r} |");
+    }
+    let _ = writeln!(out, "\n");
+    let _ = writeln!(out, "System calls per message, largest first:\n");
+    for srv in servers {
+        match syscalls.get(srv.key) {
+            Some(Ok((per, top))) => {
+                let _ = writeln!(out, "- {}: {per:.2}/msg — {top}", srv.label);
+            }
+            Some(Err(e)) => {
+                let _ = writeln!(out, "- {}: skipped ({e})", srv.label);
+            }
+            None => {}
+        }
+    }
+    // Reverse vs echo.
+    let _ = writeln!(out, "\nLine protocol (pingpong-100, 64-byte lines):\n");
+    let _ = writeln!(out, "| server | CPU µs/msg | user µs/msg | p99 µs |\n|---|---|---|---|");
+    for key in ["twirl", "twirl-reverse"] {
+        let _ = writeln!(
+            out,
+            "| {key} | {} | {} | {} |",
+            cell(stats(get("pp100", key), "cpu_us_per_msg"), s.rounds),
+            cell(stats(get("pp100", key), "user_us_per_msg"), s.rounds),
+            cell(stats(get("pp100", key), "p99_us"), s.rounds)
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "\nRead buffer size (stream-1, 16 KiB writes; `peer-twirl` is twirl's reactor and echo protocol):\n"
+    );
+    let _ = writeln!(out, "| server | CPU µs/MB | MB/s |\n|---|---|---|");
+    for (key, label) in [
+        ("twirl", "twirl serve (64 KiB read buffer)"),
+        ("twirl-16k", "peer-twirl --read-buffer 16384"),
+        ("tokio", "tokio, 16 KiB per task"),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} |",
+            cell(stats(get("stream1", key), "cpu_us_per_mb"), s.rounds),
+            cell(stats(get("stream1", key), "mb_per_s"), s.rounds)
+        );
+    }
+
+    // Targets.
+    let mut targets: Vec<Target> = Vec::new();
+    let ratio_target = |name: &str, t: Option<f64>, base: Option<f64>, max: f64, base_name: &str| {
+        let (measured, pass) = match (t, base) {
+            (Some(t), Some(b)) if b > 0.0 => {
+                (format!("{:.3}× ({} vs {} {})", t / b, fmt_num(t), fmt_num(b), base_name), Some(t / b <= max))
+            }
+            _ => ("not measured".to_string(), None),
+        };
+        Target { name: name.to_string(), measured, target: format!("≤ {max:.2}×"), pass }
+    };
+    let best = [med("pp100", "tokio", "cpu_us_per_msg"), med("pp100", "mio", "cpu_us_per_msg")]
+        .into_iter()
+        .flatten()
+        .min_by(f64::total_cmp);
+    targets.push(ratio_target(
+        "pingpong-100: twirl CPU/msg vs best of tokio and mio",
+        med("pp100", "twirl", "cpu_us_per_msg"),
+        best,
+        1.0,
+        "best peer",
+    ));
+    targets.push(ratio_target(
+        "pingpong-100: twirl user CPU/msg vs tokio's",
+        med("pp100", "twirl", "user_us_per_msg"),
+        med("pp100", "tokio", "user_us_per_msg"),
+        1.0,
+        "tokio",
+    ));
+    targets.push(ratio_target(
+        "pingpong-1000: twirl CPU/msg vs bare mio",
+        med("pp1000", "twirl", "cpu_us_per_msg"),
+        med("pp1000", "mio", "cpu_us_per_msg"),
+        1.05,
+        "mio",
+    ));
+    targets.push(ratio_target(
+        "churn: twirl CPU/conn vs bare mio",
+        med("churn", "twirl", "cpu_us_per_conn"),
+        med("churn", "mio", "cpu_us_per_conn"),
+        1.05,
+        "mio",
+    ));
+    targets.push(ratio_target(
+        "stream-1: twirl CPU/MB vs tokio",
+        med("stream1", "twirl", "cpu_us_per_mb"),
+        med("stream1", "tokio", "cpu_us_per_mb"),
+        1.0,
+        "tokio",
+    ));
+    let idle = med("idle", "twirl", "rss_per_conn");
+    targets.push(Target {
+        name: "idle-10k: twirl RSS per idle connection".into(),
+        measured: idle.map_or("not measured".into(), |v| format!("{v:.0} B")),
+        target: "≤ 256 B".into(),
+        pass: idle.map(|v| v <= 256.0),
+    });
+    targets.push(ratio_target(
+        "reverse plugin CPU/msg vs echo plugin",
+        med("pp100", "twirl-reverse", "cpu_us_per_msg"),
+        med("pp100", "twirl", "cpu_us_per_msg"),
+        1.10,
+        "echo",
+    ));
+    match timers {
+        Ok(t) => {
+            let bytes = t.get("reactor_heap_bytes_per_timer").copied().unwrap_or(f64::NAN);
+            let pending = t.get("pending").copied().unwrap_or(0.0);
+            targets.push(Target {
+                name: format!("timers: heap bytes per pending timer ({pending:.0} pending, reactor queue)"),
+                measured: format!("{bytes:.1} B"),
+                target: "≤ 64 B".into(),
+                pass: Some(bytes <= 64.0),
+            });
+            let g = |k: &str| t.get(k).copied().unwrap_or(f64::NAN);
+            let (s1, s2, c1, c2) = (g("schedule_ns_100k"), g("schedule_ns_1m"), g("cancel_ns_100k"), g("cancel_ns_1m"));
+            // From 100k to 1M pending (both past the caches), O(log n) means
+            // at most log(1M)/log(100k) = 1.2× the work; allow up to 2× for noise.
+            targets.push(Target {
+                name: format!("timers: schedule/cancel growth, 100k → {pending:.0} pending"),
+                measured: format!(
+                    "schedule {s1:.0} → {s2:.0} ns ({:.2}×), cancel {c1:.0} → {c2:.0} ns ({:.2}×); at 1k: schedule \
+                     {:.0} ns, cancel {:.0} ns; fire {:.0} → {:.0} ns",
+                    s2 / s1,
+                    c2 / c1,
+                    g("schedule_ns_1k"),
+                    g("cancel_ns_1k"),
+                    g("fire_ns_100k"),
+                    g("fire_ns_1m")
+                ),
+                target: "O(log n) or better: ≤ 2× per decade".into(),
+                pass: Some(s2 / s1 <= 2.0 && c2 / c1 <= 2.0),
+            });
+        }
+        Err(e) => targets.push(Target {
+            name: "timers".into(),
+            measured: format!("failed: {e}"),
+            target: "≤ 64 B, O(log n)".into(),
+            pass: None,
+        }),
+    }
+    // Fairness: per round, p99 with a stream over p99 alone, for twirl.
+    let fair = match (get("fair", "twirl"), get("pp100", "twirl")) {
+        (Some(f), Some(alone)) => {
+            let mut r: Vec<f64> =
+                f.iter().zip(alone).filter_map(|(a, b)| Some(a.get("p99_us")? / b.get("p99_us")?)).collect();
+            r.sort_by(f64::total_cmp);
+            r.get(r.len() / 2).copied()
+        }
+        _ => None,
+    };
+    targets.push(Target {
+        name: "fairness: twirl pingpong p99 with one stream vs alone".into(),
+        measured: fair.map_or("not measured".into(), |r| {
+            format!(
+                "{r:.2}× ({} vs {} µs)",
+                fmt_num(med("fair", "twirl", "p99_us").unwrap_or(0.0)),
+                fmt_num(med("pp100", "twirl", "p99_us").unwrap_or(0.0))
+            )
+        }),
+        target: "≤ 2.00×".into(),
+        pass: fair.map(|r| r <= 2.0),
+    });
+    let _ = writeln!(out, "\n## Targets (issue #6)\n");
+    let _ = writeln!(out, "| target | measured | goal | result |\n|---|---|---|---|");
+    for t in &targets {
+        let res = match t.pass {
+            Some(true) => "PASS",
+            Some(false) => "FAIL",
+            None => "n/a",
+        };
+        let _ = writeln!(out, "| {} | {} | {} | {res} |", t.name, t.measured, t.target);
+    }
+    if let Ok(t) = timers {
+        let _ = writeln!(out, "\nTimers (`timers` binary):");
+        let mut keys: Vec<_> = t.keys().collect();
+        keys.sort();
+        let list: Vec<String> = keys.iter().map(|k| format!("{k}={}", fmt_num(t[*k]))).collect();
+        let _ = writeln!(out, "`{}`", list.join(" "));
+    }
+    if !failures.is_empty() {
+        let _ = writeln!(out, "\n## Failed runs\n");
+        for f in failures {
+            let _ = writeln!(out, "- {f}");
+        }
+    }
+    out
+}

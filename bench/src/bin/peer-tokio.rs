@@ -1,0 +1,44 @@
+//! A tokio echo server on the current-thread runtime, written the way the
+//! tokio tutorial writes one: a task per connection, each with its own 16 KiB
+//! read buffer (`--buffer BYTES` changes it), `read` then `write_all`.
+//!
+//! `peer-tokio --addr 127.0.0.1:PORT [--buffer 16384]`
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> io::Result<()> {
+    let args = twirl_bench::Args::from_env().map_err(io::Error::other)?;
+    let addr: SocketAddr = args.get("addr").unwrap_or("127.0.0.1:7007").parse().map_err(io::Error::other)?;
+    let size: usize = args.num("buffer", 16 * 1024).map_err(io::Error::other)?;
+    let listener = TcpListener::bind(addr).await?;
+    println!("listening echo on {}", listener.local_addr()?);
+    loop {
+        let (mut sock, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors, say: back off rather than spin.
+                eprintln!("peer-tokio: accept: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            }
+        };
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; size];
+            loop {
+                match sock.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if sock.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
