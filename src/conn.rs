@@ -402,14 +402,15 @@ impl Core {
 
     /// Reads until `WouldBlock`, a short read, EOF, or the budget.
     fn read(&mut self, conn: &mut Conn, read_closed: bool) {
-        let mut buf = std::mem::take(&mut self.read_buf);
+        let mut whole = std::mem::take(&mut self.read_buf);
+        let buf = &mut whole[..self.config.read_buffer.max(1024)];
         let mut budget = self.config.read_budget;
         for _ in 0..1_000_000 {
             let io = &conn.io;
             if io.reading_paused || io.read_eof || io.abort.is_some() || (io.closing && !io.lingering) {
                 break;
             }
-            match conn.io.stream.read(&mut buf) {
+            match conn.io.stream.read(buf) {
                 Ok(0) => {
                     self.stats.reads += 1;
                     conn.io.read_eof = true;
@@ -453,7 +454,7 @@ impl Core {
                 }
             }
         }
-        self.read_buf = buf;
+        self.read_buf = whole;
     }
 
     /// A protocol timer on a connection.

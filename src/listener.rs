@@ -47,8 +47,12 @@ impl Policy {
     /// A connection from `peer` ended.
     pub(crate) fn release(&self, peer: &crate::Addr) {
         self.open.set(self.open.get().saturating_sub(1));
+        let mut map = self.per_peer.borrow_mut();
+        // Empty unless a per-peer cap is set: no hashing on every close then.
+        if map.is_empty() {
+            return;
+        }
         if let Some(ip) = peer.inet().map(|a| a.ip()) {
-            let mut map = self.per_peer.borrow_mut();
             if let Some(n) = map.get_mut(&ip) {
                 *n -= 1;
                 if *n == 0 {

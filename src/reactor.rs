@@ -69,11 +69,16 @@ const SIGNALS: Token = Token(usize::MAX - 1);
 pub struct Config {
     /// Default buffer limits for every connection.
     pub limits: Limits,
-    /// Size of the one read buffer the loop owns (connections keep none). Default 64 KiB.
+    /// Size of the one read buffer the loop owns (connections keep none).
+    /// Default 16 KiB: measured cheaper per MB than 64 KiB when streaming
+    /// (each chunk read is echoed whole instead of partly buffered), and no
+    /// different for small messages (`bench/RESULTS.md`).
     pub read_buffer: usize,
-    /// Bytes one connection may read per turn before others get theirs. Default 256 KiB.
+    /// Bytes one connection may read per turn before others get theirs.
+    /// Default 64 KiB: small enough that one streaming connection delays a
+    /// turn by little (the fairness benchmark), large enough to amortise the poll.
     pub read_budget: usize,
-    /// Bytes one connection may flush per turn. Default 256 KiB.
+    /// Bytes one connection may flush per turn. Default 64 KiB.
     pub write_budget: usize,
     /// Connections one listener may accept per turn. Default 128.
     pub accept_budget: usize,
@@ -96,9 +101,9 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             limits: Limits::default(),
-            read_buffer: 64 * 1024,
-            read_budget: 256 * 1024,
-            write_budget: 256 * 1024,
+            read_buffer: 16 * 1024,
+            read_budget: 64 * 1024,
+            write_budget: 64 * 1024,
             accept_budget: 128,
             max_datagram: 65_536,
             udp_send_queue: 512,
@@ -332,7 +337,9 @@ impl Reactor {
                 now,
                 ready: Vec::new(),
                 dirty: Vec::new(),
-                read_buf: vec![0; config.read_buffer.max(1024)],
+                // Stream reads use the first `read_buffer` bytes; datagrams need room for
+                // the largest accepted one.
+                read_buf: vec![0; config.read_buffer.max(1024).max(config.max_datagram)],
                 config,
                 stats: Stats::default(),
                 clients: Slab::new(),

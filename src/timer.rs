@@ -106,9 +106,15 @@ impl<T> TimerQueue<T> {
         self.next_generation = self.next_generation.wrapping_add(1);
         match interval {
             // A zero interval still advances (by 1 ns), so a repeat cannot spin.
-            Some(i) => self.intervals.insert(index, dur_ns(i).max(1)),
-            None => self.intervals.remove(&index),
-        };
+            Some(i) => {
+                self.intervals.insert(index, dur_ns(i).max(1));
+            }
+            // Most queues hold no repeating timer: skip the hashing then.
+            None if !self.intervals.is_empty() => {
+                self.intervals.remove(&index);
+            }
+            None => {}
+        }
         self.slots[index as usize] = Some(Slot { generation, seq, action: Some(action) });
         self.live += 1;
         TimerHandle { index, generation }
@@ -136,7 +142,9 @@ impl<T> TimerQueue<T> {
             return false;
         }
         self.slots[h.index as usize] = None;
-        self.intervals.remove(&h.index);
+        if !self.intervals.is_empty() {
+            self.intervals.remove(&h.index);
+        }
         self.free.push(h.index);
         self.live -= 1;
         self.maybe_compact();
@@ -222,7 +230,8 @@ impl<T> TimerQueue<T> {
         self.heap.pop();
         let slot = self.slots[index as usize].as_mut()?;
         let h = TimerHandle { index, generation: slot.generation };
-        let Some(&interval) = self.intervals.get(&index) else {
+        let repeat = if self.intervals.is_empty() { None } else { self.intervals.get(&index).copied() };
+        let Some(interval) = repeat else {
             let slot = self.slots[index as usize].take()?;
             self.free.push(index);
             self.live -= 1;
