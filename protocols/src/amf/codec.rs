@@ -320,13 +320,18 @@ impl<'a> Reader<'a> {
     /// The next `n` bytes, or why not: past the limit (malformed), or not here yet.
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
         let end = self.pos.saturating_add(n);
+        // The limit is checked whether or not the bytes are here already:
+        // checked only when waiting for them, a packet over the limit was
+        // accepted whenever it arrived whole in one buffer, so the outcome
+        // depended on how the stream was cut into reads
+        // (protocols/tests/proptests.rs).
+        if end > self.limits.max_packet {
+            return malformed(
+                self.pos,
+                format!("{what} of {n} bytes would end past the {}-byte packet limit", self.limits.max_packet),
+            );
+        }
         if end > self.buf.len() {
-            if end > self.limits.max_packet {
-                return malformed(
-                    self.pos,
-                    format!("{what} of {n} bytes would end past the {}-byte packet limit", self.limits.max_packet),
-                );
-            }
             return Err(DecodeError::Incomplete { needed: end });
         }
         let s = &self.buf[self.pos..end];
