@@ -715,19 +715,20 @@ fn render(
 
     let _ = writeln!(
         out,
-        "\nRead buffer size (stream-1, 16 KiB writes; `peer-twirl` is twirl's reactor and echo protocol):\n"
+        "\nRead buffer size (stream-1 and fairness; `peer-twirl` is twirl's reactor and echo protocol):\n"
     );
-    let _ = writeln!(out, "| server | CPU µs/MB | MB/s |\n|---|---|---|");
+    let _ = writeln!(out, "| server | stream-1 CPU µs/MB | stream-1 MB/s | fairness p99 µs |\n|---|---|---|---|");
     for (key, label) in [
-        ("twirl", "twirl serve (64 KiB read buffer)"),
-        ("twirl-16k", "peer-twirl --read-buffer 16384"),
+        ("twirl", "twirl serve (default Config)"),
+        ("twirl-64k", "peer-twirl --read-buffer 65536 --read-budget 262144"),
         ("tokio", "tokio, 16 KiB per task"),
     ] {
         let _ = writeln!(
             out,
-            "| {label} | {} | {} |",
+            "| {label} | {} | {} | {} |",
             cell(stats(get("stream1", key), "cpu_us_per_mb"), s.rounds),
-            cell(stats(get("stream1", key), "mb_per_s"), s.rounds)
+            cell(stats(get("stream1", key), "mb_per_s"), s.rounds),
+            cell(stats(get("fair", key), "p99_us"), s.rounds)
         );
     }
 
