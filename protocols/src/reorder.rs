@@ -68,7 +68,7 @@ use crate::text::{join_words, words};
 pub fn reorder(message: &[u8]) -> Vec<u8> {
     let mut w: Vec<&[u8]> = words(message).collect();
     w.sort_by_key(|word| std::cmp::Reverse(char_len(word)));
-    join_words(w)
+    join_words(w, message.len() + 1)
 }
 
 /// Length in characters; an invalid UTF-8 sequence counts as one.

@@ -46,7 +46,7 @@ use crate::text::{self, LineConfig, TextDatagram, join_words, words};
 /// assert_eq!(twirl_protocols::reverse::reverse(b"hello  big\tworld"), b"world big hello");
 /// ```
 pub fn reverse(message: &[u8]) -> Vec<u8> {
-    join_words(words(message).rev())
+    join_words(words(message).rev(), message.len() + 1)
 }
 
 fn client(endpoint: &ClientEndpoint, args: &[String]) -> Result<(), ClientError> {

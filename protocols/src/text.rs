@@ -178,9 +178,11 @@ pub fn words(message: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
     message.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty())
 }
 
-/// Joins words with one space.
-pub fn join_words<'a>(words: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut out = Vec::new();
+/// Joins words with one space, into a vector of `capacity` bytes: pass the
+/// message's length plus one, since a join of its words is never longer and
+/// [`TextLines`] appends a newline (one allocation per reply, not several).
+pub fn join_words<'a>(words: impl IntoIterator<Item = &'a [u8]>, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
     for (i, w) in words.into_iter().enumerate() {
         if i > 0 {
             out.push(b' ');
@@ -278,7 +280,7 @@ mod tests {
     fn words_split_on_any_ascii_whitespace_run() {
         let w: Vec<&[u8]> = words(b"  a\tbb \r\n c\x0c ").collect();
         assert_eq!(w, [&b"a"[..], b"bb", b"c"]);
-        assert_eq!(join_words(w), b"a bb c");
-        assert_eq!(join_words(words(b" \t ")), b"");
+        assert_eq!(join_words(w, 0), b"a bb c");
+        assert_eq!(join_words(words(b" \t "), 4), b"");
     }
 }
