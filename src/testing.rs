@@ -126,6 +126,32 @@ impl Context for MemoryContext {
     }
 }
 
+/// Moves `owner`'s manual clock forward by `by`, firing due timers in order,
+/// each at its own deadline: both harnesses' `advance`. `fire` runs one
+/// timer's callback and says whether the timer lives on (a repeating one is
+/// then rescheduled).
+fn advance_clock<T>(
+    owner: &mut T,
+    cx: fn(&mut T) -> &mut MemoryContext,
+    by: Duration,
+    mut fire: impl FnMut(&mut T, u64) -> bool,
+) {
+    let target = cx(owner).now + by;
+    for _ in 0..1_000_000 {
+        let c = cx(owner);
+        let Some(deadline) = c.timers.next_deadline() else { break };
+        if deadline > target {
+            break;
+        }
+        c.now = c.now.max(deadline);
+        let Some((handle, tag)) = c.timers.pop_due(deadline) else { break };
+        if fire(owner, tag) {
+            cx(owner).timers.restore(handle, tag);
+        }
+    }
+    cx(owner).now = target;
+}
+
 /// Implements [`Context`] for a type by forwarding to one of its fields.
 macro_rules! forward_context {
     ($ty:ty, $field:ident) => {
@@ -346,21 +372,19 @@ impl<P: Protocol> Harness<P> {
 
     /// Moves the manual clock forward, firing due timers in order, each at its own deadline.
     pub fn advance(&mut self, by: Duration) {
-        let target = self.transport.cx.now + by;
-        for _ in 0..1_000_000 {
-            let Some(deadline) = self.transport.cx.timers.next_deadline() else { break };
-            if deadline > target {
-                break;
-            }
-            self.transport.cx.now = self.transport.cx.now.max(deadline);
-            let Some((handle, tag)) = self.transport.cx.timers.pop_due(deadline) else { break };
-            if self.state == State::Open {
-                self.protocol.timer_fired(tag, &mut self.transport);
-                self.transport.cx.timers.restore(handle, tag);
-                self.settle();
-            }
-        }
-        self.transport.cx.now = target;
+        advance_clock(
+            self,
+            |h| &mut h.transport.cx,
+            by,
+            |h, tag| {
+                if h.state != State::Open {
+                    return false;
+                }
+                h.protocol.timer_fired(tag, &mut h.transport);
+                h.settle();
+                true
+            },
+        );
     }
 
     /// Simulates a peer that stops (false) or resumes (true) reading; while
@@ -569,21 +593,18 @@ impl<P: DatagramProtocol> DatagramHarness<P> {
         self.protocol.datagram_received(data, from, &mut self.transport);
     }
 
-    /// Moves the manual clock forward, firing due timers in order.
+    /// Moves the manual clock forward, firing due timers in order, each at its own deadline.
     pub fn advance(&mut self, by: Duration) {
         self.start();
-        let target = self.transport.cx.now + by;
-        for _ in 0..1_000_000 {
-            let Some(deadline) = self.transport.cx.timers.next_deadline() else { break };
-            if deadline > target {
-                break;
-            }
-            self.transport.cx.now = self.transport.cx.now.max(deadline);
-            let Some((handle, tag)) = self.transport.cx.timers.pop_due(deadline) else { break };
-            self.protocol.timer_fired(tag, &mut self.transport);
-            self.transport.cx.timers.restore(handle, tag);
-        }
-        self.transport.cx.now = target;
+        advance_clock(
+            self,
+            |h| &mut h.transport.cx,
+            by,
+            |h, tag| {
+                h.protocol.timer_fired(tag, &mut h.transport);
+                true
+            },
+        );
     }
 
     /// Takes the datagrams sent so far.

@@ -53,55 +53,68 @@ impl Protocol for Caps {
     }
 }
 
-/// The lab client's 16-byte message.
-const MESSAGE: &[u8; 16] = b"capitalize this!";
+/// The lab client's 16-byte message, repeated to make up the transfer.
+pub const MESSAGE: &[u8; 16] = b"capitalize this!";
+
+/// Writes [`MESSAGE`] bytes while the transport is below its high-water
+/// mark, until `total` have been queued (`queued` counts them); then
+/// half-closes, once. The producer side of every client of this lab.
+pub fn produce(queued: &mut u64, total: u64, t: &mut dyn Transport) {
+    if *queued >= total {
+        return;
+    }
+    let block = MESSAGE.repeat(1024);
+    while *queued < total && !t.writing_paused() {
+        let n = (block.len() as u64).min(total - *queued) as usize;
+        t.write(&block[..n]);
+        *queued += n as u64;
+    }
+    if *queued == total {
+        t.shutdown_write();
+    }
+}
+
+/// Checks that `data`, found at offset `pos` of a reply, is the uppercased
+/// message.
+pub fn check_uppercased(pos: u64, data: &[u8]) -> io::Result<()> {
+    for (i, b) in data.iter().enumerate() {
+        let at = pos + i as u64;
+        if *b != MESSAGE[(at % 16) as usize].to_ascii_uppercase() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("byte {at} of the reply is wrong")));
+        }
+    }
+    Ok(())
+}
 
 /// Sends `total` bytes of [`MESSAGE`] while reading the reply concurrently
 /// (what the lab's client does not do), and checks every byte.
 struct Flood {
-    total: usize,
-    sent: usize,
-    received: usize,
-    bad: Option<usize>,
+    total: u64,
+    sent: u64,
+    received: u64,
+    bad: Option<io::Error>,
     outcome: Rc<RefCell<Option<io::Result<Vec<u8>>>>>,
-}
-
-impl Flood {
-    fn produce(&mut self, t: &mut dyn Transport) {
-        let block = MESSAGE.repeat(1024);
-        while self.sent < self.total && !t.writing_paused() {
-            let n = block.len().min(self.total - self.sent);
-            t.write(&block[..n]);
-            self.sent += n;
-        }
-        if self.sent == self.total {
-            t.shutdown_write();
-        }
-    }
 }
 
 impl Protocol for Flood {
     fn connection_made(&mut self, t: &mut dyn Transport) {
-        self.produce(t);
+        produce(&mut self.sent, self.total, t);
     }
     fn resume_writing(&mut self, t: &mut dyn Transport) {
-        self.produce(t);
+        produce(&mut self.sent, self.total, t);
     }
     fn data_received(&mut self, data: &[u8], _: &mut dyn Transport) {
-        for (i, b) in data.iter().enumerate() {
-            let pos = self.received + i;
-            if self.bad.is_none() && *b != MESSAGE[pos % 16].to_ascii_uppercase() {
-                self.bad = Some(pos);
-            }
+        if self.bad.is_none() {
+            self.bad = check_uppercased(self.received, data).err();
         }
-        self.received += data.len();
+        self.received += data.len() as u64;
     }
     fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
-        let summary = match self.bad {
+        let summary = match self.bad.take() {
             _ if reason.error().is_some() && self.received < self.total => {
                 Err(io::Error::other(format!("after {} bytes received: {reason}", self.received)))
             }
-            Some(pos) => Err(io::Error::other(format!("byte {pos} of the reply is not the uppercased input"))),
+            Some(e) => Err(io::Error::new(e.kind(), e.to_string())),
             None if self.received != self.total => {
                 Err(io::Error::other(format!("sent {} bytes but received {}", self.sent, self.received)))
             }
@@ -115,7 +128,7 @@ impl Protocol for Flood {
 }
 
 struct FloodFactory {
-    total: usize,
+    total: u64,
     outcome: Rc<RefCell<Option<io::Result<Vec<u8>>>>>,
 }
 
@@ -135,14 +148,14 @@ impl ClientFactory for FloodFactory {
 /// experiment done without deadlock: N bytes sent while reading the reply.
 fn client(endpoint: &ClientEndpoint, args: &[String]) -> Result<(), ClientError> {
     if args.first().map(String::as_str) == Some("--bytes") {
-        let total: usize = match args.get(1).map(|n| n.parse()) {
+        let total: u64 = match args.get(1).map(|n| n.parse()) {
             Some(Ok(n)) if args.len() == 2 => n,
             _ => return Err(ClientError::usage("--bytes takes one whole number of bytes")),
         };
         let outcome = Rc::default();
         let mut reactor = Reactor::new().map_err(|e| ClientError::runtime(endpoint, e))?;
         connect_stream(&mut reactor, endpoint, FloodFactory { total, outcome: Rc::clone(&outcome) })?;
-        let timeout = REPLY_TIMEOUT + Duration::from_secs((total / 10_000_000) as u64);
+        let timeout = REPLY_TIMEOUT + Duration::from_secs(total / 10_000_000);
         return print_reply(&run_with_timeout(&mut reactor, endpoint, timeout, &outcome)?);
     }
     let request = if args.is_empty() { read_stdin()? } else { args.join(" ").into_bytes() };

@@ -54,10 +54,10 @@ use twirl::{
     Addr, ClientFactory, Config, Context, Disconnect, Limits, Protocol, Reactor, ReactorHandle, Stats, Transport,
 };
 
-use crate::caps::Caps;
+use crate::caps::{Caps, check_uppercased, produce};
 
 /// The 16-byte message the handout's client repeats.
-pub const MESSAGE: &[u8; 16] = b"capitalize this!";
+pub use crate::caps::MESSAGE;
 /// How often the watchdog samples the byte counters.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 /// How long a thread may take to return after its sockets were shut down.
@@ -374,17 +374,6 @@ fn blocking_client(mut s: TcpStream, total: u64, track: &Track) -> io::Result<()
     track.set("done");
     if pos != total {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("sent {total} bytes, got {pos} back")));
-    }
-    Ok(())
-}
-
-/// Checks that `data`, found at offset `pos` of the reply, is the uppercased message.
-fn check_uppercased(pos: u64, data: &[u8]) -> io::Result<()> {
-    for (i, b) in data.iter().enumerate() {
-        let at = pos + i as u64;
-        if *b != MESSAGE[(at % 16) as usize].to_ascii_uppercase() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("byte {at} of the reply is wrong")));
-        }
     }
     Ok(())
 }
@@ -801,32 +790,16 @@ struct Flood {
     total: u64,
     queued: u64,
     received: u64,
-    shut: bool,
     error: Option<String>,
     result: Shared<Result<(), String>>,
 }
 
-impl Flood {
-    fn produce(&mut self, t: &mut dyn Transport) {
-        let block = MESSAGE.repeat(1024);
-        while self.queued < self.total && !t.writing_paused() {
-            let n = (block.len() as u64).min(self.total - self.queued) as usize;
-            t.write(&block[..n]);
-            self.queued += n as u64;
-        }
-        if self.queued == self.total && !self.shut {
-            self.shut = true;
-            t.shutdown_write();
-        }
-    }
-}
-
 impl Protocol for Flood {
     fn connection_made(&mut self, t: &mut dyn Transport) {
-        self.produce(t);
+        produce(&mut self.queued, self.total, t);
     }
     fn resume_writing(&mut self, t: &mut dyn Transport) {
-        self.produce(t);
+        produce(&mut self.queued, self.total, t);
     }
     fn data_received(&mut self, data: &[u8], _: &mut dyn Transport) {
         if self.error.is_none() {
@@ -860,14 +833,7 @@ impl ClientFactory for OneFlood {
     fn build_protocol(&mut self, _: &Addr) -> Box<dyn Protocol> {
         match self.flood.take() {
             Some(f) => Box::new(f),
-            None => Box::new(Flood {
-                total: 0,
-                queued: 0,
-                received: 0,
-                shut: true,
-                error: None,
-                result: self.result.clone(),
-            }),
+            None => Box::new(Flood { total: 0, queued: 0, received: 0, error: None, result: self.result.clone() }),
         }
     }
     fn connection_failed(&mut self, error: &io::Error, cx: &mut dyn Context) -> Option<Duration> {
@@ -897,7 +863,7 @@ fn twirl_vs_blocking(opts: &Options) -> io::Result<Scenario> {
     let client_thread = thread::spawn(move || -> io::Result<(Result<(), String>, Stats)> {
         let result: Shared<Result<(), String>> = Rc::default();
         let mut reactor = Reactor::new()?;
-        let flood = Flood { total, queued: 0, received: 0, shut: false, error: None, result: result.clone() };
+        let flood = Flood { total, queued: 0, received: 0, error: None, result: result.clone() };
         reactor.connect_tcp(addr, OneFlood { flood: Some(flood), result: result.clone() })?;
         publish(&mut reactor, &l);
         let _ = tx.send(reactor.handle());
