@@ -155,6 +155,35 @@ pub trait DatagramTransport: Context {
     fn send_to(&mut self, data: &[u8], to: SocketAddr) -> bool;
     /// The address this socket is bound to.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// Sends a reply to a request of `request_len` bytes, but only if it is
+    /// no larger than the request, or this socket is bound to a loopback
+    /// address. A UDP service whose reply can outgrow its request is a
+    /// reflection amplifier: a spoofed small request draws a large reply at
+    /// a victim. Returns false (and logs at debug) when the reply was dropped.
+    ///
+    /// ```
+    /// use twirl::DatagramTransport;
+    /// use twirl::testing::DatagramHarness;
+    /// # struct P;
+    /// # impl twirl::DatagramProtocol for P {
+    /// #     fn datagram_received(&mut self, _: &[u8], _: std::net::SocketAddr, _: &mut dyn DatagramTransport) {}
+    /// # }
+    /// let to = "192.0.2.9:5000".parse().unwrap();
+    /// let mut h = DatagramHarness::new(P).with_local("192.0.2.1:7101".parse().unwrap());
+    /// assert!(h.transport.send_reply(b"OK", 2, to));
+    /// assert!(!h.transport.send_reply(b"LONGER", 2, to), "dropped off loopback");
+    /// ```
+    fn send_reply(&mut self, reply: &[u8], request_len: usize, to: SocketAddr) -> bool {
+        if reply.len() > request_len && !self.local_addr().is_ok_and(|a| a.ip().is_loopback()) {
+            log::debug!(
+                "dropped a {}-byte reply to a {request_len}-byte request from {to}: no amplification",
+                reply.len()
+            );
+            return false;
+        }
+        self.send_to(reply, to)
+    }
     /// Datagrams dropped because the send queue was full.
     fn dropped(&self) -> u64;
     /// Allows sending to broadcast addresses.

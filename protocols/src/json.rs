@@ -193,7 +193,9 @@ pub struct JsonUdp;
 
 impl DatagramProtocol for JsonUdp {
     fn datagram_received(&mut self, data: &[u8], from: SocketAddr, t: &mut dyn DatagramTransport) {
-        t.send_to(answer(data, &from).as_bytes(), from);
+        // The canonical form can outgrow the request (`9e15` is
+        // `9000000000000000.0`): bounded off loopback.
+        t.send_reply(answer(data, &from).as_bytes(), data.len(), from);
     }
 
     fn datagram_truncated(&mut self, len: usize, from: SocketAddr, t: &mut dyn DatagramTransport) {
@@ -307,6 +309,16 @@ mod tests {
     use twirl::testing::{DatagramHarness, Harness};
 
     use super::*;
+
+    #[test]
+    fn a_reply_larger_than_the_request_is_sent_only_on_loopback() {
+        let peer: SocketAddr = "192.0.2.9:5000".parse().unwrap();
+        let mut public = DatagramHarness::new(JsonUdp).with_local("192.0.2.1:7102".parse().unwrap());
+        public.feed(br#"{"n":9e15}"#, peer); // canonical: {"n":9000000000000000.0}
+        public.feed(br#"{ "b" : 1 ,  "a" : 2 }"#, peer);
+        assert_eq!(public.take_sent(), vec![(br#"{"a":2,"b":1}"#.to_vec(), peer)]);
+        assert!(udp(br#"{"n":9e15}"#).starts_with(r#"{"n":9000000000000000"#), "loopback answers in full");
+    }
 
     fn udp(input: &[u8]) -> String {
         let mut h = DatagramHarness::new(JsonUdp);

@@ -164,7 +164,8 @@ impl TextDatagram {
 
 impl DatagramProtocol for TextDatagram {
     fn datagram_received(&mut self, data: &[u8], from: SocketAddr, t: &mut dyn DatagramTransport) {
-        t.send_to(&(self.transform)(data), from);
+        // Uppercasing can lengthen text (`ŉ` becomes `ʼN`): bounded off loopback.
+        t.send_reply(&(self.transform)(data), data.len(), from);
     }
 
     fn datagram_truncated(&mut self, len: usize, from: SocketAddr, t: &mut dyn DatagramTransport) {

@@ -64,7 +64,20 @@ mod tests {
     use twirl::testing::{DatagramHarness, Harness};
 
     use super::*;
-    use crate::text::TextLines;
+    use crate::text::{TextDatagram, TextLines};
+
+    #[test]
+    fn a_longer_udp_reply_is_sent_only_on_loopback() {
+        let peer: SocketAddr = "192.0.2.9:5000".parse().unwrap();
+        let grows = "ŉŉŉ".as_bytes(); // 6 bytes, uppercased to 9 (ʼNʼNʼN)
+        let mut public = DatagramHarness::new(TextDatagram::new(upper)).with_local("192.0.2.1:7101".parse().unwrap());
+        public.feed(grows, peer);
+        public.feed(b"same size", peer);
+        assert_eq!(public.take_sent(), vec![(b"SAME SIZE".to_vec(), peer)], "no amplification off loopback");
+        let mut lo = DatagramHarness::new(TextDatagram::new(upper));
+        lo.feed(grows, peer);
+        assert_eq!(lo.take_sent(), vec![("ʼNʼNʼN".as_bytes().to_vec(), peer)]);
+    }
 
     #[test]
     fn uppercases_unicode_and_ascii_fallback() {
