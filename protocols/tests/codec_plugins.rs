@@ -10,81 +10,18 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use twirl::endpoint::ServerEndpoint;
-use twirl::{Reactor, ReactorHandle};
 use twirl_protocols::amf::codec::encode_packet;
 use twirl_protocols::amf::{json, sample_packet};
-use twirl_protocols::serve;
+
+mod support;
+use support::{LAB, LAB_LINES, SECONDS_1900_TO_1970, Served as Server};
 
 const WAIT: Duration = Duration::from_secs(20);
 const READ: Duration = Duration::from_secs(5);
 const BIN: &str = env!("CARGO_BIN_EXE_twirl");
-
-/// `struct.pack('!HIhi', 1, 2, -3, -4)`.
-const LAB: [u8; 12] = [0, 1, 0, 0, 0, 2, 0xff, 0xfd, 0xff, 0xff, 0xff, 0xfc];
-const LAB_LINES: &str = "big-endian: 1 2 -3 -4\nlittle-endian: 256 33554432 -513 -50331649\n";
-
-/// Seconds from 1900 (NTP, RFC 868) to 1970 (Unix).
-const SECONDS_1900_TO_1970: u64 = 2_208_988_800;
-
-/// A reactor on its own thread serving `PLUGIN@ENDPOINT` specs.
-struct Server {
-    bound: Vec<ServerEndpoint>,
-    handle: ReactorHandle,
-    done: mpsc::Receiver<std::io::Result<()>>,
-    join: Option<JoinHandle<()>>,
-}
-
-impl Server {
-    fn start(specs: &[&str]) -> Server {
-        let words: Vec<String> = specs.iter().map(|s| s.to_string()).collect();
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (done_tx, done_rx) = mpsc::channel();
-        let join = thread::spawn(move || {
-            // The reactor is not Send: it is built here, on its own thread.
-            let mut reactor = Reactor::new().expect("reactor");
-            let specs = serve::parse_specs(&words).expect("specs");
-            let bound: Vec<ServerEndpoint> =
-                specs.iter().map(|s| serve::bind(&mut reactor, s).expect("bind")).collect();
-            ready_tx.send((bound, reactor.handle())).expect("send bound endpoints");
-            let _ = done_tx.send(reactor.run());
-        });
-        let (bound, handle) = ready_rx.recv_timeout(WAIT).expect("server started");
-        Server { bound, handle, done: done_rx, join: Some(join) }
-    }
-
-    fn tcp(&self, i: usize) -> SocketAddr {
-        match &self.bound[i] {
-            ServerEndpoint::Tcp(a) => *a,
-            other => panic!("endpoint {i} is {other}, not tcp"),
-        }
-    }
-
-    fn udp(&self, i: usize) -> SocketAddr {
-        match &self.bound[i] {
-            ServerEndpoint::Udp(a) => *a,
-            other => panic!("endpoint {i} is {other}, not udp"),
-        }
-    }
-
-    fn stop(mut self) {
-        self.handle.stop();
-        self.done.recv_timeout(WAIT).expect("reactor stopped in time").expect("reactor ran cleanly");
-        if let Some(j) = self.join.take() {
-            j.join().expect("reactor thread");
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // A failed test still stops its reactor.
-        self.handle.stop();
-    }
-}
 
 fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect_timeout(&addr, WAIT).expect("connect");

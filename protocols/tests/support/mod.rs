@@ -37,6 +37,65 @@ pub const LAB_LINES: &str = "big-endian: 1 2 -3 -4\nlittle-endian: 256 33554432 
 /// Seconds from 1900 (NTP, RFC 868) to 1970 (Unix).
 pub const SECONDS_1900_TO_1970: u64 = 2_208_988_800;
 
+/// A reactor on its own thread serving `PLUGIN@ENDPOINT` specs, with the
+/// endpoints as bound (in the order given).
+pub struct Served {
+    pub bound: Vec<ServerEndpoint>,
+    handle: ReactorHandle,
+    done: mpsc::Receiver<io::Result<()>>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl Served {
+    pub fn start(specs: &[&str]) -> Served {
+        let words: Vec<String> = specs.iter().map(|s| s.to_string()).collect();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        let join = thread::spawn(move || {
+            // The reactor is not Send: it is built here, on its own thread.
+            let mut reactor = Reactor::new().expect("reactor");
+            let specs = serve::parse_specs(&words).expect("specs");
+            let bound: Vec<ServerEndpoint> =
+                specs.iter().map(|s| serve::bind(&mut reactor, s).expect("bind")).collect();
+            ready_tx.send((bound, reactor.handle())).expect("send bound endpoints");
+            let _ = done_tx.send(reactor.run());
+        });
+        let (bound, handle) = ready_rx.recv_timeout(WAIT).expect("server started");
+        Served { bound, handle, done: done_rx, join: Some(join) }
+    }
+
+    pub fn tcp(&self, i: usize) -> SocketAddr {
+        match &self.bound[i] {
+            ServerEndpoint::Tcp(a) => *a,
+            other => panic!("endpoint {i} is {other}, not tcp"),
+        }
+    }
+
+    pub fn udp(&self, i: usize) -> SocketAddr {
+        match &self.bound[i] {
+            ServerEndpoint::Udp(a) => *a,
+            other => panic!("endpoint {i} is {other}, not udp"),
+        }
+    }
+
+    pub fn stop(mut self) {
+        self.handle.stop();
+        self.done.recv_timeout(WAIT).expect("reactor stopped in time").expect("reactor ran cleanly");
+        if let Some(j) = self.join.take() {
+            j.join().expect("reactor thread");
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // A failed test still stops its reactor.
+        if self.join.is_some() {
+            self.handle.stop();
+        }
+    }
+}
+
 /// Where one plugin listens.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Ports {
