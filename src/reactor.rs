@@ -622,12 +622,18 @@ impl Reactor {
         stats.events += n;
         stats.max_events_per_turn = stats.max_events_per_turn.max(n);
         log::trace!(target: "twirl::loop", "turn {}: {n} events", stats.turns);
-        let carried = std::mem::take(&mut self.core.ready);
+        let mut carried = std::mem::take(&mut self.core.ready);
+        // A source carried over from last turn is served once, from the
+        // carried list with full readiness, not again for its event: one
+        // budget per source per turn.
+        carried.sort_unstable();
+        carried.dedup();
         let (mut woke, mut signalled) = (false, false);
         for ev in self.events.iter() {
             match ev.token() {
                 WAKER => woke = true,
                 SIGNALS => signalled = true,
+                Token(t) if !carried.is_empty() && carried.binary_search(&(t as u64)).is_ok() => {}
                 Token(t) => {
                     let r = Readiness {
                         readable: ev.is_readable() || ev.is_read_closed(),
