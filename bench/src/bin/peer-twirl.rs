@@ -1,7 +1,13 @@
 //! twirl's echo protocol on a reactor built here, so that reactor settings
 //! the `twirl` command does not expose can be tried:
 //!
-//! `peer-twirl --addr 127.0.0.1:PORT [--read-buffer 65536] [--read-budget 262144]`
+//! `peer-twirl --addr 127.0.0.1:PORT [--read-buffer 65536] [--read-budget 262144]
+//!             [--high-water N] [--low-water N] [--backpressure]`
+//!
+//! `--backpressure` makes the echo stop reading while its output is above the
+//! high-water mark (`pause_writing` pauses reading, `resume_writing` resumes
+//! it); with `--high-water 0 --low-water 0` it stops whenever anything is
+//! buffered, as a task doing `read` then `write_all` does.
 //!
 //! The suite measures the real `twirl serve echo@tcp:PORT`; this binary is for
 //! experiments (what a smaller read buffer would save, say).
@@ -9,13 +15,25 @@
 use std::io;
 use std::net::SocketAddr;
 
-use twirl::{Addr, Config, Protocol, Reactor, Transport};
+use twirl::{Addr, Config, Limits, Protocol, Reactor, Transport};
 
-struct Echo;
+struct Echo {
+    backpressure: bool,
+}
 
 impl Protocol for Echo {
     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
         t.write(data);
+    }
+    fn pause_writing(&mut self, t: &mut dyn Transport) {
+        if self.backpressure {
+            t.pause_reading();
+        }
+    }
+    fn resume_writing(&mut self, t: &mut dyn Transport) {
+        if self.backpressure {
+            t.resume_reading();
+        }
     }
 }
 
@@ -26,10 +44,16 @@ fn main() -> io::Result<()> {
     let config = Config {
         read_buffer: args.num("read-buffer", defaults.read_buffer).map_err(io::Error::other)?,
         read_budget: args.num("read-budget", defaults.read_budget).map_err(io::Error::other)?,
+        limits: Limits {
+            high_water: args.num("high-water", defaults.limits.high_water).map_err(io::Error::other)?,
+            low_water: args.num("low-water", defaults.limits.low_water).map_err(io::Error::other)?,
+            ..defaults.limits
+        },
         ..defaults
     };
+    let backpressure = args.flag("backpressure");
     let mut reactor = Reactor::with_config(config)?;
-    let bound = reactor.listen_tcp(addr, |_: &Addr| Echo)?;
+    let bound = reactor.listen_tcp(addr, move |_: &Addr| Echo { backpressure })?;
     println!("listening echo on {bound}");
     reactor.handle_signals(&[], |_, _| {})?;
     reactor.run()
