@@ -9,19 +9,16 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use twirl_protocols::amf::codec::encode_packet;
 use twirl_protocols::amf::{json, sample_packet};
 
 mod support;
-use support::{LAB, LAB_LINES, SECONDS_1900_TO_1970, Served as Server};
+use support::{LAB, LAB_LINES, SECONDS_1900_TO_1970, Served as Server, stdout};
 
 const WAIT: Duration = Duration::from_secs(20);
 const READ: Duration = Duration::from_secs(5);
-const BIN: &str = env!("CARGO_BIN_EXE_twirl");
 
 fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
@@ -66,32 +63,8 @@ fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs_f64()
 }
 
-/// Runs a command with a deadline; kills it if it overruns.
-fn run(mut cmd: Command) -> Output {
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(WAIT) {
-        Ok(out) => out.expect("wait for child"),
-        Err(_) => {
-            // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("{cmd:?} did not finish within {WAIT:?}");
-        }
-    }
-}
-
 fn twirl(args: &[&str]) -> Output {
-    let mut c = Command::new(BIN);
-    c.args(args);
-    run(c)
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    support::run_twirl(args, b"", WAIT)
 }
 
 // ---------------------------------------------------------------- struct
@@ -314,7 +287,7 @@ fn sntp_answers_python_ntplib() {
                   \x20   print(r.version, r.mode, r.stratum, r.leap, r.precision, r.ref_id, r.offset, r.delay, r.tx_time)\n";
     let mut c = Command::new("python3");
     c.args(["-c", script, &port]);
-    let out = run(c);
+    let out = support::run(c, b"", WAIT);
     assert!(out.status.success(), "ntplib failed: {}", String::from_utf8_lossy(&out.stderr));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();

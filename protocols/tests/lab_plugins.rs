@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use twirl_protocols::serve;
 
 mod support;
-use support::Served as Server;
+use support::{Served as Server, port_pair, stdout};
 
 const WAIT: Duration = Duration::from_secs(10);
 const READ: Duration = Duration::from_secs(5);
@@ -61,35 +61,7 @@ fn udp_ask(to: SocketAddr, request: &[u8]) -> Vec<u8> {
 
 /// Runs `twirl ARGS`, with `stdin` fed in, killed if it outlives [`WAIT`] x 2.
 fn twirl(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn twirl");
-    let pid = child.id();
-    let mut input = child.stdin.take().expect("stdin");
-    let data = stdin.to_vec();
-    thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(WAIT * 2) {
-        Ok(out) => out.expect("twirl output"),
-        Err(_) => {
-            // SAFETY: kill(2) on the child we spawned; it has not been reaped (wait is still pending).
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("twirl {args:?} did not finish in time");
-        }
-    }
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    support::run_twirl(args, stdin, WAIT * 2)
 }
 
 // ---- reverse and upper ----
@@ -222,22 +194,6 @@ fn json_over_tcp_one_object_per_line() {
 }
 
 // ---- reorder ----
-
-/// A sender on port P and a receiver already bound on P+1.
-fn port_pair() -> (UdpSocket, UdpSocket) {
-    for _ in 0..50 {
-        let receiver = udp_socket();
-        let r = receiver.local_addr().expect("addr").port();
-        if r < 2 {
-            continue;
-        }
-        if let Ok(sender) = UdpSocket::bind(("127.0.0.1", r - 1)) {
-            sender.set_read_timeout(Some(READ)).expect("read timeout");
-            return (sender, receiver);
-        }
-    }
-    panic!("no two adjacent free ports");
-}
 
 #[test]
 fn reorder_replies_to_source_port_plus_one() {

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -516,4 +517,39 @@ pub fn all_good(server: &AllPlugins) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Runs `cmd` with `stdin` fed in; kills it and fails if it outlives `within`.
+pub fn run(mut cmd: Command, stdin: &[u8], within: Duration) -> Output {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let pid = child.id();
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(within) {
+        Ok(out) => out.expect("child output"),
+        Err(_) => {
+            // SAFETY: kill(2) on a child we spawned; it has not been reaped (wait is still pending).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("{cmd:?} did not finish within {within:?}");
+        }
+    }
+}
+
+/// Runs the `twirl` binary (see [`run`]).
+pub fn run_twirl(args: &[&str], stdin: &[u8], within: Duration) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_twirl"));
+    c.args(args);
+    run(c, stdin, within)
+}
+
+/// A child's stdout as (lossy) text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
