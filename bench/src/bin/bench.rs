@@ -9,7 +9,7 @@
 //! ```
 //!
 //! `--quick` (one short round, under a minute once built), `--rounds N`
-//! (default 3), `--duration SECS` and `--warmup SECS` (per run; default 4
+//! (default 5), `--duration SECS` and `--warmup SECS` (per run; default 4
 //! and 1), `--no-build` (use the binaries beside this one), `--no-strace`,
 //! `--out PATH` (default `bench/RESULTS.md`; `-` for none).
 //! Exits 1 if any run failed (a wrong byte, a stall, a server that would not
@@ -61,6 +61,9 @@ struct Settings {
     duration: f64,
     strace: bool,
     quick: bool,
+    /// Repeats for steal still allowed in this whole run, so that a host
+    /// that is busy for an hour cannot make the suite take hours.
+    repeats_left: std::cell::Cell<usize>,
 }
 
 fn main() {
@@ -78,11 +81,12 @@ fn run() -> Result<bool, String> {
     let a = Args::from_env()?;
     let quick = a.flag("quick");
     let s = Settings {
-        rounds: a.num("rounds", if quick { 1 } else { 3 })?.max(1),
+        rounds: a.num("rounds", if quick { 1 } else { 5 })?.max(1),
         warmup: a.num("warmup", if quick { 0.3 } else { 1.0 })?,
         duration: a.num("duration", if quick { 1.2 } else { 4.0 })?,
         strace: !a.flag("no-strace"),
         quick,
+        repeats_left: std::cell::Cell::new(MAX_REPEATS),
     };
     let root = workspace_root();
     if !a.flag("no-build") {
@@ -398,23 +402,59 @@ fn loadgen(bin: &Path, args: &[String], limit: Duration) -> Result<Metrics, Stri
     }
 }
 
-/// Waits (at most `limit`) until the rest of the machine is nearly idle: other
-/// engineers' builds on these two cores would otherwise land in the numbers.
-/// Returns the busy percentage (of one core) last seen.
-fn wait_quiet(limit: Duration) -> f64 {
+/// Hypervisor steal (percent of one core, both cores summed) above which a
+/// run is repeated: on a shared host, time the hypervisor takes away shows up
+/// as extra kernel time per message (cold caches, delayed wake-ups), as
+/// measured with the steal column of `loadgen` (runs at 10-60% steal cost up to
+/// 1.5× more per MB than the same server at under 1%).
+const STEAL_MAX: f64 = 5.0;
+/// Attempts per run before the one with the least steal is kept anyway.
+const ATTEMPTS: usize = 3;
+/// Repeats for steal over the whole suite.
+const MAX_REPEATS: usize = 40;
+
+/// Waits (at most `limit`) until the rest of the machine is nearly idle and
+/// the hypervisor is not taking time away: other engineers' builds on these
+/// two cores, or other guests on the host, would otherwise land in the numbers.
+fn wait_quiet(limit: Duration) {
     let deadline = Instant::now() + limit;
     loop {
         let a = twirl_bench::cpu_busy();
         std::thread::sleep(Duration::from_millis(200));
         let b = twirl_bench::cpu_busy();
-        let busy: f64 = b.iter().zip(&a).map(|(b, a)| b.0 - a.0).sum::<f64>() / 2e5 * 100.0;
-        if busy < 25.0 || Instant::now() >= deadline {
-            return busy;
+        let pct = |f: fn(&(f64, f64)) -> f64| b.iter().zip(&a).map(|(b, a)| f(b) - f(a)).sum::<f64>() / 2e5 * 100.0;
+        let (busy, steal) = (pct(|c| c.0), pct(|c| c.1));
+        if (busy < 25.0 && steal < STEAL_MAX) || Instant::now() >= deadline {
+            return;
         }
     }
 }
 
+/// One measured run, repeated (up to [`ATTEMPTS`] times) while the
+/// hypervisor steals more than [`STEAL_MAX`]; keeps the quietest attempt and
+/// records how many were made under `attempts`.
 fn run_one(bin: &Path, srv: &Server, w: &Workload, s: &Settings) -> Result<Metrics, String> {
+    let steal = |m: &Metrics| m.get("steal_pct").copied().unwrap_or(0.0);
+    let mut best: Option<Metrics> = None;
+    let mut attempts = 0;
+    while attempts < ATTEMPTS {
+        attempts += 1;
+        let m = run_attempt(bin, srv, w, s)?;
+        let done = steal(&m) <= STEAL_MAX || s.quick || s.repeats_left.get() == 0;
+        if best.as_ref().is_none_or(|b| steal(&m) < steal(b)) {
+            best = Some(m);
+        }
+        if done {
+            break;
+        }
+        s.repeats_left.set(s.repeats_left.get() - 1);
+    }
+    let mut m = best.ok_or("no attempt was made")?;
+    m.insert("attempts".into(), attempts as f64);
+    Ok(m)
+}
+
+fn run_attempt(bin: &Path, srv: &Server, w: &Workload, s: &Settings) -> Result<Metrics, String> {
     wait_quiet(Duration::from_secs(if s.quick { 1 } else { 8 }));
     let server = start(srv)?;
     let mut args = w.args.clone();
@@ -615,6 +655,16 @@ fn render(
          window; medians with (min–max) over rounds. Every echoed byte is verified.",
         s.rounds, s.warmup, s.duration
     );
+    let runs: Vec<&Metrics> = results.values().flatten().collect();
+    let repeated: f64 = runs.iter().map(|m| m.get("attempts").copied().unwrap_or(1.0) - 1.0).sum();
+    let noisy = runs.iter().filter(|m| m.get("steal_pct").is_some_and(|x| *x > STEAL_MAX)).count();
+    let _ = writeln!(
+        out,
+        "- steal: a run during which the hypervisor took more than {STEAL_MAX}% of a core is repeated, up to \
+         {ATTEMPTS} attempts ({MAX_REPEATS} repeats at most in all), keeping the quietest; {repeated:.0} repeats \
+         over {} runs; {noisy} run(s) kept above {STEAL_MAX}%.",
+        runs.len()
+    );
     let _ = writeln!(out, "- total time: {:.0} s{}\n", elapsed.as_secs_f64(), if s.quick { " (--quick)" } else { "" });
 
     // Results table.
@@ -636,6 +686,7 @@ fn render(
         ("pp100", "msgs/s (load-generator bound)", "msgs_per_s"),
         ("pp100", "load generator CPU %", "lg_cpu_pct"),
         ("pp100", "other processes' CPU % (noise)", "other_cpu_pct"),
+        ("pp100", "hypervisor steal % (noise)", "steal_pct"),
         ("pp1000", "server CPU µs/msg", "cpu_us_per_msg"),
         ("pp1000", "  user µs/msg", "user_us_per_msg"),
         ("pp1000", "p99 latency µs", "p99_us"),
@@ -644,11 +695,13 @@ fn render(
         ("stream1", "  user µs/MB", "user_us_per_mb"),
         ("stream1", "MB/s echoed", "mb_per_s"),
         ("stream1", "other processes' CPU % (noise)", "other_cpu_pct"),
+        ("stream1", "hypervisor steal % (noise)", "steal_pct"),
         ("churn", "server CPU µs/conn", "cpu_us_per_conn"),
         ("churn", "  user µs/conn", "user_us_per_conn"),
         ("churn", "conns/s", "conns_per_s"),
         ("fair", "pingpong p99 µs (with stream)", "p99_us"),
         ("fair", "stream MB/s meanwhile", "mb_per_s"),
+        ("fair", "hypervisor steal % (noise)", "steal_pct"),
         ("idle", "RSS bytes per idle conn", "rss_per_conn"),
     ];
     let titles: HashMap<&str, &str> = workloads.iter().map(|w| (w.key, w.title)).collect();
@@ -664,7 +717,9 @@ fn render(
         }
         for p in &peers {
             let r = match (med(w, "twirl", keys[0]), med(w, p.key, keys[0])) {
-                (Some(t), Some(x)) if x != 0.0 && keys.len() == 1 => format!("{:.2}×", t / x),
+                (Some(t), Some(x)) if x != 0.0 && keys.len() == 1 && !label.ends_with("(noise)") => {
+                    format!("{:.2}×", t / x)
+                }
                 _ => "–".into(),
             };
             let _ = write!(out, " {r} |");
