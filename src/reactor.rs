@@ -69,10 +69,11 @@ const SIGNALS: Token = Token(usize::MAX - 1);
 pub struct Config {
     /// Default buffer limits for every connection.
     pub limits: Limits,
-    /// Size of the one read buffer the loop owns (connections keep none).
-    /// Default 16 KiB: measured cheaper per MB than 64 KiB when streaming
-    /// (each chunk read is echoed whole instead of partly buffered), and no
-    /// different for small messages (`bench/RESULTS.md`).
+    /// How much one stream read takes, from the one read buffer the loop
+    /// owns (connections keep none). Default 8 KiB: streaming cost less per
+    /// MB the smaller the reads and the echoed writes, down to 8 KiB (64 KiB
+    /// +30%, 16 KiB +10%, 4 KiB no better; `bench/RESULTS.md`); small
+    /// messages do not notice.
     pub read_buffer: usize,
     /// Bytes one connection may read per turn before others get theirs.
     /// Default 64 KiB: small enough that one streaming connection delays a
@@ -101,7 +102,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             limits: Limits::default(),
-            read_buffer: 16 * 1024,
+            read_buffer: 8 * 1024,
             read_budget: 64 * 1024,
             write_budget: 64 * 1024,
             accept_budget: 128,

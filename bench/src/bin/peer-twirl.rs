@@ -2,7 +2,7 @@
 //! the `twirl` command does not expose can be tried:
 //!
 //! `peer-twirl --addr 127.0.0.1:PORT [--read-buffer 65536] [--read-budget 262144]
-//!             [--high-water N] [--low-water N] [--backpressure]`
+//!             [--high-water N] [--low-water N] [--backpressure] [--write-chunk N]`
 //!
 //! `--backpressure` makes the echo stop reading while its output is above the
 //! high-water mark (`pause_writing` pauses reading, `resume_writing` resumes
@@ -19,11 +19,19 @@ use twirl::{Addr, Config, Limits, Protocol, Reactor, Transport};
 
 struct Echo {
     backpressure: bool,
+    /// Echo in writes of at most this many bytes (0: each read in one write),
+    /// to tell the cost of large reads from that of large writes.
+    write_chunk: usize,
 }
 
 impl Protocol for Echo {
     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
-        t.write(data);
+        if self.write_chunk == 0 {
+            return t.write(data);
+        }
+        for piece in data.chunks(self.write_chunk) {
+            t.write(piece);
+        }
     }
     fn pause_writing(&mut self, t: &mut dyn Transport) {
         if self.backpressure {
@@ -52,8 +60,9 @@ fn main() -> io::Result<()> {
         ..defaults
     };
     let backpressure = args.flag("backpressure");
+    let write_chunk = args.num("write-chunk", 0).map_err(io::Error::other)?;
     let mut reactor = Reactor::with_config(config)?;
-    let bound = reactor.listen_tcp(addr, move |_: &Addr| Echo { backpressure })?;
+    let bound = reactor.listen_tcp(addr, move |_: &Addr| Echo { backpressure, write_chunk })?;
     println!("listening echo on {bound}");
     reactor.handle_signals(&[], |_, _| {})?;
     reactor.run()
