@@ -72,8 +72,8 @@ pub struct Config {
     /// How much one stream read takes, from the one read buffer the loop
     /// owns (connections keep none). Default 8 KiB: streaming cost less per
     /// MB the smaller the reads and the echoed writes, down to 8 KiB (64 KiB
-    /// +30%, 16 KiB +10%, 4 KiB no better; `bench/RESULTS.md`); small
-    /// messages do not notice.
+    /// cost 40% more, 16 KiB 12% more, 4 KiB no less; `bench/RESULTS.md`);
+    /// small messages do not notice.
     pub read_buffer: usize,
     /// Bytes one connection may read per turn before others get theirs.
     /// Default 64 KiB: small enough that one streaming connection delays a
