@@ -11,7 +11,13 @@
 //! `--quick` (one short round, under a minute once built), `--rounds N`
 //! (default 5), `--duration SECS` and `--warmup SECS` (per run; default 4
 //! and 1), `--no-build` (use the binaries beside this one), `--no-strace`,
-//! `--out PATH` (default `bench/RESULTS.md`; `-` for none).
+//! `--out PATH` (default `bench/RESULTS.md`; `-` for none), `--no-twisted`.
+//!
+//! Twisted runs beside the Rust peers: from the machine's `python3` if it can
+//! import it, else from a virtual environment made under the target directory
+//! with `pip install twisted` on first use (`--no-twisted-install` skips it
+//! instead).
+//!
 //! Exits 1 if any run failed (a wrong byte, a stall, a server that would not
 //! start); the table is still written, with the failures in it.
 
@@ -61,6 +67,8 @@ struct Settings {
     duration: f64,
     strace: bool,
     quick: bool,
+    /// Which Twisted was measured, or why none was.
+    twisted: String,
     /// Repeats for steal still allowed in this whole run, so that a host
     /// that is busy for an hour cannot make the suite take hours.
     repeats_left: std::cell::Cell<usize>,
@@ -80,12 +88,13 @@ fn main() {
 fn run() -> Result<bool, String> {
     let a = Args::from_env()?;
     let quick = a.flag("quick");
-    let s = Settings {
+    let mut s = Settings {
         rounds: a.num("rounds", if quick { 1 } else { 5 })?.max(1),
         warmup: a.num("warmup", if quick { 0.3 } else { 1.0 })?,
         duration: a.num("duration", if quick { 1.2 } else { 4.0 })?,
         strace: !a.flag("no-strace"),
         quick,
+        twisted: String::new(),
         repeats_left: std::cell::Cell::new(MAX_REPEATS),
     };
     let root = workspace_root();
@@ -128,16 +137,24 @@ fn run() -> Result<bool, String> {
             transform: "echo",
         },
     ];
-    match twisted_available() {
-        Ok(()) => servers.push(Server {
-            key: "twisted",
-            label: "Twisted (epoll reactor)",
-            program: PathBuf::from("python3"),
-            args: vec!["-c".into(), TWISTED_ECHO.into(), "{port}".into()],
-            transform: "echo",
-        }),
-        Err(why) => println!("bench: skipping Twisted: {why}"),
+    if a.flag("no-twisted") {
+        s.twisted = "not measured (--no-twisted)".into();
+    } else {
+        match twisted_python(&bin, !a.flag("no-twisted-install")) {
+            Ok((python, version)) => {
+                s.twisted = format!("Twisted {version}, epoll reactor, run by {}", python.display());
+                servers.push(Server {
+                    key: "twisted",
+                    label: "Twisted (epoll reactor)",
+                    program: python,
+                    args: vec!["-c".into(), TWISTED_ECHO.into(), "{port}".into()],
+                    transform: "echo",
+                });
+            }
+            Err(why) => s.twisted = format!("not measured: {why}"),
+        }
     }
+    println!("bench: Twisted: {}", s.twisted);
     let reverse = Server {
         key: "twirl-reverse",
         label: "twirl (reverse plugin)",
@@ -276,17 +293,43 @@ fn build(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn twisted_available() -> Result<(), String> {
-    let out = Command::new("python3")
-        .args(["-c", "import twisted.internet.epollreactor"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    match out {
-        Ok(st) if st.success() => Ok(()),
-        Ok(_) => Err("python3 cannot import twisted (not installed; the suite does not pip install)".into()),
-        Err(e) => Err(format!("no python3 ({e})")),
+/// A Python that can import Twisted's epoll reactor, and Twisted's version:
+/// the machine's `python3` if it can, else a virtual environment beside the
+/// binaries (`target/release/twisted-venv`), made and filled with
+/// `pip install twisted` on first use unless `install` is false.
+fn twisted_python(bin: &Path, install: bool) -> Result<(PathBuf, String), String> {
+    let probe = |python: &Path| -> Option<String> {
+        let out = Command::new(python)
+            .args(["-c", "import twisted, twisted.internet.epollreactor; print(twisted.__version__)"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let venv = bin.join("twisted-venv");
+    let venv_python = venv.join("bin").join("python3");
+    for python in [PathBuf::from("python3"), venv_python.clone()] {
+        if let Some(version) = probe(&python) {
+            return Ok((python, version));
+        }
     }
+    if !install {
+        return Err("python3 cannot import twisted, and --no-twisted-install was given".into());
+    }
+    println!("bench: installing Twisted into {} (python3 -m venv; pip install twisted)", venv.display());
+    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
+        match cmd.stdin(Stdio::null()).stdout(Stdio::null()).status() {
+            Ok(st) if st.success() => Ok(()),
+            Ok(st) => Err(format!("{what} failed ({st})")),
+            Err(e) => Err(format!("{what}: {e} (no python3?)")),
+        }
+    };
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv")?;
+    run(Command::new(venv.join("bin").join("pip")).args(["install", "--quiet", "twisted"]), "pip install twisted")?;
+    probe(&venv_python)
+        .map(|version| (venv_python, version))
+        .ok_or_else(|| "Twisted was installed but cannot be imported".into())
 }
 
 const TWISTED_ECHO: &str = "\
@@ -680,6 +723,7 @@ fn render(
          over {} runs; {noisy} run(s) kept above {STEAL_MAX}%.",
         runs.len()
     );
+    let _ = writeln!(out, "- Twisted: {}", s.twisted);
     let _ = writeln!(out, "- total time: {:.0} s{}\n", elapsed.as_secs_f64(), if s.quick { " (--quick)" } else { "" });
 
     // Results table.
