@@ -230,7 +230,8 @@ fn run() -> Result<bool, String> {
             }
             for srv in targets {
                 match run_one(&bin, srv, w, &s) {
-                    Ok(m) => {
+                    Ok(mut m) => {
+                        m.insert("round".into(), round as f64);
                         let _ = write!(line, "  {}: {}", srv.key, headline(w.key, &m));
                         results.entry((w.key.to_string(), srv.key.to_string())).or_default().push(m);
                     }
@@ -852,14 +853,18 @@ fn render(
     // Round by round, `of` over the cheapest of `peers` in the same round:
     // the interleaved runs of one round saw the same machine, so these ratios
     // show how much of a median's gap is drift between rounds.
+    // A round in which any of them failed is left out.
+    let in_round = |w: &str, srv: &str, key: &str, round: usize| -> Option<f64> {
+        get(w, srv)?.iter().find(|m| m.get("round") == Some(&(round as f64)))?.get(key).copied()
+    };
     let per_round = |w: &str, of: &str, peers: &[&str], key: &str| -> Vec<f64> {
-        let val = |srv: &str| -> Option<Vec<f64>> { get(w, srv)?.iter().map(|m| m.get(key).copied()).collect() };
-        let Some(t) = val(of) else { return Vec::new() };
-        let others: Vec<Vec<f64>> = peers.iter().filter_map(|p| val(p)).collect();
-        if others.len() != peers.len() || others.iter().any(|o| o.len() != t.len()) {
-            return Vec::new(); // a failed run would pair the wrong rounds
-        }
-        (0..t.len()).map(|i| t[i] / others.iter().map(|o| o[i]).fold(f64::MAX, f64::min)).collect()
+        (1..=s.rounds)
+            .filter_map(|r| {
+                let t = in_round(w, of, key, r)?;
+                let cheapest = peers.iter().map(|p| in_round(w, p, key, r)).collect::<Option<Vec<f64>>>()?;
+                Some(t / cheapest.into_iter().fold(f64::MAX, f64::min))
+            })
+            .collect()
     };
     // The result is decided on the median of the per-round ratios when there
     // are three rounds or more: each round's runs saw the same machine, and
@@ -986,14 +991,10 @@ fn render(
         }),
     }
     // Fairness: per round, p99 with a stream over p99 alone, for twirl.
-    let fair = match (get("fair", "twirl"), get("pp100", "twirl")) {
-        (Some(f), Some(alone)) => {
-            let r: Vec<f64> =
-                f.iter().zip(alone).filter_map(|(a, b)| Some(a.get("p99_us")? / b.get("p99_us")?)).collect();
-            (!r.is_empty()).then(|| median(&r))
-        }
-        _ => None,
-    };
+    let fair: Vec<f64> = (1..=s.rounds)
+        .filter_map(|r| Some(in_round("fair", "twirl", "p99_us", r)? / in_round("pp100", "twirl", "p99_us", r)?))
+        .collect();
+    let fair = (!fair.is_empty()).then(|| median(&fair));
     targets.push(Target {
         name: "fairness: twirl pingpong p99 with one stream vs alone".into(),
         measured: fair.map_or("not measured".into(), |r| {
