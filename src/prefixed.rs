@@ -85,6 +85,10 @@ pub trait MessageHandler: 'static {
     }
 
     /// A prefix announced `len` bytes, over the maximum. Default: log and close.
+    ///
+    /// An override may keep the connection open (answer with an error
+    /// message, say): the oversized message's `len` bytes are then discarded
+    /// as they arrive, never buffered, and framing resumes after them.
     fn message_too_long(&mut self, len: usize, t: &mut dyn Transport) {
         log::warn!("{}: message of {len} bytes announced, over the limit; closing", t.peer_addr());
         t.lose_connection();
@@ -110,12 +114,14 @@ pub struct PrefixedReceiver<H> {
     prefix: Prefix,
     max_len: usize,
     buf: Vec<u8>,
+    /// Bytes of a refused (oversized) message still to discard.
+    skip: usize,
 }
 
 impl<H: MessageHandler> PrefixedReceiver<H> {
     /// A receiver with the default maximum message length.
     pub fn new(handler: H, prefix: Prefix) -> Self {
-        PrefixedReceiver { handler, prefix, max_len: DEFAULT_MAX_MESSAGE, buf: Vec::new() }
+        PrefixedReceiver { handler, prefix, max_len: DEFAULT_MAX_MESSAGE, buf: Vec::new(), skip: 0 }
     }
 
     /// Sets the maximum message length in bytes.
@@ -124,23 +130,31 @@ impl<H: MessageHandler> PrefixedReceiver<H> {
         self
     }
 
-    /// Delivers whole messages from `data`; returns the bytes used.
+    /// Delivers whole messages from `data`, discarding refused ones; returns
+    /// the bytes used.
     fn consume(&mut self, data: &[u8], t: &mut dyn Transport) -> usize {
         let w = self.prefix.width();
         let mut pos = 0;
-        while data.len() - pos >= w && !t.is_closing() {
+        loop {
+            let skipped = self.skip.min(data.len() - pos);
+            self.skip -= skipped;
+            pos += skipped;
+            if data.len() - pos < w || t.is_closing() {
+                return pos;
+            }
             let len = self.prefix.decode(&data[pos..pos + w]);
             if len > self.max_len {
                 self.handler.message_too_long(len, t);
-                return data.len();
+                pos += w;
+                self.skip = len;
+                continue;
             }
             if data.len() - pos - w < len {
-                break;
+                return pos;
             }
             self.handler.message_received(&data[pos + w..pos + w + len], t);
             pos += w + len;
         }
-        pos
     }
 }
 
@@ -210,6 +224,36 @@ mod tests {
         assert_eq!(h.protocol.handler.1, vec![0xffff_ffff]);
         assert!(h.is_closed());
         assert!(h.protocol.buf.is_empty());
+    }
+
+    #[test]
+    fn a_refused_message_is_skipped_when_the_handler_keeps_the_connection() {
+        /// Answers an oversized message with an error and carries on.
+        #[derive(Default)]
+        struct Lenient(Vec<Vec<u8>>, Vec<usize>);
+        impl MessageHandler for Lenient {
+            fn message_received(&mut self, msg: &[u8], _: &mut dyn Transport) {
+                self.0.push(msg.to_vec());
+            }
+            fn message_too_long(&mut self, len: usize, t: &mut dyn Transport) {
+                self.1.push(len);
+                send_message(t, Prefix::U16, b"too long");
+            }
+        }
+        let stream = [&[0, 1, b'a'][..], &[0, 6], b"abcdef", &[0, 2], b"ok", &[0, 9], b"123456789", &[0, 0]].concat();
+        // Every way of cutting the stream in two gives the same messages, and
+        // nothing of a refused message is kept.
+        for cut in 0..=stream.len() {
+            let mut h = Harness::new(PrefixedReceiver::new(Lenient::default(), Prefix::U16).max_message_length(4));
+            h.connect();
+            h.feed(&stream[..cut]);
+            assert!(h.protocol.buf.len() <= 4, "cut at {cut}: {} bytes buffered", h.protocol.buf.len());
+            h.feed(&stream[cut..]);
+            assert_eq!(h.protocol.handler.0, vec![b"a".to_vec(), b"ok".to_vec(), vec![]], "cut at {cut}");
+            assert_eq!(h.protocol.handler.1, vec![6, 9], "cut at {cut}");
+            assert!(!h.is_closed());
+            assert_eq!(h.take_output(), [&[0, 8][..], b"too long", &[0, 8], b"too long"].concat());
+        }
     }
 
     #[test]
