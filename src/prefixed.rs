@@ -133,28 +133,37 @@ impl<H: MessageHandler> PrefixedReceiver<H> {
     /// Delivers whole messages from `data`, discarding refused ones; returns
     /// the bytes used.
     fn consume(&mut self, data: &[u8], t: &mut dyn Transport) -> usize {
-        let w = self.prefix.width();
         let mut pos = 0;
         loop {
             let skipped = self.skip.min(data.len() - pos);
             self.skip -= skipped;
             pos += skipped;
-            if data.len() - pos < w || t.is_closing() {
-                return pos;
-            }
+            let (used, refused) = self.deliver(&data[pos..], t);
+            pos += used;
+            let Some(len) = refused else { return pos };
+            self.handler.message_too_long(len, t);
+            self.skip = len;
+        }
+    }
+
+    /// Delivers whole messages from the start of `data` until one is over the
+    /// maximum (its length is returned with the bytes used, its prefix
+    /// included), too short, or the connection closes.
+    fn deliver(&mut self, data: &[u8], t: &mut dyn Transport) -> (usize, Option<usize>) {
+        let w = self.prefix.width();
+        let mut pos = 0;
+        while data.len() - pos >= w && !t.is_closing() {
             let len = self.prefix.decode(&data[pos..pos + w]);
             if len > self.max_len {
-                self.handler.message_too_long(len, t);
-                pos += w;
-                self.skip = len;
-                continue;
+                return (pos + w, Some(len));
             }
             if data.len() - pos - w < len {
-                return pos;
+                break;
             }
             self.handler.message_received(&data[pos + w..pos + w + len], t);
             pos += w + len;
         }
+        (pos, None)
     }
 }
 
