@@ -871,7 +871,11 @@ fn render(
     // this host's speed changes between rounds by more than the gaps measured
     // (the load generator's own CPU per message moves with it). The ratio of
     // the medians is shown beside it.
-    let ratio_target = |name: &str, t: Option<f64>, base: Option<f64>, max: f64, base_name: &str, rounds: Vec<f64>| {
+    // `of` against the cheapest of `peers` on workload `w`, metric `key`.
+    let ratio_target = |name: &str, w: &str, of: &str, peers: &[&str], key: &str, max: f64, base_name: &str| {
+        let t = med(w, of, key);
+        let base = peers.iter().filter_map(|p| med(w, p, key)).min_by(f64::total_cmp);
+        let rounds = per_round(w, of, peers, key);
         let of_medians = match (t, base) {
             (Some(t), Some(b)) if b > 0.0 => Some((t / b, format!("{} vs {} {base_name}", fmt_num(t), fmt_num(b)))),
             _ => None,
@@ -893,50 +897,22 @@ fn render(
         };
         Target { name: name.to_string(), measured, target: format!("≤ {max:.2}×"), pass }
     };
-    let best = [med("pp100", "tokio", "cpu_us_per_msg"), med("pp100", "mio", "cpu_us_per_msg")]
-        .into_iter()
-        .flatten()
-        .min_by(f64::total_cmp);
-    targets.push(ratio_target(
-        "pingpong-100: twirl CPU/msg vs best of tokio and mio",
-        med("pp100", "twirl", "cpu_us_per_msg"),
-        best,
-        1.0,
-        "best peer",
-        per_round("pp100", "twirl", &["tokio", "mio"], "cpu_us_per_msg"),
-    ));
-    targets.push(ratio_target(
-        "pingpong-100: twirl user CPU/msg vs tokio's",
-        med("pp100", "twirl", "user_us_per_msg"),
-        med("pp100", "tokio", "user_us_per_msg"),
-        1.0,
-        "tokio",
-        per_round("pp100", "twirl", &["tokio"], "user_us_per_msg"),
-    ));
-    targets.push(ratio_target(
-        "pingpong-1000: twirl CPU/msg vs bare mio",
-        med("pp1000", "twirl", "cpu_us_per_msg"),
-        med("pp1000", "mio", "cpu_us_per_msg"),
-        1.05,
-        "mio",
-        per_round("pp1000", "twirl", &["mio"], "cpu_us_per_msg"),
-    ));
-    targets.push(ratio_target(
-        "churn: twirl CPU/conn vs bare mio",
-        med("churn", "twirl", "cpu_us_per_conn"),
-        med("churn", "mio", "cpu_us_per_conn"),
-        1.05,
-        "mio",
-        per_round("churn", "twirl", &["mio"], "cpu_us_per_conn"),
-    ));
-    targets.push(ratio_target(
-        "stream-1: twirl CPU/MB vs tokio",
-        med("stream1", "twirl", "cpu_us_per_mb"),
-        med("stream1", "tokio", "cpu_us_per_mb"),
-        1.0,
-        "tokio",
-        per_round("stream1", "twirl", &["tokio"], "cpu_us_per_mb"),
-    ));
+    for (name, w, peers, key, max, base_name) in [
+        (
+            "pingpong-100: twirl CPU/msg vs best of tokio and mio",
+            "pp100",
+            &["tokio", "mio"][..],
+            "cpu_us_per_msg",
+            1.0,
+            "best peer",
+        ),
+        ("pingpong-100: twirl user CPU/msg vs tokio's", "pp100", &["tokio"], "user_us_per_msg", 1.0, "tokio"),
+        ("pingpong-1000: twirl CPU/msg vs bare mio", "pp1000", &["mio"], "cpu_us_per_msg", 1.05, "mio"),
+        ("churn: twirl CPU/conn vs bare mio", "churn", &["mio"], "cpu_us_per_conn", 1.05, "mio"),
+        ("stream-1: twirl CPU/MB vs tokio", "stream1", &["tokio"], "cpu_us_per_mb", 1.0, "tokio"),
+    ] {
+        targets.push(ratio_target(name, w, "twirl", peers, key, max, base_name));
+    }
     let idle = med("idle", "twirl", "rss_per_conn");
     targets.push(Target {
         name: "idle-10k: twirl RSS per idle connection".into(),
@@ -946,11 +922,12 @@ fn render(
     });
     targets.push(ratio_target(
         "reverse plugin CPU/msg vs echo plugin",
-        med("pp100", "twirl-reverse", "cpu_us_per_msg"),
-        med("pp100", "twirl", "cpu_us_per_msg"),
+        "pp100",
+        "twirl-reverse",
+        &["twirl"],
+        "cpu_us_per_msg",
         1.10,
         "echo",
-        per_round("pp100", "twirl-reverse", &["twirl"], "cpu_us_per_msg"),
     ));
     match timers {
         Ok(t) => {
