@@ -72,7 +72,9 @@ pub(crate) struct ConnIo {
     pub lingering: bool,
     pub shutdown_requested: bool,
     pub shutdown_done: bool,
-    pub abort: Option<io::Error>,
+    /// Why the connection must end, once it must (boxed: rare, and a
+    /// connection's size is what an idle connection costs).
+    pub abort: Option<Box<Disconnect>>,
     pub idle: Option<Idle>,
 }
 
@@ -130,7 +132,7 @@ impl ConnIo {
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => {
-                        self.abort = Some(e);
+                        self.abort = Some(Box::new(Disconnect::Io(e)));
                         return;
                     }
                 }
@@ -138,14 +140,10 @@ impl ConnIo {
         }
         if self.wbuf.would_exceed(rest.len(), self.limits()) {
             stats.cap_aborts += 1;
-            let msg = format!(
-                "write buffer would pass its hard cap of {} bytes ({} buffered, {} more written)",
-                self.limits().hard_cap,
-                self.wbuf.len(),
-                rest.len()
-            );
-            log::warn!("{} ({}): {msg}; aborting", self.id(), self.peer);
-            self.abort = Some(io::Error::new(io::ErrorKind::ConnectionAborted, msg));
+            let why =
+                Disconnect::HardCap { cap: self.limits().hard_cap, buffered: self.wbuf.len(), written: rest.len() };
+            log::warn!("{} ({}): {why}; aborting", self.id(), self.peer);
+            self.abort = Some(Box::new(why));
             return;
         }
         self.wbuf.push(rest);
@@ -182,7 +180,7 @@ impl ConnIo {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.abort = Some(e);
+                    self.abort = Some(Box::new(Disconnect::Io(e)));
                     return false;
                 }
             }
@@ -311,7 +309,7 @@ impl Transport for ConnCtx<'_> {
     }
     fn abort_connection(&mut self) {
         if self.io.abort.is_none() {
-            self.io.abort = Some(io::Error::new(io::ErrorKind::ConnectionAborted, "aborted by the protocol"));
+            self.io.abort = Some(Box::new(Disconnect::Aborted));
         }
     }
     fn is_closing(&self) -> bool {
@@ -367,7 +365,7 @@ macro_rules! with_ctx {
         if let Err(e) = result {
             ctx.cx.core.stats.panics += 1;
             log::error!("{} ({}, {}): {e}; aborting the connection", ConnId(token), ctx.io.peer, ctx.io.origin.name());
-            ctx.io.abort = Some(e);
+            ctx.io.abort = Some(Box::new(e.into()));
         }
     }};
 }
@@ -385,7 +383,7 @@ impl Core {
     pub(crate) fn conn_ready(&mut self, token: u64, mut conn: Box<Conn>, r: Readiness) {
         if r.error && conn.io.abort.is_none() {
             if let Some(e) = conn.io.stream.take_error().unwrap_or_else(Some) {
-                conn.io.abort = Some(e);
+                conn.io.abort = Some(Box::new(Disconnect::Io(e)));
             }
         }
         if r.writable && conn.io.abort.is_none() && !conn.io.wbuf.is_empty() {
@@ -449,7 +447,7 @@ impl Core {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    conn.io.abort = Some(e);
+                    conn.io.abort = Some(Box::new(Disconnect::Io(e)));
                     break;
                 }
             }
@@ -476,8 +474,8 @@ impl Core {
     /// ended, if it did.
     fn settle(&mut self, conn: &mut Conn) -> Option<Disconnect> {
         for _ in 0..64 {
-            if let Some(e) = conn.io.abort.take() {
-                return Some(Disconnect::Error(e));
+            if let Some(why) = conn.io.abort.take() {
+                return Some(*why);
             }
             match conn.io.wbuf.flow(&conn.io.origin.policy().limits) {
                 Some(Flow::Pause) => {
@@ -503,7 +501,7 @@ impl Core {
                 if !io.lingering {
                     io.lingering = true;
                     if let Err(e) = io.stream.shutdown_write() {
-                        return Some(Disconnect::Error(e));
+                        return Some(Disconnect::Io(e));
                     }
                     self.timers.schedule(self.now, self.config.linger, None, TimerAction::Linger(io.token));
                     self.ready.push(io.token);
@@ -514,7 +512,7 @@ impl Core {
                 io.shutdown_done = true;
                 log::trace!(target: "twirl::loop", "{} shutdown write", io.id());
                 if let Err(e) = io.stream.shutdown_write() {
-                    return Some(Disconnect::Error(e));
+                    return Some(Disconnect::Io(e));
                 }
             }
             if io.read_eof && io.shutdown_done {
@@ -569,9 +567,9 @@ impl Core {
             let silent = now.saturating_duration_since(idle.last_rx);
             if silent >= after {
                 self.stats.idle_closed += 1;
-                let msg = format!("idle for {:.1} s (limit {:.1} s)", silent.as_secs_f64(), after.as_secs_f64());
-                log::info!("{} ({}, {}): closing: {msg}", ConnId(token), conn.io.peer, conn.io.origin.name());
-                conn.io.abort = Some(io::Error::new(io::ErrorKind::TimedOut, msg));
+                let why = Disconnect::Idle { silent, limit: after };
+                log::info!("{} ({}, {}): closing: {why}", ConnId(token), conn.io.peer, conn.io.origin.name());
+                conn.io.abort = Some(Box::new(why));
             } else {
                 idle.timer = self.timers.schedule(now, after - silent, None, TimerAction::Idle(token));
             }
@@ -633,8 +631,7 @@ impl Core {
     pub(crate) fn abort_conn(&mut self, token: u64) -> bool {
         let Some(c) = self.conn_mut(token) else { return false };
         if c.io.abort.is_none() {
-            c.io.abort =
-                Some(io::Error::new(io::ErrorKind::ConnectionAborted, "aborted by another connection's protocol"));
+            c.io.abort = Some(Box::new(Disconnect::AbortedByOther));
         }
         self.dirty.push(token);
         true

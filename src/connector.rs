@@ -99,7 +99,7 @@ impl Core {
                         self.stats.panics += 1;
                         log::error!("client factory for {}: {e}", entry.target);
                         self.remove(token);
-                        return self.connect_failed(client, e);
+                        return self.connect_failed(client, e.into());
                     }
                 };
                 let io = ConnIo::new(token, stream, peer, Origin::Client(client, entry.policy.clone()));

@@ -15,7 +15,7 @@
 //! ```
 //! use std::io::Read;
 //! use std::os::fd::{AsRawFd, RawFd};
-//! use twirl::fd::{FdHandler, FdInterest};
+//! use twirl::fd::{FdHandler, FdInterest, FdNext};
 //! use twirl::{Context, Reactor, Readiness};
 //!
 //! /// Reads a pipe until EOF, then stops the reactor.
@@ -25,18 +25,19 @@
 //!     fn fd(&self) -> RawFd {
 //!         self.0.as_raw_fd()
 //!     }
-//!     fn ready(&mut self, _: Readiness, cx: &mut dyn Context) -> bool {
+//!     fn ready(&mut self, _: Readiness, cx: &mut dyn Context) -> FdNext {
 //!         let mut buf = [0u8; 1024];
-//!         loop {
+//!         for _ in 0..64 {
 //!             match self.0.read(&mut buf) {
 //!                 Ok(0) => {
 //!                     cx.stop_reactor();
-//!                     return false; // remove me
+//!                     return FdNext::Remove;
 //!                 }
 //!                 Ok(n) => self.1.extend_from_slice(&buf[..n]),
-//!                 Err(_) => return true, // WouldBlock: wait for the next event
+//!                 Err(_) => return FdNext::Wait, // WouldBlock: wait for the next event
 //!             }
 //!         }
+//!         FdNext::Again // 64 reads done, more may be left: continue next turn
 //!     }
 //! }
 //!
@@ -82,6 +83,19 @@ impl FdInterest {
     }
 }
 
+/// What an [`FdHandler`] wants after a callback.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FdNext {
+    /// Stay in the loop and wait for the next readiness event.
+    Wait,
+    /// Stay, and be called again next turn with full readiness: the handler
+    /// stopped before `WouldBlock`, so the edge-triggered poller will not
+    /// report what is left.
+    Again,
+    /// Leave the loop (`removed` is called).
+    Remove,
+}
+
 /// Something that owns a descriptor and wants to hear when it is ready.
 pub trait FdHandler: 'static {
     /// The descriptor; it must stay open while the handler is registered.
@@ -92,13 +106,17 @@ pub trait FdHandler: 'static {
         let _ = cx;
     }
 
-    /// The descriptor is ready. Return false to be removed from the loop.
-    fn ready(&mut self, readiness: Readiness, cx: &mut dyn Context) -> bool;
+    /// The descriptor is ready. Say what next: [`FdNext::Wait`] after
+    /// reading (or writing) until `WouldBlock`; [`FdNext::Again`] after
+    /// stopping early (a per-call budget spent), to be called again next
+    /// turn since no new event will come for what is left; or
+    /// [`FdNext::Remove`] to leave the loop.
+    fn ready(&mut self, readiness: Readiness, cx: &mut dyn Context) -> FdNext;
 
-    /// A timer set with [`Context::call_later`] fired. Return false to be removed.
-    fn timer_fired(&mut self, tag: u64, cx: &mut dyn Context) -> bool {
+    /// A timer set with [`Context::call_later`] fired.
+    fn timer_fired(&mut self, tag: u64, cx: &mut dyn Context) -> FdNext {
         let _ = (tag, cx);
-        true
+        FdNext::Wait
     }
 
     /// The handler left the loop (it asked to, was removed, or the reactor stopped).
@@ -125,7 +143,7 @@ impl Core {
             log::error!("{} fd {fd}: in added: {e}", ConnId(token));
             let _ = self.registry.deregister(&mut SourceFd(&fd));
             self.remove(token);
-            return Err(e);
+            return Err(e.into());
         }
         self.put_back(token, Source::Fd(Box::new(FdEntry { handler })));
         // Already-ready descriptors are reported by the registration itself.
@@ -143,10 +161,14 @@ impl Core {
     }
 
     /// A handler that asked to go, or panicked, leaves the loop.
-    fn keep_or_remove(&mut self, token: u64, entry: Box<FdEntry>, keep: io::Result<bool>) {
+    fn keep_or_remove(&mut self, token: u64, entry: Box<FdEntry>, keep: Result<FdNext, crate::guard::Panic>) {
         match keep {
-            Ok(true) => self.put_back(token, Source::Fd(entry)),
-            Ok(false) => self.remove_fd_source(token, entry),
+            Ok(FdNext::Wait) => self.put_back(token, Source::Fd(entry)),
+            Ok(FdNext::Again) => {
+                self.ready.push(token);
+                self.put_back(token, Source::Fd(entry));
+            }
+            Ok(FdNext::Remove) => self.remove_fd_source(token, entry),
             Err(e) => {
                 self.stats.panics += 1;
                 log::error!("{} fd {}: {e}; removed from the loop", ConnId(token), entry.handler.fd());

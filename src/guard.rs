@@ -2,7 +2,7 @@
 //! reactor, and everyone else's connections, down with it.
 //!
 //! Every callback into plugin code runs inside [`guarded`]. A panic becomes
-//! an `io::Error` (kind `Other`, "protocol panicked: ..."), the caller
+//! a [`Panic`] carrying its message (shown as "protocol panicked: ..."), the caller
 //! aborts just the connection concerned and logs it with the plugin's name
 //! and the peer, and the loop goes on. Catching costs nothing until a panic
 //! happens: unwinding tables, no runtime checks.
@@ -17,8 +17,30 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 /// the protocol whose state may be torn is dropped with its connection, and
 /// the reactor's own state is only touched through the transport, whose
 /// methods leave it consistent at every return.
-pub(crate) fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, io::Error> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|p| io::Error::other(format!("protocol panicked: {}", message(&*p))))
+pub(crate) fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, Panic> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| Panic(message(&*p).to_string()))
+}
+
+/// A caught panic: its message.
+#[derive(Debug)]
+pub(crate) struct Panic(pub String);
+
+impl std::fmt::Display for Panic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "protocol panicked: {}", self.0)
+    }
+}
+
+impl From<Panic> for io::Error {
+    fn from(p: Panic) -> io::Error {
+        io::Error::other(p.to_string())
+    }
+}
+
+impl From<Panic> for crate::transport::Disconnect {
+    fn from(p: Panic) -> Self {
+        crate::transport::Disconnect::Panicked(p.0)
+    }
 }
 
 fn message(p: &(dyn Any + Send)) -> &str {

@@ -593,7 +593,30 @@ impl Reactor {
     /// flushes output for up to [`Config::shutdown_grace`], tells every
     /// protocol `connection_lost`, and returns.
     pub fn run(&mut self) -> io::Result<()> {
+        self.run_loop(&|| false, None)
+    }
+
+    /// Runs the loop until `outcome` is filled or `timeout` passes, then
+    /// stops gracefully as [`run`](Self::run) does and returns the value.
+    /// An error of kind `TimedOut` if no value came in time; of kind
+    /// `Interrupted` if the reactor was stopped first. See [`crate::outcome`].
+    pub fn run_until<T>(&mut self, outcome: &crate::Outcome<T>, timeout: Duration) -> io::Result<T> {
+        let deadline = Instant::now() + timeout;
+        self.run_loop(&|| outcome.is_set(), Some(deadline))?;
+        outcome.take().ok_or_else(|| {
+            if Instant::now() >= deadline {
+                io::Error::new(io::ErrorKind::TimedOut, format!("no result within {:.1} s", timeout.as_secs_f64()))
+            } else {
+                io::Error::new(io::ErrorKind::Interrupted, "the reactor stopped before a result arrived")
+            }
+        })
+    }
+
+    fn run_loop(&mut self, done: &dyn Fn() -> bool, deadline: Option<Instant>) -> io::Result<()> {
         loop {
+            if !self.core.stop_requested && (done() || deadline.is_some_and(|d| Instant::now() >= d)) {
+                self.core.stop_requested = true;
+            }
             if self.core.stop_requested && self.core.stopping.is_none() {
                 self.begin_stop();
             }
@@ -603,7 +626,11 @@ impl Reactor {
                     return Ok(());
                 }
             }
-            let timeout = self.poll_timeout();
+            let mut timeout = self.poll_timeout();
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
             if let Err(e) = self.poll.poll(&mut self.events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -765,8 +792,7 @@ impl Reactor {
             self.core.slots.iter().map(|(i, s)| (u64::from(s.generation) << 32) | i as u64).collect();
         for token in tokens {
             if let Some(Source::Conn(c)) = self.core.take(token) {
-                let e = io::Error::new(io::ErrorKind::TimedOut, "reactor stopped before the connection flushed");
-                self.core.finish_conn(token, c, crate::transport::Disconnect::Error(e));
+                self.core.finish_conn(token, c, crate::transport::Disconnect::Stopped);
             }
         }
         self.core.clients.clear();

@@ -213,7 +213,7 @@ pub struct MemoryTransport {
     reading_paused: bool,
     closing: bool,
     write_shutdown: bool,
-    abort: Option<io::Error>,
+    abort: Option<Disconnect>,
 }
 
 forward_context!(MemoryTransport, cx);
@@ -229,10 +229,8 @@ impl Transport for MemoryTransport {
         if self.peer_reading && self.wbuf.is_empty() {
             self.output.extend_from_slice(data);
         } else if self.wbuf.would_exceed(data.len(), &self.limits) {
-            self.abort = Some(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                format!("write buffer passed its hard cap of {} bytes", self.limits.hard_cap),
-            ));
+            self.abort =
+                Some(Disconnect::HardCap { cap: self.limits.hard_cap, buffered: self.wbuf.len(), written: data.len() });
         } else {
             self.wbuf.push(data);
         }
@@ -241,7 +239,7 @@ impl Transport for MemoryTransport {
         self.closing = true;
     }
     fn abort_connection(&mut self) {
-        self.abort = Some(io::Error::new(io::ErrorKind::ConnectionAborted, "aborted by the protocol"));
+        self.abort = Some(Disconnect::Aborted);
     }
     fn is_closing(&self) -> bool {
         self.closing || self.abort.is_some()
@@ -452,7 +450,7 @@ impl<P: Protocol> Harness<P> {
             }
             if let Some(e) = self.transport.abort.take() {
                 self.transport.wbuf.clear();
-                return self.finish(Disconnect::Error(e));
+                return self.finish(e);
             }
             if self.transport.peer_reading && !self.transport.wbuf.is_empty() {
                 let all = self.transport.wbuf.len();
@@ -659,9 +657,7 @@ mod tests {
         h.set_peer_reading(false);
         h.feed(&[0; 6]);
         assert!(h.is_closed());
-        let e = h.lost_reason().and_then(|r| r.error()).expect("an error");
-        assert_eq!(e.kind(), io::ErrorKind::ConnectionAborted);
-        assert!(e.to_string().contains("hard cap"), "{e}");
+        assert!(matches!(h.lost_reason(), Some(Disconnect::HardCap { cap: 5_000, .. })), "{:?}", h.lost_reason());
     }
 
     struct PauseOnFirst(Vec<Vec<u8>>);

@@ -40,13 +40,49 @@ impl fmt::Display for ConnId {
 }
 
 /// Why a connection ended, as told to `connection_lost`.
+///
+/// A typed reason, so that code can match on what happened instead of on
+/// the words of a message; [`Display`](fmt::Display) gives the words for logs.
+///
+/// ```
+/// use twirl::Disconnect;
+/// let d = Disconnect::HardCap { cap: 1024, buffered: 1000, written: 100 };
+/// assert!(!d.is_clean());
+/// assert_eq!(d.kind(), Some(std::io::ErrorKind::ConnectionAborted));
+/// assert_eq!(d.to_string(), "write buffer would pass its hard cap of 1024 bytes (1000 buffered, 100 more written)");
+/// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Disconnect {
     /// Closed in an orderly way, by either side.
     Clean,
-    /// Ended by an error: reset by the peer, aborted locally (kind
-    /// `ConnectionAborted`, with the reason), or a failed read or write.
-    Error(io::Error),
+    /// A read, write or shutdown failed: reset by the peer, broken pipe,
+    /// a pending socket error.
+    Io(io::Error),
+    /// This connection's protocol called `abort_connection`.
+    Aborted,
+    /// Another part of the program aborted it (`abort_conn` by id).
+    AbortedByOther,
+    /// The write buffer would have passed its hard cap (see [`crate::Limits`]).
+    HardCap {
+        /// The hard cap, in bytes.
+        cap: usize,
+        /// Bytes buffered when the write came.
+        buffered: usize,
+        /// Bytes of the write that did not fit.
+        written: usize,
+    },
+    /// Nothing was received for longer than the listener's idle timeout.
+    Idle {
+        /// How long it had been silent.
+        silent: Duration,
+        /// The idle timeout.
+        limit: Duration,
+    },
+    /// A callback of its protocol panicked (the message says how).
+    Panicked(String),
+    /// The reactor stopped before the connection flushed its output.
+    Stopped,
 }
 
 impl Disconnect {
@@ -55,12 +91,32 @@ impl Disconnect {
         matches!(self, Disconnect::Clean)
     }
 
-    /// The error, if the connection did not end cleanly.
-    pub fn error(&self) -> Option<&io::Error> {
+    /// The I/O error, for [`Disconnect::Io`].
+    pub fn io_error(&self) -> Option<&io::Error> {
         match self {
-            Disconnect::Clean => None,
-            Disconnect::Error(e) => Some(e),
+            Disconnect::Io(e) => Some(e),
+            _ => None,
         }
+    }
+
+    /// The nearest `io::ErrorKind`, `None` for a clean close: what a client
+    /// that reports errors as `io::Error` passes on.
+    pub fn kind(&self) -> Option<io::ErrorKind> {
+        Some(match self {
+            Disconnect::Clean => return None,
+            Disconnect::Io(e) => e.kind(),
+            Disconnect::Aborted | Disconnect::AbortedByOther | Disconnect::HardCap { .. } => {
+                io::ErrorKind::ConnectionAborted
+            }
+            Disconnect::Idle { .. } | Disconnect::Stopped => io::ErrorKind::TimedOut,
+            Disconnect::Panicked(_) => io::ErrorKind::Other,
+        })
+    }
+
+    /// The reason as an `io::Error` (kind from [`kind`](Self::kind), message
+    /// from `Display`), `None` for a clean close.
+    pub fn to_io_error(&self) -> Option<io::Error> {
+        self.kind().map(|k| io::Error::new(k, self.to_string()))
     }
 }
 
@@ -68,7 +124,18 @@ impl fmt::Display for Disconnect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Disconnect::Clean => f.write_str("closed cleanly"),
-            Disconnect::Error(e) => write!(f, "{e}"),
+            Disconnect::Io(e) => write!(f, "{e}"),
+            Disconnect::Aborted => f.write_str("aborted by the protocol"),
+            Disconnect::AbortedByOther => f.write_str("aborted by another part of the program"),
+            Disconnect::HardCap { cap, buffered, written } => write!(
+                f,
+                "write buffer would pass its hard cap of {cap} bytes ({buffered} buffered, {written} more written)"
+            ),
+            Disconnect::Idle { silent, limit } => {
+                write!(f, "idle for {:.1} s (limit {:.1} s)", silent.as_secs_f64(), limit.as_secs_f64())
+            }
+            Disconnect::Panicked(msg) => write!(f, "protocol panicked: {msg}"),
+            Disconnect::Stopped => f.write_str("reactor stopped before the connection flushed"),
         }
     }
 }

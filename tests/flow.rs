@@ -193,9 +193,9 @@ impl Protocol for Flood {
     }
     fn data_received(&mut self, _: &[u8], _: &mut dyn Transport) {}
     fn connection_lost(&mut self, reason: &Disconnect, _cx: &mut dyn Context) {
-        let r = match reason.error() {
-            None => Ok(()),
-            Some(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        let r = match reason {
+            Disconnect::HardCap { .. } => Err(reason.to_io_error().expect("an error")),
+            other => Ok(assert!(other.is_clean(), "ended by the hard cap, not {other}")),
         };
         let _ = self.lost.send(r);
     }

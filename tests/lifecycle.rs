@@ -377,7 +377,7 @@ impl Protocol for ReportLoss {
         }
     }
     fn connection_lost(&mut self, reason: &Disconnect, _cx: &mut dyn Context) {
-        let _ = self.lost.send((self.id.expect("made"), reason.error().map(|e| e.kind())));
+        let _ = self.lost.send((self.id.expect("made"), reason.kind()));
     }
 }
 

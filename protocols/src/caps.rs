@@ -111,7 +111,7 @@ impl Protocol for Flood {
     }
     fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
         let summary = match self.bad.take() {
-            _ if reason.error().is_some() && self.received < self.total => {
+            _ if !reason.is_clean() && self.received < self.total => {
                 Err(io::Error::other(format!("after {} bytes received: {reason}", self.received)))
             }
             Some(e) => Err(io::Error::new(e.kind(), e.to_string())),

@@ -29,7 +29,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use twirl::endpoint::{ClientEndpoint, ServerEndpoint};
-use twirl::fd::{FdHandler, FdInterest};
+use twirl::fd::{FdHandler, FdInterest, FdNext};
 use twirl::{Addr, ClientFactory, ConnId, Context, Disconnect, ListenOptions, Protocol, Reactor, Readiness, Transport};
 
 use crate::client::ClientError;
@@ -140,7 +140,7 @@ impl FdHandler for Stdin {
         io::stdin().as_raw_fd()
     }
 
-    fn ready(&mut self, _: Readiness, cx: &mut dyn Context) -> bool {
+    fn ready(&mut self, _: Readiness, cx: &mut dyn Context) -> FdNext {
         // Larger than Stdin's own buffer, so reads bypass it.
         let mut buf = vec![0u8; 64 * 1024];
         for _ in 0..64 {
@@ -148,24 +148,25 @@ impl FdHandler for Stdin {
                 Ok(0) => {
                     self.finish(cx);
                     // UDP mode keeps the handler for its linger timer.
-                    return matches!(self.sink, Sink::Datagram(_));
+                    return if matches!(self.sink, Sink::Datagram(_)) { FdNext::Wait } else { FdNext::Remove };
                 }
                 Ok(n) => self.deliver(&buf[..n], cx),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return FdNext::Wait,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     log::warn!("cat: stdin: {e}");
                     self.finish(cx);
-                    return false;
+                    return FdNext::Remove;
                 }
             }
         }
-        true
+        // 64 reads taken and stdin not drained: no new event will say so.
+        FdNext::Again
     }
 
-    fn timer_fired(&mut self, _: u64, cx: &mut dyn Context) -> bool {
+    fn timer_fired(&mut self, _: u64, cx: &mut dyn Context) -> FdNext {
         cx.stop_reactor();
-        false
+        FdNext::Remove
     }
 }
 
@@ -190,8 +191,8 @@ impl Protocol for Peer {
         }
     }
     fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
-        let result = match reason.error() {
-            Some(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        let result = match reason.to_io_error() {
+            Some(e) => Err(e),
             None => Ok(()),
         };
         self.link.borrow_mut().outcome.get_or_insert(result);
@@ -235,24 +236,24 @@ impl FdHandler for Datagrams {
     fn fd(&self) -> RawFd {
         self.sock.as_raw_fd()
     }
-    fn ready(&mut self, _: Readiness, cx: &mut dyn Context) -> bool {
+    fn ready(&mut self, _: Readiness, cx: &mut dyn Context) -> FdNext {
         let mut buf = vec![0u8; 65_536];
         for _ in 0..256 {
             match self.sock.recv(&mut buf) {
                 Ok(n) => {
                     if stdout_write(&buf[..n]).is_err() {
                         cx.stop_reactor();
-                        return false;
+                        return FdNext::Remove;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return FdNext::Wait,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                     log::warn!("cat: nothing listens there (ICMP port unreachable)");
                 }
                 Err(e) => log::warn!("cat: receive failed: {e}"),
             }
         }
-        true
+        FdNext::Again
     }
 }
 

@@ -70,9 +70,9 @@ impl Protocol for Exchange {
         self.reply.extend_from_slice(data);
     }
     fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
-        let result = match reason.error() {
+        let result = match reason.to_io_error() {
             // A reset after the whole reply arrived still delivered the reply.
-            Some(e) if self.reply.is_empty() => Err(io::Error::new(e.kind(), e.to_string())),
+            Some(e) if self.reply.is_empty() => Err(e),
             _ => Ok(std::mem::take(&mut self.reply)),
         };
         self.outcome.borrow_mut().get_or_insert(result);
@@ -312,8 +312,8 @@ impl Protocol for Printer {
         }
     }
     fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
-        let result = match reason.error() {
-            Some(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        let result = match reason.to_io_error() {
+            Some(e) => Err(e),
             None => Ok(Vec::new()),
         };
         self.outcome.borrow_mut().get_or_insert(result);

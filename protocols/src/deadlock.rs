@@ -628,6 +628,7 @@ fn publish(reactor: &mut Reactor, live: &Arc<Live>) {
 /// [`Caps`], recording why each connection ended.
 struct Watched {
     inner: Caps,
+    /// Why each connection was cut off by the hard cap, as logged.
     lost: Rc<RefCell<Vec<String>>>,
 }
 
@@ -639,7 +640,9 @@ impl Protocol for Watched {
         self.inner.read_eof(t);
     }
     fn connection_lost(&mut self, reason: &Disconnect, _: &mut dyn Context) {
-        self.lost.borrow_mut().push(reason.to_string());
+        if matches!(reason, Disconnect::HardCap { .. }) {
+            self.lost.borrow_mut().push(reason.to_string());
+        }
     }
 }
 
@@ -756,7 +759,7 @@ fn blocking_vs_twirl(opts: &Options, number: usize, cap: Option<usize>) -> io::R
         }
     };
     sc.peak_buffered = stats.as_ref().map(|s| s.peak_buffered);
-    let aborted = lost.iter().find(|r| r.contains("cap")).cloned();
+    let aborted = lost.first().cloned();
     sc.outcome = match (verdict, aborted) {
         (Verdict::Stalled, _) => Outcome::Deadlocked,
         (Verdict::Deadline, _) => Outcome::TimedOut,
@@ -810,7 +813,7 @@ impl Protocol for Flood {
         self.received += data.len() as u64;
     }
     fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
-        let r = match (&self.error, reason.error()) {
+        let r = match (&self.error, reason.to_io_error()) {
             (Some(e), _) => Err(e.clone()),
             (None, Some(e)) => Err(format!("after {} bytes received: {e}", self.received)),
             (None, None) if self.received != self.total => {

@@ -35,7 +35,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use twirl::fd::{FdHandler, FdInterest};
+use twirl::fd::{FdHandler, FdInterest, FdNext};
 use twirl::{Context, Reactor, Readiness};
 
 use crate::client::ClientError;
@@ -143,7 +143,7 @@ impl FdHandler for ReplyPrinter {
         self.sock.as_raw_fd()
     }
 
-    fn ready(&mut self, _: Readiness, _: &mut dyn Context) -> bool {
+    fn ready(&mut self, _: Readiness, _: &mut dyn Context) -> FdNext {
         let mut buf = [0u8; 2048];
         for _ in 0..1024 {
             match self.sock.recv_from(&mut buf) {
@@ -158,15 +158,15 @@ impl FdHandler for ReplyPrinter {
                         let _ = writeln!(out, "{line}").and_then(|_| out.flush());
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return FdNext::Wait,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     log::warn!("icmp: receive failed: {e}");
-                    return true;
+                    return FdNext::Wait;
                 }
             }
         }
-        true
+        FdNext::Again
     }
 }
 
@@ -247,11 +247,15 @@ impl FdHandler for Pinger {
         self.send(cx);
     }
 
-    fn ready(&mut self, _: Readiness, cx: &mut dyn Context) -> bool {
+    fn ready(&mut self, _: Readiness, cx: &mut dyn Context) -> FdNext {
         let mut buf = [0u8; 2048];
         let reply = if self.v6 { ECHO_REPLY_V6 } else { ECHO_REPLY_V4 };
+        let mut next = FdNext::Again;
         for _ in 0..1024 {
-            let Ok((n, from)) = self.sock.recv_from(&mut buf) else { break };
+            let Ok((n, from)) = self.sock.recv_from(&mut buf) else {
+                next = FdNext::Wait;
+                break;
+            };
             let Some(e) = parse(&buf[..n], self.v6) else { continue };
             let Some(sent) = self.sent_at.get(usize::from(e.seq).wrapping_sub(1)) else { continue };
             if e.kind != reply || e.id != self.id || from.ip() != self.to.ip() {
@@ -264,17 +268,17 @@ impl FdHandler for Pinger {
         }
         if self.tally.borrow().received >= self.count {
             cx.stop_reactor();
-            return false;
+            return FdNext::Remove;
         }
-        true
+        next
     }
 
-    fn timer_fired(&mut self, tag: u64, cx: &mut dyn Context) -> bool {
+    fn timer_fired(&mut self, tag: u64, cx: &mut dyn Context) -> FdNext {
         if tag == DONE {
             cx.stop_reactor();
-            return false;
+            return FdNext::Remove;
         }
-        self.send(cx)
+        if self.send(cx) { FdNext::Wait } else { FdNext::Remove }
     }
 }
 
