@@ -202,7 +202,7 @@ mod tests {
         }
         let mut f = Reconnecting::new(Nothing, Backoff::new(Duration::from_millis(10)).jitter(0.0));
         let mut h = crate::testing::Harness::new(Idle);
-        let cx = &mut h.transport.cx;
+        let cx = &mut h.cx;
         let err = io::Error::from(io::ErrorKind::ConnectionRefused);
         assert_eq!(f.connection_failed(&err, cx), Some(Duration::from_millis(10)));
         assert_eq!(f.connection_failed(&err, cx), Some(Duration::from_millis(20)));

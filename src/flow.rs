@@ -85,6 +85,11 @@ impl WriteBuf {
         }
     }
 
+    /// True from `pause_writing` until `resume_writing` is due.
+    pub(crate) fn producer_paused(&self) -> bool {
+        self.producer_paused
+    }
+
     pub(crate) fn clear(&mut self) {
         self.buf = Vec::new();
         self.head = 0;

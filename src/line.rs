@@ -427,7 +427,7 @@ mod tests {
         assert_eq!(lines(&h), ["hello big world!"]);
         h.advance(Duration::from_secs(5));
         assert_eq!(lines(&h).len(), 1);
-        assert_eq!(h.transport.cx.pending_timers(), 0);
+        assert_eq!(h.cx.pending_timers(), 0);
     }
 
     #[test]

@@ -1,13 +1,11 @@
-//! The event loop: one thread, one `mio::Poll`, every socket and timer.
+//! The public reactor: one thread, one `mio::Poll`, every socket and timer.
 //!
 //! Each turn the loop waits for readiness (no longer than the next timer's
-//! deadline), hands each ready socket to its connection, listener or datagram
-//! endpoint, continues the connections whose per-turn budget ran out last
-//! turn, and fires the timers that are due.
-//!
-//! Sockets live in a slab. A token is the slot index plus a generation, so
-//! an event still queued for a connection that closed in the same turn can
-//! never reach a newer connection that reused the slot.
+//! deadline), hands each ready socket to its source ([`crate::dispatch`]),
+//! continues the sources whose per-turn budget ran out last turn, and fires
+//! the timers that are due. This module is the top layer: it opens
+//! listeners, connections and sockets, runs closures on timers and from
+//! other threads, handles signals, and stops gracefully.
 //!
 //! # Examples
 //!
@@ -39,268 +37,35 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+use std::any::Any;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Poll, Registry, Token};
-use slab::Slab;
+use mio::{Events, Poll};
 
-use crate::conn::Conn;
-use crate::connector::{ClientEntry, Connecting, Target};
+use crate::core::{Config, Core, TimerAction};
+use crate::dispatch::{self, SIGNALS, WAKER};
 use crate::endpoint::ServerEndpoint;
-use crate::flow::Limits;
 use crate::handle::{ReactorHandle, Shared};
-use crate::listener::ListenerEntry;
+use crate::policy::{ListenOptions, Policy};
 use crate::protocol::{ClientFactory, DatagramProtocol, Factory};
+use crate::source::connector::{Client, Target};
+use crate::source::fd::FdSource;
+use crate::source::listener::ListenerSource;
+use crate::source::socket::Listener;
+use crate::source::udp::UdpSource;
 use crate::stats::Stats;
-use crate::stream::Listener;
-use crate::timer::{TimerHandle, TimerQueue};
+use crate::timer::TimerHandle;
 use crate::transport::ConnId;
-use crate::udp::UdpEntry;
 
-const WAKER: Token = Token(usize::MAX);
-const SIGNALS: Token = Token(usize::MAX - 1);
-
-/// Tuning knobs, with documented defaults ([`Config::default`]).
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Default buffer limits for every connection.
-    pub limits: Limits,
-    /// How much one stream read takes, from the one read buffer the loop
-    /// owns (connections keep none). Default 8 KiB: streaming cost less per
-    /// MB the smaller the reads and the echoed writes, down to 8 KiB (64 KiB
-    /// cost 40% more, 16 KiB 12% more, 4 KiB no less; `bench/RESULTS.md`);
-    /// small messages do not notice.
-    pub read_buffer: usize,
-    /// Bytes one connection may read per turn before others get theirs.
-    /// Default 64 KiB: small enough that one streaming connection delays a
-    /// turn by little (the fairness benchmark), large enough to amortise the poll.
-    pub read_budget: usize,
-    /// Bytes one connection may flush per turn. Default 64 KiB.
-    pub write_budget: usize,
-    /// Connections one listener may accept per turn. Default 128.
-    pub accept_budget: usize,
-    /// Largest datagram accepted; larger ones are reported truncated. Default 65,536.
-    pub max_datagram: usize,
-    /// Datagrams queued per UDP socket while the kernel buffer is full. Default 512.
-    pub udp_send_queue: usize,
-    /// How long an outgoing connection may take. Default 30 s.
-    pub connect_timeout: Duration,
-    /// After `lose_connection`, how long to drain the peer's unread data so
-    /// our last bytes are not destroyed by a reset. Default 2 s.
-    pub linger: Duration,
-    /// On stop, how long connections get to flush. Default 2 s.
-    pub shutdown_grace: Duration,
-    /// Events taken from one `poll`. Default 1024.
-    pub events_capacity: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            limits: Limits::default(),
-            read_buffer: 8 * 1024,
-            read_budget: 64 * 1024,
-            write_budget: 64 * 1024,
-            accept_budget: 128,
-            max_datagram: 65_536,
-            udp_send_queue: 512,
-            connect_timeout: Duration::from_secs(30),
-            linger: Duration::from_secs(2),
-            shutdown_grace: Duration::from_secs(2),
-            events_capacity: 1024,
-        }
-    }
-}
-
-/// Options for one listener, with documented defaults ([`ListenOptions::new`]).
-///
-/// ```
-/// use std::time::Duration;
-/// let opts = twirl::ListenOptions {
-///     idle_timeout: Some(Duration::from_secs(60)),
-///     max_per_peer: Some(8),
-///     ..twirl::ListenOptions::new("chat")
-/// };
-/// assert_eq!(opts.max_connections, None);
-/// ```
-#[derive(Clone, Debug)]
-pub struct ListenOptions {
-    /// A name for logs (the plugin's name).
-    pub name: String,
-    /// Buffer limits for its connections. Default: [`Limits::default`].
-    pub limits: Limits,
-    /// Close a connection after this long without receiving a byte
-    /// (Twisted's `TimeoutMixin`), aborting it with a logged reason.
-    /// Default: none.
-    pub idle_timeout: Option<Duration>,
-    /// Most connections open at once; over it, new ones are closed at once
-    /// and counted (`Stats::refused`). Default: none.
-    pub max_connections: Option<usize>,
-    /// Most connections open at once from one IP address (Twisted's
-    /// `LimitConnectionsByPeer`). Default: none.
-    pub max_per_peer: Option<usize>,
-}
-
-impl ListenOptions {
-    /// Options named `name`, with default limits and no timeouts or caps.
-    pub fn new(name: impl Into<String>) -> Self {
-        ListenOptions {
-            name: name.into(),
-            limits: Limits::default(),
-            idle_timeout: None,
-            max_connections: None,
-            max_per_peer: None,
-        }
-    }
-}
-
-/// What the loop can do to a registered source when a timer fires.
-pub(crate) enum TimerAction {
-    /// A protocol's own timer: `timer_fired(tag)` on the connection or socket.
-    Proto {
-        token: u64,
-        tag: u64,
-    },
-    Call(Box<dyn FnOnce(&mut Reactor)>),
-    Every(Box<dyn FnMut(&mut Reactor)>),
-    RetryAccept(u64),
-    Reconnect(usize),
-    ConnectTimeout(u64),
-    Linger(u64),
-    Idle(u64),
-}
-
-pub(crate) enum Source {
-    Listener(Box<ListenerEntry>),
-    Conn(Box<Conn>),
-    Connecting(Box<Connecting>),
-    Udp(Box<UdpEntry>),
-    Fd(Box<crate::fd::FdEntry>),
-    /// Taken out while its callbacks run.
-    Busy,
-}
-
-pub(crate) struct Slot {
-    pub(crate) generation: u32,
-    pub(crate) source: Source,
-}
-
-/// What one readiness event reported, as handed to a raw [`crate::fd::FdHandler`].
-///
-/// Readiness is edge-triggered: it is reported when it changes, so a handler
-/// must read (or write) until `WouldBlock` before it is told again.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Readiness {
-    /// Data (or EOF, or a pending connection) may be read.
-    pub readable: bool,
-    /// The descriptor may be written.
-    pub writable: bool,
-    /// The peer closed its writing side (or hung up).
-    pub read_closed: bool,
-    /// An error is pending on the descriptor.
-    pub error: bool,
-}
-
-impl Readiness {
-    /// Readiness for a source continued from the ready queue: try everything,
-    /// and read until `WouldBlock` since no event vouches for a drained socket.
-    pub(crate) const ALL: Readiness = Readiness { readable: true, writable: true, read_closed: true, error: false };
-}
-
-/// Everything a callback may touch: the reactor minus its poller.
-pub(crate) struct Core {
-    pub registry: Registry,
-    pub slots: Slab<Slot>,
-    next_generation: u32,
-    pub timers: TimerQueue<TimerAction>,
-    pub now: Instant,
-    /// Sources to continue next turn (budget ran out, or reading resumed).
-    pub ready: Vec<u64>,
-    /// Connections written to or closed from another's callback: settle them.
-    pub dirty: Vec<u64>,
-    pub read_buf: Vec<u8>,
-    pub config: Config,
-    pub stats: Stats,
-    pub clients: Slab<ClientEntry>,
-    pub stop_requested: bool,
-    pub stopping: Option<Instant>,
-}
-
-pub(crate) fn split(token: u64) -> (usize, u32) {
-    ((token & 0xffff_ffff) as usize, (token >> 32) as u32)
-}
-
-impl Core {
-    pub(crate) fn insert(&mut self, source: Source) -> u64 {
-        let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1);
-        let idx = self.slots.insert(Slot { generation, source });
-        (u64::from(generation) << 32) | idx as u64
-    }
-
-    fn slot_mut(&mut self, token: u64) -> Option<&mut Slot> {
-        let (idx, generation) = split(token);
-        self.slots.get_mut(idx).filter(|s| s.generation == generation)
-    }
-
-    /// Takes a live source out of its slot, leaving `Busy`.
-    pub(crate) fn take(&mut self, token: u64) -> Option<Source> {
-        let slot = self.slot_mut(token)?;
-        match std::mem::replace(&mut slot.source, Source::Busy) {
-            Source::Busy => None,
-            s => Some(s),
-        }
-    }
-
-    pub(crate) fn put_back(&mut self, token: u64, source: Source) {
-        if let Some(slot) = self.slot_mut(token) {
-            slot.source = source;
-        }
-    }
-
-    pub(crate) fn remove(&mut self, token: u64) {
-        let (idx, generation) = split(token);
-        if self.slots.get(idx).is_some_and(|s| s.generation == generation) {
-            self.slots.remove(idx);
-        }
-    }
-
-    pub(crate) fn is_live(&self, token: u64) -> bool {
-        let (idx, generation) = split(token);
-        self.slots.get(idx).is_some_and(|s| s.generation == generation)
-    }
-
-    /// Hands one readiness event to its source.
-    pub(crate) fn dispatch(&mut self, token: u64, r: Readiness) {
-        let Some(source) = self.take(token) else { return };
-        match source {
-            Source::Conn(c) => self.conn_ready(token, c, r),
-            Source::Listener(l) => self.accept(token, l, false),
-            Source::Connecting(c) => self.connect_ready(token, c, r),
-            Source::Udp(u) => self.udp_ready(token, u, r),
-            Source::Fd(f) => self.fd_ready(token, f, r),
-            Source::Busy => {}
-        }
-        self.process_dirty();
-    }
-
-    /// Fires a protocol timer; false if its connection or socket is gone.
-    fn proto_timer(&mut self, token: u64, tag: u64) -> bool {
-        match self.take(token) {
-            Some(Source::Conn(c)) => self.conn_timer(token, c, tag),
-            Some(Source::Udp(u)) => self.udp_timer(token, u, tag),
-            Some(Source::Fd(f)) => self.fd_timer(token, f, tag),
-            Some(other) => self.put_back(token, other),
-            None => return self.is_live(token),
-        }
-        self.process_dirty();
-        true
-    }
-}
+/// A closure `call_later` runs on the loop.
+type CallFn = Box<dyn FnOnce(&mut Reactor)>;
+/// A closure `call_every` runs on the loop.
+type EveryFn = Box<dyn FnMut(&mut Reactor)>;
 
 /// The reactor: owns the poller, every socket and every timer.
 pub struct Reactor {
@@ -327,26 +92,9 @@ impl Reactor {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let shared = Arc::new(Shared::new(poll.registry(), WAKER)?);
-        let now = Instant::now();
         Ok(Reactor {
             events: Events::with_capacity(config.events_capacity.max(16)),
-            core: Core {
-                registry,
-                slots: Slab::new(),
-                next_generation: 1,
-                timers: TimerQueue::new(now),
-                now,
-                ready: Vec::new(),
-                dirty: Vec::new(),
-                // Stream reads use the first `read_buffer` bytes; datagrams need room for
-                // the largest accepted one.
-                read_buf: vec![0; config.read_buffer.max(1024).max(config.max_datagram)],
-                config,
-                stats: Stats::default(),
-                clients: Slab::new(),
-                stop_requested: false,
-                stopping: None,
-            },
+            core: Core::new(registry, config),
             poll,
             shared,
             signals: None,
@@ -406,13 +154,9 @@ impl Reactor {
         factory: Box<dyn Factory>,
         opts: ListenOptions,
     ) -> io::Result<ServerEndpoint> {
-        let (mut sock, bound, path) = match endpoint {
-            ServerEndpoint::Tcp(addr) => {
-                let l = bind_tcp(*addr)?;
-                let local = l.local_addr()?;
-                (Listener::Tcp(l), ServerEndpoint::Tcp(local), None)
-            }
-            ServerEndpoint::Unix(p) => (Listener::bind_unix(p)?, endpoint.clone(), Some(p.clone())),
+        let sock = match endpoint {
+            ServerEndpoint::Tcp(addr) => Listener::bind_tcp(*addr)?,
+            ServerEndpoint::Unix(p) => Listener::bind_unix(p)?,
             ServerEndpoint::Udp(_) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -420,14 +164,9 @@ impl Reactor {
                 ));
             }
         };
-        let token = self.core.insert(Source::Busy);
-        if let Err(e) = sock.register(&self.core.registry, Token(token as usize)) {
-            self.core.remove(token);
-            return Err(e);
-        }
+        let bound = sock.local_endpoint()?;
+        ListenerSource::add(&mut self.core, sock, factory, &opts)?;
         log::debug!("listening {} on {bound}", opts.name);
-        let entry = ListenerEntry::new(sock, factory, opts, path);
-        self.core.put_back(token, Source::Listener(Box::new(entry)));
         Ok(bound)
     }
 
@@ -443,7 +182,7 @@ impl Reactor {
         protocol: Box<dyn DatagramProtocol>,
     ) -> io::Result<SocketAddr> {
         let socket = mio::net::UdpSocket::bind(addr)?;
-        self.core.add_udp(socket, protocol, None)
+        UdpSource::add(&mut self.core, socket, protocol, None)
     }
 
     /// Opens a UDP socket connected to `remote` (from an ephemeral local
@@ -454,7 +193,7 @@ impl Reactor {
             if remote.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
         let socket = mio::net::UdpSocket::bind(any)?;
         socket.connect(remote)?;
-        self.core.add_udp(socket, Box::new(protocol), Some(remote))
+        UdpSource::add(&mut self.core, socket, Box::new(protocol), Some(remote))
     }
 
     /// Connects to a TCP server; the factory builds the protocol once
@@ -469,15 +208,17 @@ impl Reactor {
     }
 
     fn connect(&mut self, target: Target, factory: Box<dyn ClientFactory>) -> io::Result<()> {
-        let policy = std::rc::Rc::new(crate::listener::Policy::new("client", self.core.config.limits, None));
-        let client = self.core.clients.insert(ClientEntry { factory, target, policy });
-        self.core.start_connect(client);
+        let policy = Rc::new(Policy::plain("client", self.core.config.limits));
+        self.core.now = Instant::now();
+        Box::new(Client { factory, target, policy }).connect(&mut self.core);
+        self.core.process_dirty();
         Ok(())
     }
 
     /// Runs `f` on the loop `delay` from now.
     pub fn call_later(&mut self, delay: Duration, f: impl FnOnce(&mut Reactor) + 'static) -> TimerHandle {
         self.core.now = Instant::now();
+        let f: CallFn = Box::new(f);
         self.core.timers.schedule(self.core.now, delay, None, TimerAction::Call(Box::new(f)))
     }
 
@@ -485,6 +226,7 @@ impl Reactor {
     /// (Twisted's `LoopingCall`), until cancelled.
     pub fn call_every(&mut self, interval: Duration, f: impl FnMut(&mut Reactor) + 'static) -> TimerHandle {
         self.core.now = Instant::now();
+        let f: EveryFn = Box::new(f);
         self.core.timers.schedule(self.core.now, interval, Some(interval), TimerAction::Every(Box::new(f)))
     }
 
@@ -525,23 +267,20 @@ impl Reactor {
         handler: impl crate::fd::FdHandler,
         interest: crate::fd::FdInterest,
     ) -> io::Result<ConnId> {
-        self.core.add_fd(Box::new(handler), interest).map(ConnId)
+        FdSource::add(&mut self.core, Box::new(handler), interest).map(ConnId)
     }
 
     /// Stops watching a descriptor added with [`add_fd`](Self::add_fd)
     /// (its handler's `removed` is called); false if it is not watched.
     pub fn remove_fd(&mut self, id: ConnId) -> bool {
-        match self.core.take(id.0) {
-            Some(Source::Fd(f)) => {
-                self.core.remove_fd_source(id.0, f);
-                true
-            }
-            Some(other) => {
-                self.core.put_back(id.0, other);
-                false
-            }
-            None => false,
+        let Some(mut source) = self.core.take(id.0) else { return false };
+        if !source.is_fd() {
+            self.core.put_back(id.0, source);
+            return false;
         }
+        source.stop(&mut self.core, id.0);
+        self.core.remove(id.0);
+        true
     }
 
     /// Runs `f` with a connection's transport, from a timer or a
@@ -554,7 +293,12 @@ impl Reactor {
     /// # }
     /// ```
     pub fn with_transport(&mut self, conn: ConnId, f: impl FnOnce(&mut dyn crate::Transport)) -> bool {
-        let ok = self.core.with_transport(conn.0, f);
+        let mut f = Some(f);
+        let ok = self.core.with_transport(conn.0, &mut |t| {
+            if let Some(f) = f.take() {
+                f(t)
+            }
+        });
         self.core.process_dirty();
         ok
     }
@@ -644,45 +388,11 @@ impl Reactor {
 
     /// One turn's work after `poll` returned.
     fn turn(&mut self) {
-        let stats = &mut self.core.stats;
-        stats.turns += 1;
-        let n = self.events.iter().count() as u64;
-        stats.events += n;
-        stats.max_events_per_turn = stats.max_events_per_turn.max(n);
-        log::trace!(target: "twirl::loop", "turn {}: {n} events", stats.turns);
-        let mut carried = std::mem::take(&mut self.core.ready);
-        // A source carried over from last turn is served once, from the
-        // carried list with full readiness, not again for its event: one
-        // budget per source per turn.
-        carried.sort_unstable();
-        carried.dedup();
-        let (mut woke, mut signalled) = (false, false);
-        for ev in self.events.iter() {
-            match ev.token() {
-                WAKER => woke = true,
-                SIGNALS => signalled = true,
-                Token(t) if !carried.is_empty() && carried.binary_search(&(t as u64)).is_ok() => {}
-                Token(t) => {
-                    let r = Readiness {
-                        readable: ev.is_readable() || ev.is_read_closed(),
-                        writable: ev.is_writable() || ev.is_write_closed(),
-                        read_closed: ev.is_read_closed(),
-                        error: ev.is_error(),
-                    };
-                    if log::log_enabled!(target: "twirl::loop", log::Level::Trace) {
-                        log::trace!(target: "twirl::loop", "{} ready:{}", ConnId(t as u64), describe(&r));
-                    }
-                    self.core.dispatch(t as u64, r);
-                }
-            }
-        }
-        for token in carried {
-            self.core.dispatch(token, Readiness::ALL);
-        }
-        if signalled {
+        let news = dispatch::turn(&mut self.core, &self.events);
+        if news.signalled {
             self.take_signals();
         }
-        if woke {
+        if news.woke {
             self.run_thread_calls();
         }
         self.fire_timers();
@@ -694,40 +404,29 @@ impl Reactor {
             let Some((handle, action)) = self.core.timers.pop_due_before(self.core.now, mark) else { return };
             self.core.stats.timers_fired += 1;
             match action {
-                TimerAction::Proto { token, tag } => {
-                    if log::log_enabled!(target: "twirl::loop", log::Level::Trace) {
-                        log::trace!(target: "twirl::loop", "{} timer {tag} fired", ConnId(token));
-                    }
-                    if self.core.proto_timer(token, tag) {
-                        self.core.timers.restore(handle, TimerAction::Proto { token, tag });
-                    } else {
-                        self.core.timers.cancel(handle);
-                    }
+                TimerAction::Source { token, tag, kind } => {
+                    dispatch::source_timer(&mut self.core, handle, token, tag, kind)
                 }
-                TimerAction::Call(f) => {
-                    if let Err(e) = crate::guard::guarded(|| f(self)) {
-                        log::error!("a call_later callback failed: {e}");
-                    }
-                }
-                TimerAction::Every(mut f) => match crate::guard::guarded(|| f(self)) {
-                    Ok(()) => self.core.timers.restore(handle, TimerAction::Every(f)),
-                    Err(e) => {
-                        log::error!("a call_every callback failed: {e}; it will not run again");
-                        self.core.timers.cancel(handle);
-                    }
-                },
-                TimerAction::RetryAccept(token) => {
-                    if let Some(source) = self.core.take(token) {
-                        match source {
-                            Source::Listener(l) => self.core.accept(token, l, true),
-                            other => self.core.put_back(token, other),
+                TimerAction::Call(f) => match downcast::<CallFn>(f) {
+                    Some(f) => {
+                        if let Err(e) = crate::guard::guarded(|| f(self)) {
+                            self.core.stats.panics += 1;
+                            log::error!("a call_later callback failed: {e}");
                         }
                     }
-                }
-                TimerAction::Reconnect(client) => self.core.reconnect(client),
-                TimerAction::ConnectTimeout(token) => self.core.connect_timeout(token),
-                TimerAction::Linger(token) => self.core.linger_expired(token),
-                TimerAction::Idle(token) => self.core.idle_check(token),
+                    None => log::error!("a call_later timer held something else"),
+                },
+                TimerAction::Every(f) => match downcast::<EveryFn>(f) {
+                    Some(mut f) => match crate::guard::guarded(|| f(self)) {
+                        Ok(()) => self.core.timers.restore(handle, TimerAction::Every(Box::new(f))),
+                        Err(e) => {
+                            self.core.stats.panics += 1;
+                            log::error!("a call_every callback failed: {e}; it will not run again");
+                            self.core.timers.cancel(handle);
+                        }
+                    },
+                    None => log::error!("a call_every timer held something else"),
+                },
             }
             self.core.process_dirty();
         }
@@ -738,7 +437,10 @@ impl Reactor {
             self.core.stop_requested = true;
         }
         for f in self.shared.take_calls() {
-            f(self);
+            if let Err(e) = crate::guard::guarded(|| f(self)) {
+                self.core.stats.panics += 1;
+                log::error!("a call_from_thread closure failed: {e}");
+            }
         }
         self.core.process_dirty();
     }
@@ -752,81 +454,28 @@ impl Reactor {
                 log::info!("signal {sig}: stopping");
                 self.core.stop_requested = true;
             } else if let Some(mut f) = self.on_signal.take() {
-                f(sig, self);
+                if let Err(e) = crate::guard::guarded(|| f(sig, self)) {
+                    self.core.stats.panics += 1;
+                    log::error!("the signal handler failed on signal {sig}: {e}");
+                }
                 self.on_signal = Some(f);
             }
         }
     }
 
     fn begin_stop(&mut self) {
-        let grace = self.core.config.shutdown_grace;
-        self.core.stopping = Some(Instant::now() + grace);
-        log::debug!("stopping: closing listeners, flushing {} connections", self.core.stats.open);
-        let tokens: Vec<u64> =
-            self.core.slots.iter().map(|(i, s)| (u64::from(s.generation) << 32) | i as u64).collect();
-        for token in tokens {
-            match self.core.take(token) {
-                Some(Source::Listener(l)) => {
-                    self.core.remove(token);
-                    l.close();
-                }
-                Some(Source::Connecting(c)) => {
-                    self.core.remove(token);
-                    drop(c);
-                }
-                Some(Source::Udp(u)) => self.core.stop_udp(token, u),
-                Some(Source::Fd(f)) => self.core.remove_fd_source(token, f),
-                Some(Source::Conn(mut c)) => {
-                    c.io.closing = true;
-                    self.core.put_back(token, Source::Conn(c));
-                    self.core.dirty.push(token);
-                }
-                Some(Source::Busy) | None => {}
-            }
-        }
-        self.core.process_dirty();
+        self.core.stopping = Some(Instant::now() + self.core.config.shutdown_grace);
+        dispatch::begin_stop(&mut self.core);
     }
 
     fn finish_stop(&mut self) {
-        let tokens: Vec<u64> =
-            self.core.slots.iter().map(|(i, s)| (u64::from(s.generation) << 32) | i as u64).collect();
-        for token in tokens {
-            if let Some(Source::Conn(c)) = self.core.take(token) {
-                self.core.finish_conn(token, c, crate::transport::Disconnect::Stopped);
-            }
-        }
-        self.core.clients.clear();
-        self.core.stop_requested = false;
-        self.core.stopping = None;
-        log::debug!("stopped: {}", self.core.stats);
+        dispatch::finish_stop(&mut self.core);
     }
 }
 
-fn describe(r: &Readiness) -> String {
-    let mut s = String::new();
-    for (on, name) in
-        [(r.readable, " readable"), (r.writable, " writable"), (r.read_closed, " hup"), (r.error, " error")]
-    {
-        if on {
-            s.push_str(name);
-        }
-    }
-    s
-}
-
-fn bind_tcp(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    // Restarting a server must not fail on connections still in TIME_WAIT
-    // (seed 000's SO_REUSEADDR slide).
-    socket.set_reuse_address(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(mio::net::TcpListener::from_std(socket.into()))
+/// The closure a `call_later` or `call_every` timer holds, by its type.
+fn downcast<T: 'static>(action: Box<dyn Any>) -> Option<T> {
+    action.downcast::<T>().ok().map(|b| *b)
 }
 
 /// Writing to a socket the peer closed must give `EPIPE`, not kill the process.

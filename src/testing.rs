@@ -1,11 +1,13 @@
 //! Test support, like Twisted's `proto_helpers` and `task.Clock`: drive a
 //! protocol with no socket, on a manual clock.
 //!
-//! [`Harness`] wraps a stream [`Protocol`] and an in-memory transport: feed
+//! [`Harness`] wraps a stream [`Protocol`] and an in-memory pipe: feed
 //! bytes, read what it wrote, advance time and watch timers fire, half-close,
-//! stop the peer from reading to exercise flow control. [`DatagramHarness`]
-//! does the same for a [`DatagramProtocol`]. Write buffering and the water
-//! marks are the same code the reactor runs.
+//! stop the peer from reading to exercise flow control. It runs the
+//! reactor's own connection state machine over that pipe: writes, buffering,
+//! the water marks, pausing, half-close, the lingering close and the end of
+//! the connection are the same code on a socket and here. [`DatagramHarness`]
+//! does the same for a [`DatagramProtocol`].
 //!
 //! # Examples
 //!
@@ -38,11 +40,17 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::addr::Addr;
-use crate::flow::{Flow, Limits, WriteBuf};
+use crate::core::{Config, Host, Readiness, TimerKind};
+use crate::flow::Limits;
+use crate::policy::Policy;
 use crate::protocol::{DatagramProtocol, Protocol};
+use crate::source::conn::machine::{self, ConnIo};
+use crate::source::socket::Pipe;
+use crate::stats::Stats;
 use crate::timer::{TimerHandle, TimerQueue};
 use crate::transport::{ConnId, Context, DatagramTransport, Disconnect, Transport};
 
@@ -50,7 +58,12 @@ use crate::transport::{ConnId, Context, DatagramTransport, Disconnect, Transport
 /// a record of what was asked of other connections and of the reactor.
 pub struct MemoryContext {
     now: Instant,
-    timers: TimerQueue<u64>,
+    timers: TimerQueue<(TimerKind, u64)>,
+    /// Timers the harnessed protocol set, cancelled when it ends.
+    own: Vec<TimerHandle>,
+    again: bool,
+    stats: Stats,
+    config: Config,
     /// Writes to other connections, in order.
     pub writes_to: Vec<(ConnId, Vec<u8>)>,
     /// Other connections asked to close, in order.
@@ -64,11 +77,15 @@ pub struct MemoryContext {
 }
 
 impl MemoryContext {
-    fn new() -> Self {
+    fn new(config: Config) -> Self {
         let now = Instant::now();
         MemoryContext {
             now,
             timers: TimerQueue::new(now),
+            own: Vec::new(),
+            again: false,
+            stats: Stats::default(),
+            config,
             writes_to: Vec::new(),
             closed_others: Vec::new(),
             aborted_others: Vec::new(),
@@ -81,6 +98,11 @@ impl MemoryContext {
     pub fn pending_timers(&self) -> usize {
         self.timers.len()
     }
+
+    /// The counters the harnessed connection kept, as the reactor's would.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
 }
 
 impl Context for MemoryContext {
@@ -88,10 +110,10 @@ impl Context for MemoryContext {
         self.now
     }
     fn call_later(&mut self, delay: Duration, tag: u64) -> TimerHandle {
-        self.timers.schedule(self.now, delay, None, tag)
+        self.schedule(delay, None, TimerKind::Proto, tag)
     }
     fn call_every(&mut self, interval: Duration, tag: u64) -> TimerHandle {
-        self.timers.schedule(self.now, interval, Some(interval), tag)
+        self.schedule(interval, Some(interval), TimerKind::Proto, tag)
     }
     fn cancel_timer(&mut self, timer: TimerHandle) -> bool {
         self.timers.cancel(timer)
@@ -126,15 +148,43 @@ impl Context for MemoryContext {
     }
 }
 
+impl Host for MemoryContext {
+    fn stats(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn schedule(&mut self, delay: Duration, interval: Option<Duration>, kind: TimerKind, tag: u64) -> TimerHandle {
+        let h = self.timers.schedule(self.now, delay, interval, (kind, tag));
+        if self.own.len() >= 4 && self.own.len().is_power_of_two() {
+            let timers = &self.timers;
+            self.own.retain(|h| timers.is_active(*h));
+        }
+        self.own.push(h);
+        h
+    }
+    fn again(&mut self) {
+        self.again = true;
+    }
+    fn stopping(&self) -> bool {
+        false
+    }
+    fn cancel_own_timers(&mut self) {
+        for h in std::mem::take(&mut self.own) {
+            self.timers.cancel(h);
+        }
+    }
+}
+
 /// Moves `owner`'s manual clock forward by `by`, firing due timers in order,
 /// each at its own deadline: both harnesses' `advance`. `fire` runs one
-/// timer's callback and says whether the timer lives on (a repeating one is
-/// then rescheduled).
+/// timer and says whether it lives on (a repeating one is then rescheduled).
 fn advance_clock<T>(
     owner: &mut T,
     cx: fn(&mut T) -> &mut MemoryContext,
     by: Duration,
-    mut fire: impl FnMut(&mut T, u64) -> bool,
+    mut fire: impl FnMut(&mut T, (TimerKind, u64)) -> bool,
 ) {
     let target = cx(owner).now + by;
     for _ in 0..1_000_000 {
@@ -144,128 +194,72 @@ fn advance_clock<T>(
             break;
         }
         c.now = c.now.max(deadline);
-        let Some((handle, tag)) = c.timers.pop_due(deadline) else { break };
-        if fire(owner, tag) {
-            cx(owner).timers.restore(handle, tag);
+        let Some((handle, timer)) = c.timers.pop_due(deadline) else { break };
+        if fire(owner, timer) {
+            cx(owner).timers.restore(handle, timer);
+        } else {
+            cx(owner).timers.cancel(handle);
         }
     }
     cx(owner).now = target;
 }
 
-/// Implements [`Context`] for a type by forwarding to one of its fields.
-macro_rules! forward_context {
-    ($ty:ty, $field:ident) => {
-        impl $crate::transport::Context for $ty {
-            fn now(&self) -> std::time::Instant {
-                self.$field.now()
-            }
-            fn call_later(&mut self, delay: std::time::Duration, tag: u64) -> $crate::timer::TimerHandle {
-                self.$field.call_later(delay, tag)
-            }
-            fn call_every(&mut self, interval: std::time::Duration, tag: u64) -> $crate::timer::TimerHandle {
-                self.$field.call_every(interval, tag)
-            }
-            fn cancel_timer(&mut self, timer: $crate::timer::TimerHandle) -> bool {
-                self.$field.cancel_timer(timer)
-            }
-            fn reschedule_timer(&mut self, timer: $crate::timer::TimerHandle, delay: std::time::Duration) -> bool {
-                self.$field.reschedule_timer(timer, delay)
-            }
-            fn timer_active(&self, timer: $crate::timer::TimerHandle) -> bool {
-                self.$field.timer_active(timer)
-            }
-            fn write_to(&mut self, conn: $crate::transport::ConnId, data: &[u8]) -> bool {
-                self.$field.write_to(conn, data)
-            }
-            fn close_conn(&mut self, conn: $crate::transport::ConnId) -> bool {
-                self.$field.close_conn(conn)
-            }
-            fn abort_conn(&mut self, conn: $crate::transport::ConnId) -> bool {
-                self.$field.abort_conn(conn)
-            }
-            fn buffered_len_of(&self, conn: $crate::transport::ConnId) -> Option<usize> {
-                self.$field.buffered_len_of(conn)
-            }
-            fn with_conn(
-                &mut self,
-                conn: $crate::transport::ConnId,
-                f: &mut dyn FnMut(&mut dyn $crate::transport::Transport),
-            ) -> bool {
-                self.$field.with_conn(conn, f)
-            }
-            fn stop_reactor(&mut self) {
-                self.$field.stop_reactor()
-            }
-        }
-    };
-}
-pub(crate) use forward_context;
-
-/// An in-memory stream transport: what the protocol writes lands in a vector.
-pub struct MemoryTransport {
-    /// The reactor side: clock, timers, other connections.
-    pub cx: MemoryContext,
+/// The peer's end of a harnessed connection: bytes fed wait in `input`,
+/// bytes written land in `output` while the peer reads, and otherwise the
+/// pipe is full (`WouldBlock`) but for what [`Harness::drain`] lets through.
+struct MemoryPipe {
+    input: VecDeque<Vec<u8>>,
+    eof: bool,
     output: Vec<u8>,
-    wbuf: WriteBuf,
-    limits: Limits,
-    peer: Addr,
     peer_reading: bool,
-    reading_paused: bool,
-    closing: bool,
-    write_shutdown: bool,
-    abort: Option<Disconnect>,
+    credit: usize,
+    write_shut: bool,
 }
 
-forward_context!(MemoryTransport, cx);
-
-impl Transport for MemoryTransport {
-    fn id(&self) -> ConnId {
-        ConnId(1)
-    }
-    fn write(&mut self, data: &[u8]) {
-        if self.closing || self.write_shutdown || self.abort.is_some() {
-            return;
+impl Pipe for MemoryPipe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Like a socket, a read takes what is queued, across feeds, up to
+        // the buffer's size.
+        let mut n = 0;
+        while n < buf.len() {
+            let Some(chunk) = self.input.front_mut() else { break };
+            let take = chunk.len().min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&chunk[..take]);
+            chunk.drain(..take);
+            if chunk.is_empty() {
+                self.input.pop_front();
+            }
+            n += take;
         }
-        if self.peer_reading && self.wbuf.is_empty() {
-            self.output.extend_from_slice(data);
-        } else if self.wbuf.would_exceed(data.len(), &self.limits) {
-            self.abort =
-                Some(Disconnect::HardCap { cap: self.limits.hard_cap, buffered: self.wbuf.len(), written: data.len() });
-        } else {
-            self.wbuf.push(data);
+        match n {
+            0 if self.eof => Ok(0),
+            0 => Err(io::ErrorKind::WouldBlock.into()),
+            n => Ok(n),
         }
     }
-    fn lose_connection(&mut self) {
-        self.closing = true;
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.write_shut {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let n = if self.peer_reading { buf.len() } else { buf.len().min(self.credit) };
+        if n == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.credit -= n.min(self.credit);
+        self.output.extend_from_slice(&buf[..n]);
+        Ok(n)
     }
-    fn abort_connection(&mut self) {
-        self.abort = Some(Disconnect::Aborted);
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.write_shut = true;
+        Ok(())
     }
-    fn is_closing(&self) -> bool {
-        self.closing || self.abort.is_some()
-    }
-    fn shutdown_write(&mut self) {
-        self.write_shutdown = true;
-    }
-    fn pause_reading(&mut self) {
-        self.reading_paused = true;
-    }
-    fn resume_reading(&mut self) {
-        self.reading_paused = false;
-    }
-    fn peer_addr(&self) -> Addr {
-        self.peer.clone()
+    fn take_error(&mut self) -> io::Result<Option<io::Error>> {
+        Ok(None)
     }
     fn local_addr(&self) -> io::Result<Addr> {
         Ok(Addr::Inet(SocketAddr::from(([127, 0, 0, 1], 7000))))
     }
-    fn buffered_len(&self) -> usize {
-        self.wbuf.len()
-    }
-    fn writing_paused(&self) -> bool {
-        self.wbuf.len() > self.limits.high_water
-    }
-    fn set_nodelay(&mut self, _nodelay: bool) -> io::Result<()> {
+    fn set_nodelay(&mut self, _: bool) -> io::Result<()> {
         Ok(())
     }
 }
@@ -281,16 +275,24 @@ pub enum State {
     Closed,
 }
 
-/// Drives one stream [`Protocol`] over a [`MemoryTransport`] on a manual clock.
+/// Drives one stream [`Protocol`] over an in-memory pipe on a manual clock,
+/// with the reactor's own connection state machine.
+///
+/// The simulated peer reads everything unless told not to
+/// ([`set_peer_reading`](Self::set_peer_reading)), and answers the
+/// protocol's close with its own, as a client that reads until EOF does
+/// ([`set_peer_closes`](Self::set_peer_closes)); until it does, a closing
+/// connection lingers as it would on a socket.
 pub struct Harness<P: Protocol> {
     /// The protocol under test, inspectable between steps.
     pub protocol: P,
-    /// Its transport.
-    pub transport: MemoryTransport,
+    /// The reactor side: clock, timers, other connections.
+    pub cx: MemoryContext,
+    io: ConnIo<MemoryPipe>,
     state: State,
-    held: VecDeque<Vec<u8>>,
-    eof_held: bool,
     lost: Option<Disconnect>,
+    peer_closes: bool,
+    read_buf: Vec<u8>,
 }
 
 impl<P: Protocol> Harness<P> {
@@ -301,30 +303,37 @@ impl<P: Protocol> Harness<P> {
 
     /// A harness with the given buffer limits.
     pub fn with_limits(protocol: P, limits: Limits) -> Self {
+        Self::with_config(protocol, Config { limits, ..Config::default() })
+    }
+
+    /// A harness with the given reactor configuration (read size and
+    /// budgets, lingering close, limits).
+    pub fn with_config(protocol: P, config: Config) -> Self {
+        let pipe = MemoryPipe {
+            input: VecDeque::new(),
+            eof: false,
+            output: Vec::new(),
+            peer_reading: true,
+            credit: 0,
+            write_shut: false,
+        };
+        let peer = Addr::Inet(SocketAddr::from(([127, 0, 0, 1], 50000)));
+        let policy = Rc::new(Policy::plain("harness", config.limits));
+        let read_buf = vec![0; config.read_buffer.max(1024)];
         Harness {
             protocol,
-            transport: MemoryTransport {
-                cx: MemoryContext::new(),
-                output: Vec::new(),
-                wbuf: WriteBuf::default(),
-                limits,
-                peer: Addr::Inet(SocketAddr::from(([127, 0, 0, 1], 50000))),
-                peer_reading: true,
-                reading_paused: false,
-                closing: false,
-                write_shutdown: false,
-                abort: None,
-            },
+            cx: MemoryContext::new(config),
+            io: ConnIo::new(ConnId(1), pipe, peer, policy),
             state: State::New,
-            held: VecDeque::new(),
-            eof_held: false,
             lost: None,
+            peer_closes: true,
+            read_buf,
         }
     }
 
     /// Sets the peer address the protocol will see.
     pub fn with_peer(mut self, peer: Addr) -> Self {
-        self.transport.peer = peer;
+        self.io.peer = peer;
         self
     }
 
@@ -332,32 +341,40 @@ impl<P: Protocol> Harness<P> {
     pub fn connect(&mut self) {
         if self.state == State::New {
             self.state = State::Open;
-            self.protocol.connection_made(&mut self.transport);
-            self.settle();
+            let ended = machine::start(&mut self.protocol, &mut self.io, &mut self.cx);
+            self.step(ended);
         }
     }
 
     /// Delivers bytes as one read (held back while reading is paused).
     pub fn feed(&mut self, data: &[u8]) {
-        if self.state != State::Open || self.eof_held {
+        if self.state != State::Open || self.io.pipe.eof || data.is_empty() {
             return;
         }
-        self.held.push_back(data.to_vec());
-        self.settle();
+        self.io.pipe.input.push_back(data.to_vec());
+        self.ready(Readiness { readable: true, ..Readiness::default() });
     }
 
     /// Resumes reading from outside the protocol (as another part of the
     /// program would) and delivers what was held back.
     pub fn resume_reading(&mut self) {
-        self.transport.reading_paused = false;
-        self.settle();
+        self.with_transport(|t| t.resume_reading());
+    }
+
+    /// Runs `f` with the transport from outside the protocol's callbacks
+    /// (as a timer or another thread would through the reactor).
+    pub fn with_transport(&mut self, mut f: impl FnMut(&mut dyn Transport)) {
+        if self.state == State::Open {
+            let ended = machine::with_transport(&mut self.protocol, &mut self.io, &mut self.cx, &mut f);
+            self.step(ended);
+        }
     }
 
     /// The peer half-closes its writing side (`read_eof`).
     pub fn feed_eof(&mut self) {
-        if self.state == State::Open {
-            self.eof_held = true;
-            self.settle();
+        if self.state == State::Open && !self.io.pipe.eof {
+            self.io.pipe.eof = true;
+            self.ready(Readiness { readable: true, read_closed: true, ..Readiness::default() });
         }
     }
 
@@ -372,43 +389,56 @@ impl<P: Protocol> Harness<P> {
     pub fn advance(&mut self, by: Duration) {
         advance_clock(
             self,
-            |h| &mut h.transport.cx,
+            |h| &mut h.cx,
             by,
-            |h, tag| {
+            |h, (kind, tag)| {
                 if h.state != State::Open {
                     return false;
                 }
-                h.protocol.timer_fired(tag, &mut h.transport);
-                h.settle();
-                true
+                let ended = machine::timer(&mut h.protocol, &mut h.io, &mut h.cx, kind, tag);
+                h.step(ended);
+                h.state == State::Open
             },
         );
     }
 
     /// Simulates a peer that stops (false) or resumes (true) reading; while
-    /// it does not read, writes accumulate in the transport's buffer.
+    /// it does not read, writes accumulate in the connection's buffer.
     pub fn set_peer_reading(&mut self, reading: bool) {
-        self.transport.peer_reading = reading;
-        self.settle();
+        self.io.pipe.peer_reading = reading;
+        if reading {
+            self.ready(Readiness { writable: true, ..Readiness::default() });
+        }
+    }
+
+    /// Whether the peer answers the protocol's close (`lose_connection`)
+    /// with its own (true, the default), or keeps its end open, so that the
+    /// connection lingers until the peer's EOF or [`crate::Config::linger`].
+    pub fn set_peer_closes(&mut self, closes: bool) {
+        self.peer_closes = closes;
+        self.step(None);
     }
 
     /// Lets a non-reading peer take `n` buffered bytes.
     pub fn drain(&mut self, n: usize) {
-        let n = n.min(self.transport.wbuf.len());
-        let pending = self.transport.wbuf.pending()[..n].to_vec();
-        self.transport.output.extend_from_slice(&pending);
-        self.transport.wbuf.consume(n);
-        self.settle();
+        self.io.pipe.credit = n;
+        self.ready(Readiness { writable: true, ..Readiness::default() });
+        self.io.pipe.credit = 0;
     }
 
     /// Takes everything the peer has received so far.
     pub fn take_output(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.transport.output)
+        std::mem::take(&mut self.io.pipe.output)
     }
 
     /// [`take_output`](Self::take_output) as (lossy) UTF-8.
     pub fn take_text(&mut self) -> String {
         String::from_utf8_lossy(&self.take_output()).into_owned()
+    }
+
+    /// Bytes written but not yet taken by the peer.
+    pub fn buffered_len(&self) -> usize {
+        self.io.wbuf.len()
     }
 
     /// Where the connection stands.
@@ -421,70 +451,62 @@ impl<P: Protocol> Harness<P> {
         self.state == State::Closed
     }
 
+    /// True while the connection is closing but waits for the peer's EOF
+    /// (the lingering close).
+    pub fn is_lingering(&self) -> bool {
+        self.state == State::Open && self.io.lingering
+    }
+
     /// The reason given to `connection_lost`.
     pub fn lost_reason(&self) -> Option<&Disconnect> {
         self.lost.as_ref()
     }
 
-    /// True if the protocol half-closed its writing side.
+    /// True if the connection's writing side is shut (after a half-close or
+    /// a close, once everything written was sent).
     pub fn is_write_shutdown(&self) -> bool {
-        self.transport.write_shutdown
+        self.io.pipe.write_shut
     }
 
     /// True if the protocol paused reading.
     pub fn is_reading_paused(&self) -> bool {
-        self.transport.reading_paused
+        self.io.reading_paused
+    }
+
+    fn ready(&mut self, r: Readiness) {
+        if self.state != State::Open {
+            return;
+        }
+        let ended = machine::ready(&mut self.protocol, &mut self.io, &mut self.cx, r, &mut self.read_buf);
+        self.step(ended);
+    }
+
+    /// Ends the connection if it ended; otherwise plays the rest of the
+    /// turn: the peer's answers, and continuations the machine asked for.
+    fn step(&mut self, mut ended: Option<Disconnect>) {
+        for _ in 0..100_000 {
+            if let Some(reason) = ended.take() {
+                return self.finish(reason);
+            }
+            if self.state != State::Open {
+                return;
+            }
+            if self.io.lingering && self.peer_closes && !self.io.pipe.eof {
+                self.io.pipe.eof = true;
+                self.cx.again = true;
+            }
+            let flush = self.io.pipe.peer_reading && !self.io.wbuf.is_empty();
+            if !std::mem::take(&mut self.cx.again) && !flush {
+                return;
+            }
+            ended = machine::ready(&mut self.protocol, &mut self.io, &mut self.cx, Readiness::ALL, &mut self.read_buf);
+        }
     }
 
     fn finish(&mut self, reason: Disconnect) {
         self.state = State::Closed;
-        self.protocol.connection_lost(&reason, &mut self.transport.cx);
+        machine::finish(&mut self.protocol, &mut self.io, &mut self.cx, &reason);
         self.lost = Some(reason);
-    }
-
-    /// Applies what the last callback asked for, as the reactor would after it.
-    fn settle(&mut self) {
-        for _ in 0..100_000 {
-            if self.state != State::Open {
-                return;
-            }
-            if let Some(e) = self.transport.abort.take() {
-                self.transport.wbuf.clear();
-                return self.finish(e);
-            }
-            if self.transport.peer_reading && !self.transport.wbuf.is_empty() {
-                let all = self.transport.wbuf.len();
-                self.drain(all);
-                return;
-            }
-            match self.transport.wbuf.flow(&self.transport.limits) {
-                Some(Flow::Pause) => {
-                    self.protocol.pause_writing(&mut self.transport);
-                    continue;
-                }
-                Some(Flow::Resume) => {
-                    self.protocol.resume_writing(&mut self.transport);
-                    continue;
-                }
-                None => {}
-            }
-            if self.transport.closing && self.transport.wbuf.is_empty() {
-                return self.finish(Disconnect::Clean);
-            }
-            if self.transport.reading_paused || self.transport.closing {
-                return;
-            }
-            if let Some(data) = self.held.pop_front() {
-                self.protocol.data_received(&data, &mut self.transport);
-                continue;
-            }
-            if self.eof_held {
-                self.eof_held = false;
-                self.protocol.read_eof(&mut self.transport);
-                continue;
-            }
-            return;
-        }
     }
 }
 
@@ -501,7 +523,7 @@ pub struct MemoryDatagramTransport {
     pub broadcast: bool,
 }
 
-forward_context!(MemoryDatagramTransport, cx);
+crate::core::context::forward_context!(MemoryDatagramTransport, cx);
 
 impl DatagramTransport for MemoryDatagramTransport {
     fn id(&self) -> ConnId {
@@ -562,7 +584,7 @@ impl<P: DatagramProtocol> DatagramHarness<P> {
         DatagramHarness {
             protocol,
             transport: MemoryDatagramTransport {
-                cx: MemoryContext::new(),
+                cx: MemoryContext::new(Config::default()),
                 sent: Vec::new(),
                 local: SocketAddr::from(([127, 0, 0, 1], 7000)),
                 groups: Vec::new(),
@@ -598,8 +620,10 @@ impl<P: DatagramProtocol> DatagramHarness<P> {
             self,
             |h| &mut h.transport.cx,
             by,
-            |h, tag| {
-                h.protocol.timer_fired(tag, &mut h.transport);
+            |h, (kind, tag)| {
+                if kind == TimerKind::Proto {
+                    h.protocol.timer_fired(tag, &mut h.transport);
+                }
                 true
             },
         );
@@ -640,7 +664,7 @@ mod tests {
         h.connect();
         h.set_peer_reading(false);
         h.feed(&[0; 11]);
-        assert_eq!(h.transport.buffered_len(), 11_000);
+        assert_eq!(h.buffered_len(), 11_000);
         assert_eq!((h.protocol.paused, h.protocol.resumed), (1, 0));
         h.drain(8_000);
         assert_eq!((h.protocol.paused, h.protocol.resumed), (1, 0), "3000 left is above low water");

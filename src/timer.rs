@@ -57,11 +57,15 @@ pub struct TimerQueue<T> {
     heap: BinaryHeap<Entry>,
     slots: Vec<Option<Slot<T>>>,
     free: Vec<u32>,
+    /// Each slot's generation, kept while the slot is free: a handle is
+    /// never valid for a later timer in the same slot. A slot whose
+    /// generation reaches `u32::MAX` is retired (never reused) instead of
+    /// wrapping, so no handle is ever reused.
+    generations: Vec<u32>,
     intervals: HashMap<u32, u64>,
     /// Wraps after 2^32 schedulings; a stale entry would have to survive
     /// that many (compaction drops stale entries long before) to be mistaken.
     next_seq: u32,
-    next_generation: u32,
     live: usize,
 }
 
@@ -73,9 +77,9 @@ impl<T> TimerQueue<T> {
             heap: BinaryHeap::new(),
             slots: Vec::new(),
             free: Vec::new(),
+            generations: Vec::new(),
             intervals: HashMap::new(),
             next_seq: 0,
-            next_generation: 0,
             live: 0,
         }
     }
@@ -97,13 +101,15 @@ impl<T> TimerQueue<T> {
             Some(i) => i,
             None => {
                 self.slots.push(None);
+                self.generations.push(0);
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 timers")
             }
         };
         let deadline = self.ns(now).saturating_add(dur_ns(delay));
         let seq = self.push(deadline, index);
-        let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1);
+        // Free slots never hold u32::MAX (see `release`), so this cannot wrap.
+        let generation = self.generations[index as usize] + 1;
+        self.generations[index as usize] = generation;
         match interval {
             // A zero interval still advances (by 1 ns), so a repeat cannot spin.
             Some(i) => {
@@ -145,7 +151,7 @@ impl<T> TimerQueue<T> {
         if !self.intervals.is_empty() {
             self.intervals.remove(&h.index);
         }
-        self.free.push(h.index);
+        self.release(h.index);
         self.live -= 1;
         self.maybe_compact();
         true
@@ -233,7 +239,7 @@ impl<T> TimerQueue<T> {
         let repeat = if self.intervals.is_empty() { None } else { self.intervals.get(&index).copied() };
         let Some(interval) = repeat else {
             let slot = self.slots[index as usize].take()?;
-            self.free.push(index);
+            self.release(index);
             self.live -= 1;
             return slot.action.map(|a| (h, a));
         };
@@ -252,6 +258,14 @@ impl<T> TimerQueue<T> {
     pub fn restore(&mut self, h: TimerHandle, action: T) {
         if let Some(s) = self.slot_mut(h) {
             s.action = Some(action);
+        }
+    }
+
+    /// Puts an emptied slot on the free list, unless its generations are
+    /// used up: then it is retired, costing 4 bytes for good.
+    fn release(&mut self, index: u32) {
+        if self.generations[index as usize] < u32::MAX {
+            self.free.push(index);
         }
     }
 
@@ -394,8 +408,29 @@ mod tests {
     #[test]
     fn a_pending_timer_costs_at_most_64_bytes() {
         // The reactor's own action type, the largest in use.
-        let per_timer = size_of::<Entry>() + size_of::<Option<Slot<crate::reactor::TimerAction>>>();
+        let per_timer = size_of::<Entry>() + size_of::<Option<Slot<crate::core::TimerAction>>>() + size_of::<u32>();
         assert!(per_timer <= 64, "{per_timer} bytes per timer");
+    }
+
+    #[test]
+    fn a_handle_is_never_valid_for_a_later_timer() {
+        let t0 = Instant::now();
+        let mut q = TimerQueue::new(t0);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let h = q.schedule(t0, ms(1), None, ());
+            assert!(seen.insert(h), "handle {h:?} given twice");
+            q.cancel(h);
+        }
+        assert_eq!(q.slots.len(), 1, "one slot, reused");
+        // A slot at its last generation is retired, not wrapped to 0 and reused.
+        q.generations[0] = u32::MAX - 1;
+        let last = q.schedule(t0, ms(1), None, ());
+        q.cancel(last);
+        let next = q.schedule(t0, ms(1), None, ());
+        assert_ne!(next.index, last.index, "the exhausted slot is retired");
+        assert!(!q.is_active(last) && q.is_active(next));
+        assert!(seen.insert(last) && seen.insert(next));
     }
 
     #[test]

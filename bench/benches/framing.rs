@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use twirl::line::{LineHandler, LineReceiver, Lines};
 use twirl::prefixed::{MessageHandler, Prefix, PrefixedReceiver};
-use twirl::testing::{Harness, MemoryTransport};
+use twirl::testing::Harness;
 use twirl::{Protocol, Transport};
 
 struct CountLines(u64);
@@ -62,10 +62,8 @@ fn prefixed_stream() -> (Vec<u8>, u64) {
 }
 
 fn feed<P: Protocol>(h: &mut Harness<P>, data: &[u8], chunk: usize) {
-    let Harness { protocol, transport, .. } = h;
-    let t: &mut MemoryTransport = transport;
     for c in data.chunks(chunk) {
-        protocol.data_received(c, t);
+        h.feed(c);
     }
 }
 

@@ -197,7 +197,7 @@ mod tests {
             h.feed(&[b'a'; 1000]);
         }
         assert!(!h.is_reading_paused(), "caps must not stop reading: that is the deadlock");
-        assert_eq!(h.transport.buffered_len(), 1_000_000);
+        assert_eq!(h.buffered_len(), 1_000_000);
         h.set_peer_reading(true);
         let out = h.take_output();
         assert_eq!(out.len(), 1_000_000);

@@ -227,15 +227,15 @@ mod tests {
         let mut h = Harness::with_limits(Chargen, limits);
         h.set_peer_reading(false);
         h.connect();
-        let buffered = h.transport.buffered_len();
+        let buffered = h.buffered_len();
         assert!(buffered > limits.high_water, "it filled up to the mark");
         assert!(buffered <= limits.high_water + cycle().len(), "and stopped there: {buffered}");
         h.advance(Duration::from_secs(1));
-        assert_eq!(h.transport.buffered_len(), buffered, "no timer keeps producing while paused");
+        assert_eq!(h.buffered_len(), buffered, "no timer keeps producing while paused");
 
         h.drain(buffered - limits.low_water + 1);
-        assert!(h.transport.buffered_len() <= limits.low_water + 1 + cycle().len() * CYCLES_PER_BATCH);
-        assert!(h.transport.buffered_len() > limits.high_water, "resumed and filled again");
+        assert!(h.buffered_len() <= limits.low_water + 1 + cycle().len() * CYCLES_PER_BATCH);
+        assert!(h.buffered_len() > limits.high_water, "resumed and filled again");
         let out = h.take_output();
         assert_eq!(&out[..LINE_BYTES], &line(0));
         assert_eq!(&out[LINE_BYTES..2 * LINE_BYTES], &line(1));

@@ -151,17 +151,17 @@ mod tests {
         let other = ConnId::from_raw(77);
         room.borrow_mut().members.push((other, "127.0.0.1:7".into()));
         let mut h = member(&room);
-        h.transport.cx.buffered_of.insert(other, 0);
+        h.cx.buffered_of.insert(other, 0);
         h.connect();
         assert_eq!(h.take_text(), "* you are 127.0.0.1:50000; 1 other here\n");
         h.feed(b"hello\r\n");
         let to_other: Vec<String> =
-            h.transport.cx.writes_to.iter().map(|(_, d)| String::from_utf8_lossy(d).into_owned()).collect();
+            h.cx.writes_to.iter().map(|(_, d)| String::from_utf8_lossy(d).into_owned()).collect();
         assert_eq!(to_other, ["* 127.0.0.1:50000 joined\n", "[127.0.0.1:50000] hello\n"]);
         assert!(h.take_output().is_empty(), "no echo to the sender");
         h.feed_eof();
         assert!(h.is_closed());
-        assert_eq!(h.transport.cx.writes_to.last().unwrap().1, b"* 127.0.0.1:50000 left\n");
+        assert_eq!(h.cx.writes_to.last().unwrap().1, b"* 127.0.0.1:50000 left\n");
         assert_eq!(room.borrow().members.len(), 1);
     }
 
@@ -171,10 +171,10 @@ mod tests {
         let stuck = ConnId::from_raw(9);
         room.borrow_mut().members.push((stuck, "127.0.0.1:9".into()));
         let mut h = member(&room);
-        h.transport.cx.buffered_of.insert(stuck, BACKLOG_CAP - 30);
+        h.cx.buffered_of.insert(stuck, BACKLOG_CAP - 30);
         h.connect();
-        assert!(h.transport.cx.aborted_others.is_empty(), "the 25-byte join notice fits");
+        assert!(h.cx.aborted_others.is_empty(), "the 25-byte join notice fits");
         h.feed(b"this line does not fit\n");
-        assert_eq!(h.transport.cx.aborted_others, vec![stuck]);
+        assert_eq!(h.cx.aborted_others, vec![stuck]);
     }
 }

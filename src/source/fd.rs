@@ -57,9 +57,8 @@ use std::os::fd::RawFd;
 use mio::Interest;
 use mio::unix::SourceFd;
 
-use crate::conn::CoreCx;
-use crate::guard::guarded;
-use crate::reactor::{Core, Readiness, Source};
+use crate::core::{Core, CoreCx, Fate, Readiness, Source, TimerKind};
+use crate::guard::{Panic, guarded};
 use crate::transport::{ConnId, Context};
 
 /// Which readiness to watch for.
@@ -125,69 +124,81 @@ pub trait FdHandler: 'static {
     }
 }
 
-pub(crate) struct FdEntry {
+pub(crate) struct FdSource {
     handler: Box<dyn FdHandler>,
 }
 
-impl Core {
-    pub(crate) fn add_fd(&mut self, mut handler: Box<dyn FdHandler>, interest: FdInterest) -> io::Result<u64> {
-        let token = self.insert(Source::Busy);
+impl FdSource {
+    /// Registers the handler's descriptor and calls `added`; returns its token.
+    pub(crate) fn add(core: &mut Core, mut handler: Box<dyn FdHandler>, interest: FdInterest) -> io::Result<u64> {
+        let token = core.reserve();
         let fd = handler.fd();
-        if let Err(e) = self.registry.register(&mut SourceFd(&fd), mio::Token(token as usize), interest.mio()) {
-            self.remove(token);
+        if let Err(e) = core.registry.register(&mut SourceFd(&fd), mio::Token(token as usize), interest.mio()) {
+            core.remove(token);
             return Err(e);
         }
         log::debug!("{} watching fd {fd}", ConnId(token));
-        if let Err(e) = guarded(|| handler.added(&mut CoreCx { core: self, token })) {
-            self.stats.panics += 1;
+        if let Err(e) = guarded(|| handler.added(&mut CoreCx { core, token })) {
+            core.stats.panics += 1;
             log::error!("{} fd {fd}: in added: {e}", ConnId(token));
-            let _ = self.registry.deregister(&mut SourceFd(&fd));
-            self.remove(token);
+            let _ = core.registry.deregister(&mut SourceFd(&fd));
+            core.cancel_timers_of(token);
+            core.remove(token);
             return Err(e.into());
         }
-        self.put_back(token, Source::Fd(Box::new(FdEntry { handler })));
+        core.put_back(token, Box::new(FdSource { handler }));
         // Already-ready descriptors are reported by the registration itself.
         Ok(token)
     }
 
-    pub(crate) fn fd_ready(&mut self, token: u64, mut entry: Box<FdEntry>, r: Readiness) {
-        let keep = guarded(|| entry.handler.ready(r, &mut CoreCx { core: self, token }));
-        self.keep_or_remove(token, entry, keep);
-    }
-
-    pub(crate) fn fd_timer(&mut self, token: u64, mut entry: Box<FdEntry>, tag: u64) {
-        let keep = guarded(|| entry.handler.timer_fired(tag, &mut CoreCx { core: self, token }));
-        self.keep_or_remove(token, entry, keep);
-    }
-
-    /// A handler that asked to go, or panicked, leaves the loop.
-    fn keep_or_remove(&mut self, token: u64, entry: Box<FdEntry>, keep: Result<FdNext, crate::guard::Panic>) {
-        match keep {
-            Ok(FdNext::Wait) => self.put_back(token, Source::Fd(entry)),
+    /// Stays, continues next turn, or leaves, as the handler said.
+    fn next(&mut self, core: &mut Core, token: u64, next: Result<FdNext, Panic>) -> Fate {
+        match next {
+            Ok(FdNext::Wait) => Fate::Keep,
             Ok(FdNext::Again) => {
-                self.ready.push(token);
-                self.put_back(token, Source::Fd(entry));
+                core.ready.push(token);
+                Fate::Keep
             }
-            Ok(FdNext::Remove) => self.remove_fd_source(token, entry),
+            Ok(FdNext::Remove) => self.stop(core, token),
             Err(e) => {
-                self.stats.panics += 1;
-                log::error!("{} fd {}: {e}; removed from the loop", ConnId(token), entry.handler.fd());
-                self.remove_fd_source(token, entry);
+                core.stats.panics += 1;
+                log::error!("{} fd {}: {e}; removed from the loop", ConnId(token), self.handler.fd());
+                self.stop(core, token)
             }
         }
     }
+}
 
-    #[allow(clippy::boxed_local)] // the box comes straight out of its slot; it is freed here
-    pub(crate) fn remove_fd_source(&mut self, token: u64, mut entry: Box<FdEntry>) {
-        self.remove(token);
-        let fd = entry.handler.fd();
-        // The handler may keep its descriptor open after leaving the loop:
-        // deregister explicitly rather than rely on close.
-        let _ = self.registry.deregister(&mut SourceFd(&fd));
-        if let Err(e) = guarded(|| entry.handler.removed(&mut CoreCx { core: self, token })) {
-            self.stats.panics += 1;
+impl Source for FdSource {
+    fn ready(&mut self, core: &mut Core, token: u64, r: Readiness) -> Fate {
+        let next = guarded(|| self.handler.ready(r, &mut CoreCx { core, token }));
+        self.next(core, token, next)
+    }
+
+    fn timer(&mut self, core: &mut Core, token: u64, kind: TimerKind, tag: u64) -> Fate {
+        if kind != TimerKind::Proto {
+            return Fate::Keep;
+        }
+        let next = guarded(|| self.handler.timer_fired(tag, &mut CoreCx { core, token }));
+        self.next(core, token, next)
+    }
+
+    /// Leaves the loop: deregisters (the handler may keep its descriptor
+    /// open), cancels its timers and calls `removed`.
+    fn stop(&mut self, core: &mut Core, token: u64) -> Fate {
+        let fd = self.handler.fd();
+        let _ = core.registry.deregister(&mut SourceFd(&fd));
+        core.cancel_timers_of(token);
+        if let Err(e) = guarded(|| self.handler.removed(&mut CoreCx { core, token })) {
+            core.stats.panics += 1;
             log::error!("{} fd {fd}: in removed: {e}", ConnId(token));
         }
+        core.cancel_timers_of(token);
         log::debug!("{} stopped watching fd {fd}", ConnId(token));
+        Fate::Done
+    }
+
+    fn is_fd(&self) -> bool {
+        true
     }
 }

@@ -13,13 +13,13 @@ use std::net::{IpAddr, SocketAddr};
 
 use mio::net::UdpSocket;
 
-use crate::conn::CoreCx;
+use crate::core::{Core, CoreCx, Fate, Readiness, Source, TimerKind};
+use crate::guard::guarded;
 use crate::protocol::DatagramProtocol;
-use crate::reactor::{Core, Readiness, Source};
 use crate::stats::Stats;
 use crate::transport::{ConnId, DatagramTransport};
 
-pub(crate) struct UdpEntry {
+pub(crate) struct UdpSource {
     protocol: Box<dyn DatagramProtocol>,
     io: UdpIo,
 }
@@ -97,7 +97,7 @@ struct UdpCtx<'a> {
     cx: CoreCx<'a>,
 }
 
-crate::testing::forward_context!(UdpCtx<'_>, cx);
+crate::core::context::forward_context!(UdpCtx<'_>, cx);
 
 impl DatagramTransport for UdpCtx<'_> {
     fn id(&self) -> ConnId {
@@ -131,78 +131,83 @@ impl DatagramTransport for UdpCtx<'_> {
     }
 }
 
-/// A panic in the callback is logged and that datagram dropped; the socket
-/// goes on serving everyone else (see [`crate::guard`]).
-macro_rules! with_udp {
-    ($core:expr, $entry:expr, |$p:ident, $t:ident| $body:expr) => {{
-        let UdpEntry { protocol: $p, io } = &mut *$entry;
-        let token = io.token;
-        let mut ctx = UdpCtx { io, cx: CoreCx { core: $core, token } };
-        if let Err(e) = crate::guard::guarded(|| {
-            let $t = &mut ctx;
-            $body
-        }) {
-            ctx.cx.core.stats.panics += 1;
-            log::error!("{} udp: {e}; dropped the datagram", ConnId(token));
-        }
-    }};
+/// Runs one protocol callback with the socket's transport. A panic in it
+/// is logged and that datagram dropped; the socket goes on serving everyone
+/// else (see [`crate::guard`]).
+fn call(
+    protocol: &mut dyn DatagramProtocol,
+    io: &mut UdpIo,
+    core: &mut Core,
+    token: u64,
+    f: impl FnOnce(&mut dyn DatagramProtocol, &mut dyn DatagramTransport),
+) {
+    let mut ctx = UdpCtx { io, cx: CoreCx { core, token } };
+    if let Err(e) = guarded(|| f(protocol, &mut ctx)) {
+        ctx.cx.core.stats.panics += 1;
+        log::error!("{} udp: {e}; dropped the datagram", ConnId(token));
+    }
 }
 
 /// Datagrams handled per socket per turn before others get theirs.
 const DATAGRAM_BUDGET: usize = 256;
 
-impl Core {
-    pub(crate) fn add_udp(
-        &mut self,
+impl UdpSource {
+    /// Registers a bound socket in the loop and calls `started`.
+    pub(crate) fn add(
+        core: &mut Core,
         mut socket: UdpSocket,
-        protocol: Box<dyn DatagramProtocol>,
+        mut protocol: Box<dyn DatagramProtocol>,
         connected: Option<SocketAddr>,
     ) -> io::Result<SocketAddr> {
         let local = socket.local_addr()?;
-        let token = self.insert(Source::Busy);
+        let token = core.reserve();
         let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
-        if let Err(e) = mio::event::Source::register(&mut socket, &self.registry, mio::Token(token as usize), interest)
+        if let Err(e) = mio::event::Source::register(&mut socket, &core.registry, mio::Token(token as usize), interest)
         {
-            self.remove(token);
+            core.remove(token);
             return Err(e);
         }
         match connected {
             Some(peer) => log::debug!("{} udp {local} connected to {peer}", ConnId(token)),
             None => log::debug!("{} udp listening on {local}", ConnId(token)),
         }
-        let io = UdpIo { token, socket, queue: VecDeque::new(), queue_limit: self.config.udp_send_queue, dropped: 0 };
-        let mut entry = Box::new(UdpEntry { protocol, io });
-        with_udp!(self, entry, |p, t| p.started(t));
-        self.put_back(token, Source::Udp(entry));
+        let mut io =
+            UdpIo { token, socket, queue: VecDeque::new(), queue_limit: core.config.udp_send_queue, dropped: 0 };
+        call(&mut *protocol, &mut io, core, token, |p, t| p.started(t));
+        core.put_back(token, Box::new(UdpSource { protocol, io }));
         Ok(local)
     }
+}
 
-    pub(crate) fn udp_ready(&mut self, token: u64, mut entry: Box<UdpEntry>, r: Readiness) {
-        if r.writable && !entry.io.queue.is_empty() {
-            entry.io.flush(&mut self.stats);
+impl Source for UdpSource {
+    fn ready(&mut self, core: &mut Core, token: u64, r: Readiness) -> Fate {
+        let UdpSource { protocol, io } = self;
+        let protocol = &mut **protocol;
+        if r.writable && !io.queue.is_empty() {
+            io.flush(&mut core.stats);
         }
         if r.readable || r.error {
-            let mut buf = std::mem::take(&mut self.read_buf);
-            let limit = self.config.max_datagram.min(buf.len());
+            let mut buf = std::mem::take(&mut core.read_buf);
+            let limit = core.config.max_datagram.min(buf.len());
             let mut budget_spent = true;
             for _ in 0..DATAGRAM_BUDGET {
-                match entry.io.recv(&mut buf[..limit]) {
+                match io.recv(&mut buf[..limit]) {
                     Ok((n, from)) if n > limit => {
-                        self.stats.datagrams_dropped += 1;
-                        with_udp!(self, entry, |p, t| p.datagram_truncated(n, from, t));
+                        core.stats.datagrams_dropped += 1;
+                        call(protocol, io, core, token, |p, t| p.datagram_truncated(n, from, t));
                     }
                     Ok((n, from)) => {
-                        self.stats.datagrams_in += 1;
+                        core.stats.datagrams_in += 1;
                         log::trace!(target: "twirl::loop", "{} datagram {n} B from {from}", ConnId(token));
-                        with_udp!(self, entry, |p, t| p.datagram_received(&buf[..n], from, t));
+                        call(protocol, io, core, token, |p, t| p.datagram_received(&buf[..n], from, t));
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.stats.would_blocks += 1;
+                        core.stats.would_blocks += 1;
                         budget_spent = false;
                         break;
                     }
                     Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                        with_udp!(self, entry, |p, t| p.connection_refused(t));
+                        call(protocol, io, core, token, |p, t| p.connection_refused(t));
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
@@ -212,23 +217,29 @@ impl Core {
                     }
                 }
             }
-            self.read_buf = buf;
+            core.read_buf = buf;
             if budget_spent {
-                self.ready.push(token);
+                core.ready.push(token);
             }
         }
-        self.put_back(token, Source::Udp(entry));
+        Fate::Keep
     }
 
-    pub(crate) fn udp_timer(&mut self, token: u64, mut entry: Box<UdpEntry>, tag: u64) {
-        with_udp!(self, entry, |p, t| p.timer_fired(tag, t));
-        self.put_back(token, Source::Udp(entry));
+    fn timer(&mut self, core: &mut Core, token: u64, kind: TimerKind, tag: u64) -> Fate {
+        if kind == TimerKind::Proto {
+            call(&mut *self.protocol, &mut self.io, core, token, |p, t| p.timer_fired(tag, t));
+        }
+        Fate::Keep
     }
 
-    #[allow(clippy::boxed_local)] // the box comes straight out of its slot; it is freed here
-    pub(crate) fn stop_udp(&mut self, token: u64, mut entry: Box<UdpEntry>) {
-        self.remove(token);
-        entry.io.flush(&mut self.stats);
-        entry.protocol.stopped(&mut CoreCx { core: self, token });
+    /// Flushes what is queued, tells the protocol, and leaves the loop.
+    fn stop(&mut self, core: &mut Core, token: u64) -> Fate {
+        self.io.flush(&mut core.stats);
+        if let Err(e) = guarded(|| self.protocol.stopped(&mut CoreCx { core, token })) {
+            core.stats.panics += 1;
+            log::error!("{} udp: in stopped: {e}", ConnId(token));
+        }
+        core.cancel_timers_of(token);
+        Fate::Done
     }
 }

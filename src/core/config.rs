@@ -1,0 +1,83 @@
+//! The loop's tuning knobs ([`Config`]) and what a readiness event says ([`Readiness`]).
+
+use std::time::Duration;
+
+use crate::flow::Limits;
+
+/// Tuning knobs, with documented defaults ([`Config::default`]).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Default buffer limits for every connection.
+    pub limits: Limits,
+    /// How much one stream read takes, from the one read buffer the loop
+    /// owns (connections keep none). Default 8 KiB: streaming cost less per
+    /// MB the smaller the reads and the echoed writes, down to 8 KiB (64 KiB
+    /// cost 40% more, 16 KiB 12% more, 4 KiB no less; `bench/RESULTS.md`);
+    /// small messages do not notice.
+    pub read_buffer: usize,
+    /// Bytes one connection may read per turn before others get theirs.
+    /// Default 64 KiB: small enough that one streaming connection delays a
+    /// turn by little (the fairness benchmark), large enough to amortise the poll.
+    pub read_budget: usize,
+    /// Bytes one connection may flush per turn. Default 64 KiB.
+    pub write_budget: usize,
+    /// Connections one listener may accept per turn. Default 128.
+    pub accept_budget: usize,
+    /// Largest datagram accepted; larger ones are reported truncated. Default 65,536.
+    pub max_datagram: usize,
+    /// Datagrams queued per UDP socket while the kernel buffer is full. Default 512.
+    pub udp_send_queue: usize,
+    /// How long an outgoing connection may take. Default 30 s.
+    pub connect_timeout: Duration,
+    /// After `lose_connection`, how long to drain the peer's unread data so
+    /// our last bytes are not destroyed by a reset. Default 2 s.
+    pub linger: Duration,
+    /// On stop, how long connections get to flush. Default 2 s.
+    pub shutdown_grace: Duration,
+    /// Events taken from one `poll`. Default 1024.
+    pub events_capacity: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            limits: Limits::default(),
+            read_buffer: 8 * 1024,
+            read_budget: 64 * 1024,
+            write_budget: 64 * 1024,
+            accept_budget: 128,
+            max_datagram: 65_536,
+            udp_send_queue: 512,
+            connect_timeout: Duration::from_secs(30),
+            linger: Duration::from_secs(2),
+            shutdown_grace: Duration::from_secs(2),
+            events_capacity: 1024,
+        }
+    }
+}
+
+/// What one readiness event reported, as handed to a raw [`crate::fd::FdHandler`].
+///
+/// Readiness is edge-triggered: it is reported when it changes, so a handler
+/// must read (or write) until `WouldBlock` before it is told again.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// Data (or EOF, or a pending connection) may be read.
+    pub readable: bool,
+    /// The descriptor may be written.
+    pub writable: bool,
+    /// The peer closed its writing side (or hung up).
+    pub read_closed: bool,
+    /// An error is pending on the descriptor.
+    pub error: bool,
+    /// Urgent (TCP out-of-band) data arrived: a read stops short at its
+    /// mark, so a short read no longer means the socket is drained.
+    pub urgent: bool,
+}
+
+impl Readiness {
+    /// Readiness for a source continued from the ready queue: try everything,
+    /// and read until `WouldBlock` since no event vouches for a drained socket.
+    pub(crate) const ALL: Readiness =
+        Readiness { readable: true, writable: true, read_closed: true, error: false, urgent: false };
+}

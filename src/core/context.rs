@@ -1,0 +1,149 @@
+//! The context every callback gets ([`CoreCx`]: the core, on behalf of one
+//! source), and what a source's own machinery needs beyond it ([`Host`]).
+//!
+//! [`Host`] is the seam between a connection's state machine and whatever
+//! runs it: the reactor's core here, the manual clock of
+//! [`crate::testing::Harness`] there. Both run the same machine.
+
+use std::time::{Duration, Instant};
+
+use super::{Config, Core, TimerAction, TimerKind};
+use crate::stats::Stats;
+use crate::timer::TimerHandle;
+use crate::transport::{ConnId, Context, Transport};
+
+/// What a source's own machinery needs from around it, beyond the
+/// [`Context`] its protocol sees.
+pub(crate) trait Host: Context {
+    /// The counters.
+    fn stats(&mut self) -> &mut Stats;
+    /// The loop's configuration.
+    fn config(&self) -> &Config;
+    /// Schedules one of this source's own timers.
+    fn schedule(&mut self, delay: Duration, interval: Option<Duration>, kind: TimerKind, tag: u64) -> TimerHandle;
+    /// Asks for this source to be continued next turn with full readiness
+    /// (a budget ran out, or reading resumed: no new event will come).
+    fn again(&mut self);
+    /// True once the reactor is stopping.
+    fn stopping(&self) -> bool;
+    /// Cancels every timer this source set: its timers die with it.
+    fn cancel_own_timers(&mut self);
+}
+
+/// The reactor as any callback sees it, on behalf of the source `token`.
+pub(crate) struct CoreCx<'a> {
+    pub core: &'a mut Core,
+    pub token: u64,
+}
+
+impl Context for CoreCx<'_> {
+    fn now(&self) -> Instant {
+        self.core.now
+    }
+    fn call_later(&mut self, delay: Duration, tag: u64) -> TimerHandle {
+        self.schedule(delay, None, TimerKind::Proto, tag)
+    }
+    fn call_every(&mut self, interval: Duration, tag: u64) -> TimerHandle {
+        self.schedule(interval, Some(interval), TimerKind::Proto, tag)
+    }
+    fn cancel_timer(&mut self, timer: TimerHandle) -> bool {
+        self.core.timers.cancel(timer)
+    }
+    fn reschedule_timer(&mut self, timer: TimerHandle, delay: Duration) -> bool {
+        self.core.timers.reschedule(self.core.now, timer, delay)
+    }
+    fn timer_active(&self, timer: TimerHandle) -> bool {
+        self.core.timers.is_active(timer)
+    }
+    fn write_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
+        self.core.write_to(conn.0, data)
+    }
+    fn close_conn(&mut self, conn: ConnId) -> bool {
+        self.core.close_conn(conn.0)
+    }
+    fn abort_conn(&mut self, conn: ConnId) -> bool {
+        self.core.abort_conn(conn.0)
+    }
+    fn buffered_len_of(&self, conn: ConnId) -> Option<usize> {
+        self.core.buffered_len_of(conn.0)
+    }
+    fn with_conn(&mut self, conn: ConnId, f: &mut dyn FnMut(&mut dyn Transport)) -> bool {
+        self.core.with_transport(conn.0, f)
+    }
+    fn stop_reactor(&mut self) {
+        self.core.stop_requested = true;
+    }
+}
+
+impl Host for CoreCx<'_> {
+    fn stats(&mut self) -> &mut Stats {
+        &mut self.core.stats
+    }
+    fn config(&self) -> &Config {
+        &self.core.config
+    }
+    fn schedule(&mut self, delay: Duration, interval: Option<Duration>, kind: TimerKind, tag: u64) -> TimerHandle {
+        let action = TimerAction::Source { token: self.token, tag, kind };
+        let handle = self.core.timers.schedule(self.core.now, delay, interval, action);
+        self.core.own_timer(self.token, handle);
+        handle
+    }
+    fn again(&mut self) {
+        self.core.ready.push(self.token);
+    }
+    fn stopping(&self) -> bool {
+        self.core.stopping.is_some()
+    }
+    fn cancel_own_timers(&mut self) {
+        self.core.cancel_timers_of(self.token);
+    }
+}
+
+/// Implements [`Context`] for a type by forwarding to one of its fields.
+macro_rules! forward_context {
+    ($ty:ty, $($field:tt)+) => {
+        impl $crate::transport::Context for $ty {
+            fn now(&self) -> std::time::Instant {
+                self.$($field)+.now()
+            }
+            fn call_later(&mut self, delay: std::time::Duration, tag: u64) -> $crate::timer::TimerHandle {
+                self.$($field)+.call_later(delay, tag)
+            }
+            fn call_every(&mut self, interval: std::time::Duration, tag: u64) -> $crate::timer::TimerHandle {
+                self.$($field)+.call_every(interval, tag)
+            }
+            fn cancel_timer(&mut self, timer: $crate::timer::TimerHandle) -> bool {
+                self.$($field)+.cancel_timer(timer)
+            }
+            fn reschedule_timer(&mut self, timer: $crate::timer::TimerHandle, delay: std::time::Duration) -> bool {
+                self.$($field)+.reschedule_timer(timer, delay)
+            }
+            fn timer_active(&self, timer: $crate::timer::TimerHandle) -> bool {
+                self.$($field)+.timer_active(timer)
+            }
+            fn write_to(&mut self, conn: $crate::transport::ConnId, data: &[u8]) -> bool {
+                self.$($field)+.write_to(conn, data)
+            }
+            fn close_conn(&mut self, conn: $crate::transport::ConnId) -> bool {
+                self.$($field)+.close_conn(conn)
+            }
+            fn abort_conn(&mut self, conn: $crate::transport::ConnId) -> bool {
+                self.$($field)+.abort_conn(conn)
+            }
+            fn buffered_len_of(&self, conn: $crate::transport::ConnId) -> Option<usize> {
+                self.$($field)+.buffered_len_of(conn)
+            }
+            fn with_conn(
+                &mut self,
+                conn: $crate::transport::ConnId,
+                f: &mut dyn FnMut(&mut dyn $crate::transport::Transport),
+            ) -> bool {
+                self.$($field)+.with_conn(conn, f)
+            }
+            fn stop_reactor(&mut self) {
+                self.$($field)+.stop_reactor()
+            }
+        }
+    };
+}
+pub(crate) use forward_context;

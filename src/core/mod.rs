@@ -1,0 +1,423 @@
+//! The core every source stands on: the slab of sources and their tokens,
+//! the timer queue, the counters, the lists of sources to continue or to
+//! settle, and the context every callback gets.
+//!
+//! The core knows sources only through the [`Source`] trait: a listener, a
+//! connection or a UDP socket is a box in a slot, taken out while its
+//! callbacks run (so that they may reach the core, and through it other
+//! sources) and put back, or dropped, by what it answers ([`Fate`]).
+//!
+//! A token is the slot's index in its low 32 bits and the slot's generation
+//! in the high 32. Each slot counts its own generations, from 1; a slot
+//! whose generation reaches `u32::MAX` is retired for good instead of
+//! wrapping. So no token, and no [`crate::ConnId`] made from one, is ever
+//! given to a later source: an event, timer or id for a closed connection
+//! misses instead of reaching a newer one.
+
+pub(crate) mod config;
+pub(crate) mod context;
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::time::Instant;
+
+use mio::Registry;
+use slab::Slab;
+
+use crate::stats::Stats;
+use crate::timer::{TimerHandle, TimerQueue};
+use crate::transport::Transport;
+
+pub use config::{Config, Readiness};
+pub(crate) use context::{CoreCx, Host};
+
+/// What a source answers after handling something: stay in its slot, or
+/// leave the loop (its slot is freed and the box dropped, closing its socket).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Fate {
+    Keep,
+    Done,
+    /// The source handed its slot to another (a connect that completed
+    /// became a connection): leave the slot as it is, drop this box.
+    Replaced,
+}
+
+/// Which of a source's timers fired.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TimerKind {
+    /// A protocol's own timer; its tag goes to `timer_fired`.
+    Proto,
+    /// A closing connection waited long enough for the peer's EOF.
+    Linger,
+    /// A connection's idle check.
+    Idle,
+    /// A listener's accept back-off.
+    RetryAccept,
+    /// A connect attempt took too long.
+    ConnectTimeout,
+    /// A client waiting to connect again.
+    Reconnect,
+}
+
+/// What the loop does when a timer fires.
+pub(crate) enum TimerAction {
+    /// Hand the timer to the source `token` (missed if it is gone).
+    Source { token: u64, tag: u64, kind: TimerKind },
+    /// A closure over the public reactor (`Reactor::call_later`); the core
+    /// keeps it opaque, the reactor knows its type.
+    Call(Box<dyn Any>),
+    /// A repeating closure (`Reactor::call_every`).
+    Every(Box<dyn Any>),
+}
+
+/// Something in the loop: a connection, a listener, a connector, a UDP
+/// socket, a watched descriptor. Every method gets the core and the
+/// source's own token.
+pub(crate) trait Source: 'static {
+    /// A readiness event, or a continuation asked for last turn
+    /// ([`Readiness::ALL`]).
+    fn ready(&mut self, core: &mut Core, token: u64, r: Readiness) -> Fate;
+
+    /// One of its timers fired.
+    fn timer(&mut self, core: &mut Core, token: u64, kind: TimerKind, tag: u64) -> Fate {
+        let _ = (core, token, kind, tag);
+        Fate::Keep
+    }
+
+    /// Apply what was asked of it from elsewhere (a write or close by id).
+    fn settle(&mut self, core: &mut Core, token: u64) -> Fate {
+        let _ = (core, token);
+        Fate::Keep
+    }
+
+    /// The reactor is stopping: stop taking new work, start closing.
+    fn stop(&mut self, core: &mut Core, token: u64) -> Fate;
+
+    /// The shutdown grace is over: end now (and leave, unless `Keep`).
+    fn end(&mut self, core: &mut Core, token: u64) -> Fate {
+        let _ = (core, token);
+        Fate::Done
+    }
+
+    /// True for a descriptor watched with `Reactor::add_fd`.
+    fn is_fd(&self) -> bool {
+        false
+    }
+
+    /// Stream connections: write from elsewhere; false if not a stream or
+    /// its writing side is closed (the bytes were dropped).
+    fn write(&mut self, data: &[u8], stats: &mut Stats) -> bool {
+        let _ = (data, stats);
+        false
+    }
+
+    /// Stream connections: close after flushing; false if not a stream.
+    fn close(&mut self) -> bool {
+        false
+    }
+
+    /// Stream connections: close now; false if not a stream.
+    fn abort(&mut self) -> bool {
+        false
+    }
+
+    /// Stream connections: bytes buffered for sending.
+    fn buffered(&self) -> Option<usize> {
+        None
+    }
+
+    /// Stream connections: run `f` with the transport, then settle; `None`
+    /// if not a stream.
+    fn with_transport(&mut self, core: &mut Core, token: u64, f: &mut dyn FnMut(&mut dyn Transport)) -> Option<Fate> {
+        let _ = (core, token, f);
+        None
+    }
+}
+
+/// A slot whose generations are used up: it stays occupied for good.
+struct Retired;
+
+impl Source for Retired {
+    fn ready(&mut self, _: &mut Core, _: u64, _: Readiness) -> Fate {
+        Fate::Keep
+    }
+    fn stop(&mut self, _: &mut Core, _: u64) -> Fate {
+        Fate::Keep
+    }
+    fn end(&mut self, _: &mut Core, _: u64) -> Fate {
+        Fate::Keep
+    }
+}
+
+/// A slot: the source, or `None` while it is taken out to run.
+type Slot = Option<Box<dyn Source>>;
+
+/// Everything a callback may touch: the reactor minus its poller.
+pub(crate) struct Core {
+    pub registry: Registry,
+    slots: Slab<Slot>,
+    /// Each slab index's generation: that of its source, or of its last one.
+    generations: Vec<u32>,
+    pub timers: TimerQueue<TimerAction>,
+    /// The timers each source set, cancelled when it leaves the loop.
+    owned: HashMap<u64, Vec<TimerHandle>>,
+    pub now: Instant,
+    /// Sources to continue next turn (budget ran out, or reading resumed).
+    pub ready: Vec<u64>,
+    /// Sources written to or closed from another's callback: settle them.
+    pub dirty: Vec<u64>,
+    /// The one read buffer, lent to whichever source reads.
+    pub read_buf: Vec<u8>,
+    pub config: Config,
+    pub stats: Stats,
+    pub stop_requested: bool,
+    /// When the graceful stop gives up waiting, once stopping.
+    pub stopping: Option<Instant>,
+}
+
+pub(crate) fn split(token: u64) -> (usize, u32) {
+    ((token & 0xffff_ffff) as usize, (token >> 32) as u32)
+}
+
+impl Core {
+    pub(crate) fn new(registry: Registry, config: Config) -> Core {
+        let now = Instant::now();
+        Core {
+            registry,
+            slots: Slab::new(),
+            generations: Vec::new(),
+            timers: TimerQueue::new(now),
+            owned: HashMap::new(),
+            now,
+            ready: Vec::new(),
+            dirty: Vec::new(),
+            // Stream reads use the first `read_buffer` bytes; datagrams need
+            // room for the largest accepted one.
+            read_buf: vec![0; config.read_buffer.max(1024).max(config.max_datagram)],
+            config,
+            stats: Stats::default(),
+            stop_requested: false,
+            stopping: None,
+        }
+    }
+
+    /// Reserves a slot (empty, as if its source were out running) and
+    /// returns its token; [`put_back`](Self::put_back) fills it.
+    pub(crate) fn reserve(&mut self) -> u64 {
+        loop {
+            let idx = self.slots.insert(None);
+            if idx >= self.generations.len() {
+                self.generations.resize(idx + 1, 0);
+            }
+            let generation = self.generations[idx];
+            if generation == u32::MAX - 1 {
+                // Its last generation: retire the slot rather than wrap.
+                self.generations[idx] = u32::MAX;
+                self.slots[idx] = Some(Box::new(Retired));
+                continue;
+            }
+            self.generations[idx] = generation + 1;
+            return (u64::from(generation + 1) << 32) | idx as u64;
+        }
+    }
+
+    /// Adds a source; returns its token.
+    #[cfg(test)]
+    pub(crate) fn insert(&mut self, source: Box<dyn Source>) -> u64 {
+        let token = self.reserve();
+        self.put_back(token, source);
+        token
+    }
+
+    fn live_index(&self, token: u64) -> Option<usize> {
+        let (idx, generation) = split(token);
+        (self.slots.contains(idx) && self.generations.get(idx) == Some(&generation)).then_some(idx)
+    }
+
+    /// True while the source named by `token` is in the loop.
+    pub(crate) fn is_live(&self, token: u64) -> bool {
+        self.live_index(token).is_some()
+    }
+
+    /// Takes a live source out of its slot, leaving it empty.
+    pub(crate) fn take(&mut self, token: u64) -> Option<Box<dyn Source>> {
+        let idx = self.live_index(token)?;
+        self.slots[idx].take()
+    }
+
+    pub(crate) fn put_back(&mut self, token: u64, source: Box<dyn Source>) {
+        if let Some(idx) = self.live_index(token) {
+            self.slots[idx] = Some(source);
+        }
+    }
+
+    /// Frees the slot.
+    pub(crate) fn remove(&mut self, token: u64) {
+        if let Some(idx) = self.live_index(token) {
+            self.slots.remove(idx);
+        }
+    }
+
+    fn source_mut(&mut self, token: u64) -> Option<&mut Box<dyn Source>> {
+        let idx = self.live_index(token)?;
+        self.slots[idx].as_mut()
+    }
+
+    /// Takes the source out, runs `f` on it, and puts it back or frees its
+    /// slot as `f` answers; false if there was no such source (or it was
+    /// already out running).
+    pub(crate) fn run(&mut self, token: u64, f: impl FnOnce(&mut dyn Source, &mut Core) -> Fate) -> bool {
+        let Some(mut source) = self.take(token) else { return false };
+        match f(&mut *source, self) {
+            Fate::Keep => self.put_back(token, source),
+            Fate::Done => self.remove(token),
+            Fate::Replaced => {}
+        }
+        true
+    }
+
+    /// Hands one readiness event to its source, then settles what it touched.
+    pub(crate) fn dispatch(&mut self, token: u64, r: Readiness) {
+        self.run(token, |s, core| s.ready(core, token, r));
+        self.process_dirty();
+    }
+
+    /// Hands a timer to its source; false if the source is gone.
+    pub(crate) fn source_timer(&mut self, token: u64, kind: TimerKind, tag: u64) -> bool {
+        let ran = self.run(token, |s, core| s.timer(core, token, kind, tag));
+        self.process_dirty();
+        // A source out running (a timer it set for itself, fired from its
+        // own callback) is still alive.
+        ran || self.is_live(token)
+    }
+
+    /// Tokens of every source in the loop.
+    pub(crate) fn tokens(&self) -> Vec<u64> {
+        self.slots.iter().map(|(i, _)| (u64::from(self.generations[i]) << 32) | i as u64).collect()
+    }
+
+    /// Writes to a stream connection by id; false if it is not open or its
+    /// writing side is closed.
+    pub(crate) fn write_to(&mut self, token: u64, data: &[u8]) -> bool {
+        let Some(idx) = self.live_index(token) else { return false };
+        let Some(source) = self.slots[idx].as_mut() else { return false };
+        let ok = source.write(data, &mut self.stats);
+        if ok {
+            self.dirty.push(token);
+        }
+        ok
+    }
+
+    pub(crate) fn close_conn(&mut self, token: u64) -> bool {
+        let ok = self.source_mut(token).is_some_and(|s| s.close());
+        if ok {
+            self.dirty.push(token);
+        }
+        ok
+    }
+
+    pub(crate) fn abort_conn(&mut self, token: u64) -> bool {
+        let ok = self.source_mut(token).is_some_and(|s| s.abort());
+        if ok {
+            self.dirty.push(token);
+        }
+        ok
+    }
+
+    pub(crate) fn buffered_len_of(&self, token: u64) -> Option<usize> {
+        let idx = self.live_index(token)?;
+        self.slots[idx].as_ref()?.buffered()
+    }
+
+    /// Runs `f` with a stream connection's transport from outside its callbacks.
+    pub(crate) fn with_transport(&mut self, token: u64, f: &mut dyn FnMut(&mut dyn Transport)) -> bool {
+        let Some(mut source) = self.take(token) else { return false };
+        let fate = source.with_transport(self, token, f);
+        match fate {
+            Some(Fate::Done) => self.remove(token),
+            Some(Fate::Replaced) => {}
+            Some(Fate::Keep) | None => self.put_back(token, source),
+        }
+        fate.is_some()
+    }
+
+    /// Records that `token` set `timer`, so it dies with it.
+    pub(crate) fn own_timer(&mut self, token: u64, timer: TimerHandle) {
+        // Token 0 names no source: a client factory's callbacks run with it.
+        if token == 0 {
+            return;
+        }
+        let list = self.owned.entry(token).or_default();
+        // Fired and cancelled timers leave handles behind: prune them when
+        // the list doubles, so it stays proportional to the live ones.
+        if list.len() >= 4 && list.len().is_power_of_two() {
+            let timers = &self.timers;
+            list.retain(|h| timers.is_active(*h));
+        }
+        list.push(timer);
+    }
+
+    /// Cancels every timer `token` set.
+    pub(crate) fn cancel_timers_of(&mut self, token: u64) {
+        if self.owned.is_empty() {
+            return;
+        }
+        for h in self.owned.remove(&token).unwrap_or_default() {
+            self.timers.cancel(h);
+        }
+    }
+
+    /// Settles connections touched from another's callback.
+    pub(crate) fn process_dirty(&mut self) {
+        for _ in 0..100_000 {
+            let Some(token) = self.dirty.pop() else { return };
+            self.run(token, |s, core| s.settle(core, token));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nothing;
+    impl Source for Nothing {
+        fn ready(&mut self, _: &mut Core, _: u64, _: Readiness) -> Fate {
+            Fate::Done
+        }
+        fn stop(&mut self, _: &mut Core, _: u64) -> Fate {
+            Fate::Done
+        }
+    }
+
+    fn core() -> Core {
+        let poll = mio::Poll::new().expect("poll");
+        Core::new(poll.registry().try_clone().expect("registry"), Config::default())
+    }
+
+    #[test]
+    fn a_token_is_never_given_to_a_later_source() {
+        let mut core = core();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let t = core.insert(Box::new(Nothing));
+            assert!(seen.insert(t), "token {t:#x} given twice");
+            core.remove(t);
+            assert!(!core.is_live(t));
+        }
+        assert_eq!(core.slots.capacity().min(1), 1);
+        // A slot at its last generation is retired, never wrapped.
+        let t = core.insert(Box::new(Nothing));
+        let (idx, _) = split(t);
+        core.remove(t);
+        core.generations[idx] = u32::MAX - 2;
+        let last = core.insert(Box::new(Nothing));
+        assert_eq!(split(last), (idx, u32::MAX - 1));
+        core.remove(last);
+        let next = core.insert(Box::new(Nothing));
+        assert_ne!(split(next).0, idx, "the exhausted slot is retired, not reused");
+        assert!(seen.insert(last) && seen.insert(next));
+        assert!(!core.is_live(last) && core.is_live(next));
+        assert!(!core.run(last, |_, _| Fate::Keep), "a stale token reaches nothing");
+    }
+}

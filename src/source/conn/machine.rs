@@ -1,0 +1,560 @@
+//! One stream connection's state machine, over any byte [`Pipe`] and any
+//! [`Host`]: the reactor runs it on a socket, [`crate::testing::Harness`]
+//! on memory and a manual clock. One piece of code decides what happens
+//! after every callback (flow control, half-close, lingering close, idle
+//! timeout, errors), so a protocol behaves the same in its unit test as on
+//! a socket.
+//!
+//! Reading takes a per-turn budget; writing goes straight to the pipe and
+//! buffers the rest. Closing is *lingering*: after `lose_connection` with
+//! the peer still sending, the connection half-closes and drains the peer's
+//! data for a moment ([`crate::Config::linger`]) before closing. Closing
+//! with unread data makes the kernel send a reset, and a reset can destroy
+//! the last bytes we sent (an `error: ...` line, say) before the peer reads
+//! them.
+
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::addr::Addr;
+use crate::core::{Host, TimerKind};
+use crate::flow::{Flow, WriteBuf};
+use crate::guard::guarded;
+use crate::policy::Policy;
+use crate::protocol::Protocol;
+use crate::source::socket::Pipe;
+use crate::stats::Stats;
+use crate::timer::TimerHandle;
+use crate::transport::{ConnId, Context, Disconnect, Transport};
+
+/// A connection's idle timeout: when it last received, and the timer that
+/// checks. Reads only stamp `last_rx`; the timer re-arms itself from that
+/// stamp when it fires, so the hot path never touches the timer queue.
+#[derive(Debug)]
+pub(crate) struct Idle {
+    last_rx: Instant,
+    timer: TimerHandle,
+}
+
+/// A connection's pipe and state, apart from its protocol so that both can
+/// be borrowed at once during a callback.
+pub(crate) struct ConnIo<P> {
+    pub id: ConnId,
+    pub pipe: P,
+    pub wbuf: WriteBuf,
+    pub peer: Addr,
+    pub policy: Rc<Policy>,
+    pub reading_paused: bool,
+    pub read_eof: bool,
+    pub closing: bool,
+    pub lingering: bool,
+    pub shutdown_requested: bool,
+    pub shutdown_done: bool,
+    /// Urgent data was seen: from now on a short read does not mean drained.
+    pub urgent: bool,
+    /// Why the connection must end, once it must (boxed: rare, and a
+    /// connection's size is what an idle connection costs).
+    pub abort: Option<Box<Disconnect>>,
+    pub idle: Option<Idle>,
+}
+
+impl<P: Pipe> ConnIo<P> {
+    pub(crate) fn new(id: ConnId, pipe: P, peer: Addr, policy: Rc<Policy>) -> Self {
+        ConnIo {
+            id,
+            pipe,
+            wbuf: WriteBuf::default(),
+            peer,
+            policy,
+            reading_paused: false,
+            read_eof: false,
+            closing: false,
+            lingering: false,
+            shutdown_requested: false,
+            shutdown_done: false,
+            urgent: false,
+            abort: None,
+            idle: None,
+        }
+    }
+
+    pub(crate) fn end(&mut self, why: Disconnect) {
+        if self.abort.is_none() {
+            self.abort = Some(Box::new(why));
+        }
+    }
+
+    /// True once nothing more may be written: closing, half-closed, or ending.
+    pub(crate) fn write_closed(&self) -> bool {
+        self.closing || self.shutdown_requested || self.abort.is_some()
+    }
+
+    /// Writes now what the pipe takes, buffers the rest up to the hard cap.
+    /// False if the bytes were dropped because the writing side is closed.
+    pub(crate) fn write(&mut self, data: &[u8], stats: &mut Stats) -> bool {
+        if self.write_closed() {
+            if !data.is_empty() {
+                log::debug!(
+                    "{}: dropped {} bytes written after the connection closed for writing",
+                    self.id,
+                    data.len()
+                );
+            }
+            return false;
+        }
+        if data.is_empty() {
+            return true;
+        }
+        let mut rest = data;
+        if self.wbuf.is_empty() {
+            for _ in 0..1_000_000 {
+                match self.pipe.write(rest) {
+                    Ok(n) => {
+                        stats.writes += 1;
+                        stats.bytes_out += n as u64;
+                        rest = &rest[n..];
+                        log::trace!(target: "twirl::loop", "{} wrote {n} B{}", self.id, if rest.is_empty() { "" } else { " (partial)" });
+                        if rest.is_empty() {
+                            return true;
+                        }
+                        stats.partial_writes += 1;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        stats.would_blocks += 1;
+                        log::trace!(target: "twirl::loop", "{} write WouldBlock", self.id);
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.end(Disconnect::Io(e));
+                        return true;
+                    }
+                }
+            }
+        }
+        let limits = &self.policy.limits;
+        if self.wbuf.would_exceed(rest.len(), limits) {
+            stats.cap_aborts += 1;
+            let why = Disconnect::HardCap { cap: limits.hard_cap, buffered: self.wbuf.len(), written: rest.len() };
+            log::warn!("{} ({}): {why}; aborting", self.id, self.peer);
+            self.end(why);
+            return true;
+        }
+        self.wbuf.push(rest);
+        stats.buffered_add(rest.len());
+        log::trace!(target: "twirl::loop", "{} buffered {} B", self.id, self.wbuf.len());
+        true
+    }
+
+    /// Sends buffered bytes until `WouldBlock` or `budget`; true if the
+    /// budget ran out with bytes still pending.
+    fn flush(&mut self, stats: &mut Stats, budget: usize) -> bool {
+        let mut sent = 0;
+        for _ in 0..1_000_000 {
+            if self.wbuf.is_empty() {
+                return false;
+            }
+            if sent >= budget {
+                return true;
+            }
+            let pending = self.wbuf.pending();
+            let chunk = &pending[..pending.len().min(budget - sent)];
+            match self.pipe.write(chunk) {
+                Ok(n) => {
+                    stats.writes += 1;
+                    stats.bytes_out += n as u64;
+                    stats.buffered_sub(n);
+                    if n < chunk.len() {
+                        stats.partial_writes += 1;
+                    }
+                    self.wbuf.consume(n);
+                    sent += n;
+                    log::trace!(target: "twirl::loop", "{} flushed {n} B, {} B still buffered", self.id, self.wbuf.len());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    stats.would_blocks += 1;
+                    log::trace!(target: "twirl::loop", "{} flush WouldBlock", self.id);
+                    return false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.end(Disconnect::Io(e));
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// A connection's [`Transport`] during one of its callbacks.
+pub(crate) struct ConnCtx<'a, P, H> {
+    pub io: &'a mut ConnIo<P>,
+    pub host: &'a mut H,
+}
+
+impl<P: Pipe, H: Host> Context for ConnCtx<'_, P, H> {
+    fn now(&self) -> Instant {
+        self.host.now()
+    }
+    fn call_later(&mut self, delay: Duration, tag: u64) -> TimerHandle {
+        self.host.call_later(delay, tag)
+    }
+    fn call_every(&mut self, interval: Duration, tag: u64) -> TimerHandle {
+        self.host.call_every(interval, tag)
+    }
+    fn cancel_timer(&mut self, timer: TimerHandle) -> bool {
+        self.host.cancel_timer(timer)
+    }
+    fn reschedule_timer(&mut self, timer: TimerHandle, delay: Duration) -> bool {
+        self.host.reschedule_timer(timer, delay)
+    }
+    fn timer_active(&self, timer: TimerHandle) -> bool {
+        self.host.timer_active(timer)
+    }
+    fn write_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
+        // This connection is out of its slot while its callback runs.
+        if conn == self.io.id {
+            return self.io.write(data, self.host.stats());
+        }
+        self.host.write_to(conn, data)
+    }
+    fn close_conn(&mut self, conn: ConnId) -> bool {
+        if conn == self.io.id {
+            self.lose_connection();
+            return true;
+        }
+        self.host.close_conn(conn)
+    }
+    fn abort_conn(&mut self, conn: ConnId) -> bool {
+        if conn == self.io.id {
+            self.abort_connection();
+            return true;
+        }
+        self.host.abort_conn(conn)
+    }
+    fn buffered_len_of(&self, conn: ConnId) -> Option<usize> {
+        if conn == self.io.id {
+            return Some(self.io.wbuf.len());
+        }
+        self.host.buffered_len_of(conn)
+    }
+    fn with_conn(&mut self, conn: ConnId, f: &mut dyn FnMut(&mut dyn Transport)) -> bool {
+        self.host.with_conn(conn, f)
+    }
+    fn stop_reactor(&mut self) {
+        self.host.stop_reactor()
+    }
+}
+
+impl<P: Pipe, H: Host> Transport for ConnCtx<'_, P, H> {
+    fn id(&self) -> ConnId {
+        self.io.id
+    }
+    fn write(&mut self, data: &[u8]) {
+        self.io.write(data, self.host.stats());
+    }
+    fn lose_connection(&mut self) {
+        self.io.closing = true;
+    }
+    fn abort_connection(&mut self) {
+        self.io.end(Disconnect::Aborted);
+    }
+    fn is_closing(&self) -> bool {
+        self.io.closing || self.io.abort.is_some()
+    }
+    fn shutdown_write(&mut self) {
+        self.io.shutdown_requested = true;
+    }
+    fn pause_reading(&mut self) {
+        if !self.io.reading_paused {
+            log::trace!(target: "twirl::loop", "{} pause reading", self.io.id);
+            self.io.reading_paused = true;
+        }
+    }
+    fn resume_reading(&mut self) {
+        if self.io.reading_paused {
+            log::trace!(target: "twirl::loop", "{} resume reading", self.io.id);
+            self.io.reading_paused = false;
+            // Data may have arrived meanwhile, and edge-triggered readiness
+            // will not report it again: look next turn.
+            self.host.again();
+        }
+    }
+    fn peer_addr(&self) -> Addr {
+        self.io.peer.clone()
+    }
+    fn local_addr(&self) -> io::Result<Addr> {
+        self.io.pipe.local_addr()
+    }
+    fn buffered_len(&self) -> usize {
+        self.io.wbuf.len()
+    }
+    fn writing_paused(&self) -> bool {
+        // Paused from the moment the buffer passes the high-water mark
+        // until `resume_writing` is due: the same hysteresis as the calls.
+        self.io.wbuf.producer_paused() || self.io.wbuf.len() > self.io.policy.limits.high_water
+    }
+    fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
+        self.io.pipe.set_nodelay(nodelay)
+    }
+}
+
+/// Runs one protocol callback with the connection's transport. A panic
+/// in it ends this connection only (see [`crate::guard`]).
+pub(crate) fn call<P: Pipe, H: Host>(
+    protocol: &mut dyn Protocol,
+    io: &mut ConnIo<P>,
+    host: &mut H,
+    f: impl FnOnce(&mut dyn Protocol, &mut dyn Transport),
+) {
+    let mut t = ConnCtx { io, host };
+    if let Err(panic) = guarded(|| f(protocol, &mut t)) {
+        t.host.stats().panics += 1;
+        log::error!("{} ({}, {}): {panic}; aborting the connection", t.io.id, t.io.peer, t.io.policy.name);
+        t.io.end(panic.into());
+    }
+}
+
+/// Starts the idle check, if the connection's policy has a timeout.
+pub(crate) fn start_idle<P: Pipe, H: Host>(io: &mut ConnIo<P>, host: &mut H) {
+    if let Some(after) = io.policy.idle_after {
+        let timer = host.schedule(after, None, TimerKind::Idle, 0);
+        io.idle = Some(Idle { last_rx: host.now(), timer });
+    }
+}
+
+/// A new connection: `connection_made`, then settle. Returns why it ended,
+/// if it already did.
+pub(crate) fn start<P: Pipe, H: Host>(
+    protocol: &mut dyn Protocol,
+    io: &mut ConnIo<P>,
+    host: &mut H,
+) -> Option<Disconnect> {
+    host.stats().open += 1;
+    log::debug!("{} connection from {}", io.id, io.peer);
+    call(protocol, io, host, |p, t| p.connection_made(t));
+    settle(protocol, io, host)
+}
+
+/// A readiness event, or a continuation: flush, read, settle.
+pub(crate) fn ready<P: Pipe, H: Host>(
+    protocol: &mut dyn Protocol,
+    io: &mut ConnIo<P>,
+    host: &mut H,
+    r: crate::core::Readiness,
+    buf: &mut [u8],
+) -> Option<Disconnect> {
+    if r.urgent {
+        io.urgent = true;
+    }
+    if r.error && io.abort.is_none() {
+        if let Some(e) = io.pipe.take_error().unwrap_or_else(Some) {
+            io.end(Disconnect::Io(e));
+        }
+    }
+    if r.writable && io.abort.is_none() && !io.wbuf.is_empty() {
+        let budget = host.config().write_budget;
+        if io.flush(host.stats(), budget) {
+            host.again();
+        }
+    }
+    if r.readable {
+        read(protocol, io, host, r.read_closed, buf);
+    }
+    settle(protocol, io, host)
+}
+
+/// Reads until `WouldBlock`, a short read, EOF, or the budget.
+fn read<P: Pipe, H: Host>(
+    protocol: &mut dyn Protocol,
+    io: &mut ConnIo<P>,
+    host: &mut H,
+    read_closed: bool,
+    buf: &mut [u8],
+) {
+    let mut budget = host.config().read_budget;
+    for _ in 0..1_000_000 {
+        if io.reading_paused || io.read_eof || io.abort.is_some() || (io.closing && !io.lingering) {
+            return;
+        }
+        match io.pipe.read(buf) {
+            Ok(0) => {
+                host.stats().reads += 1;
+                io.read_eof = true;
+                log::trace!(target: "twirl::loop", "{} read EOF", io.id);
+                if !io.lingering {
+                    call(protocol, io, host, |p, t| p.read_eof(t));
+                }
+                return;
+            }
+            Ok(n) => {
+                let stats = host.stats();
+                stats.reads += 1;
+                stats.bytes_in += n as u64;
+                if let Some(idle) = &mut io.idle {
+                    idle.last_rx = host.now();
+                }
+                log::trace!(target: "twirl::loop", "{} read {n} B", io.id);
+                if !io.lingering {
+                    call(protocol, io, host, |p, t| p.data_received(&buf[..n], t));
+                }
+                // A short read means the pipe is drained, unless the event
+                // said a FIN came too (read on to see EOF), or urgent data
+                // was seen (a read stops short at its mark).
+                if n < buf.len() && !read_closed && !io.urgent {
+                    return;
+                }
+                budget = budget.saturating_sub(n);
+                if budget == 0 {
+                    log::trace!(target: "twirl::loop", "{} read budget spent; continuing next turn", io.id);
+                    host.again();
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                host.stats().would_blocks += 1;
+                log::trace!(target: "twirl::loop", "{} read WouldBlock", io.id);
+                return;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                io.end(Disconnect::Io(e));
+                return;
+            }
+        }
+    }
+    host.again();
+}
+
+/// One of the connection's timers fired: its protocol's, the lingering
+/// close's, or the idle check's.
+pub(crate) fn timer<P: Pipe, H: Host>(
+    protocol: &mut dyn Protocol,
+    io: &mut ConnIo<P>,
+    host: &mut H,
+    kind: TimerKind,
+    tag: u64,
+) -> Option<Disconnect> {
+    match kind {
+        TimerKind::Proto if !io.lingering => call(protocol, io, host, |p, t| p.timer_fired(tag, t)),
+        TimerKind::Linger if io.lingering => return Some(Disconnect::Clean),
+        TimerKind::Idle => idle_check(io, host),
+        _ => {}
+    }
+    settle(protocol, io, host)
+}
+
+/// Ends the connection if it stayed silent past its idle timeout; otherwise
+/// checks again when it next could have.
+fn idle_check<P: Pipe, H: Host>(io: &mut ConnIo<P>, host: &mut H) {
+    let now = host.now();
+    let after = io.policy.idle_after.unwrap_or(Duration::MAX);
+    let Some(idle) = &mut io.idle else { return };
+    let silent = now.saturating_duration_since(idle.last_rx);
+    if silent >= after {
+        host.stats().idle_closed += 1;
+        let why = Disconnect::Idle { silent, limit: after };
+        log::info!("{} ({}, {}): closing: {why}", io.id, io.peer, io.policy.name);
+        io.end(why);
+    } else {
+        idle.timer = host.schedule(after - silent, None, TimerKind::Idle, 0);
+    }
+}
+
+/// Runs `f` with the transport from outside the connection's callbacks, then settles.
+pub(crate) fn with_transport<P: Pipe, H: Host>(
+    protocol: &mut dyn Protocol,
+    io: &mut ConnIo<P>,
+    host: &mut H,
+    f: &mut dyn FnMut(&mut dyn Transport),
+) -> Option<Disconnect> {
+    call(protocol, io, host, |_, t| f(t));
+    settle(protocol, io, host)
+}
+
+/// Applies what the last callback asked for; returns why the connection
+/// ended, if it did.
+pub(crate) fn settle<P: Pipe, H: Host>(
+    protocol: &mut dyn Protocol,
+    io: &mut ConnIo<P>,
+    host: &mut H,
+) -> Option<Disconnect> {
+    for _ in 0..64 {
+        if let Some(why) = io.abort.take() {
+            return Some(*why);
+        }
+        match io.wbuf.flow(&io.policy.limits) {
+            Some(Flow::Pause) => {
+                log::trace!(target: "twirl::loop", "{} pause_writing ({} B buffered)", io.id, io.wbuf.len());
+                call(protocol, io, host, |p, t| p.pause_writing(t));
+                continue;
+            }
+            Some(Flow::Resume) => {
+                log::trace!(target: "twirl::loop", "{} resume_writing ({} B buffered)", io.id, io.wbuf.len());
+                call(protocol, io, host, |p, t| p.resume_writing(t));
+                continue;
+            }
+            None => {}
+        }
+        if !io.wbuf.is_empty() {
+            return None;
+        }
+        if io.closing {
+            if io.read_eof || host.stopping() {
+                return Some(Disconnect::Clean);
+            }
+            if !io.lingering {
+                io.lingering = true;
+                if let Err(e) = io.pipe.shutdown_write() {
+                    return Some(Disconnect::Io(e));
+                }
+                let linger = host.config().linger;
+                host.schedule(linger, None, TimerKind::Linger, 0);
+                // Drain what the peer already sent: no new event may come.
+                host.again();
+            }
+            return None;
+        }
+        if io.shutdown_requested && !io.shutdown_done {
+            io.shutdown_done = true;
+            log::trace!(target: "twirl::loop", "{} shutdown write", io.id);
+            if let Err(e) = io.pipe.shutdown_write() {
+                return Some(Disconnect::Io(e));
+            }
+        }
+        if io.read_eof && io.shutdown_done {
+            return Some(Disconnect::Clean);
+        }
+        return None;
+    }
+    None
+}
+
+/// The connection ended: count it, cancel its timers (its protocol's
+/// too: they die with it), and tell the protocol.
+pub(crate) fn finish<P: Pipe, H: Host>(
+    protocol: &mut dyn Protocol,
+    io: &mut ConnIo<P>,
+    host: &mut H,
+    reason: &Disconnect,
+) {
+    let stats = host.stats();
+    stats.closed += 1;
+    stats.open = stats.open.saturating_sub(1);
+    stats.buffered_sub(io.wbuf.len());
+    io.wbuf.clear();
+    log::debug!("{} closed ({}): {reason}", io.id, io.peer);
+    if let Some(idle) = io.idle.take() {
+        host.cancel_timer(idle.timer);
+    }
+    host.cancel_own_timers();
+    if let Err(panic) = guarded(|| protocol.connection_lost(reason, host)) {
+        host.stats().panics += 1;
+        log::error!("{} ({}, {}): in connection_lost: {panic}", io.id, io.peer, io.policy.name);
+    }
+    // Timers set from connection_lost die with it too.
+    host.cancel_own_timers();
+}

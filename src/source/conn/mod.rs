@@ -1,0 +1,137 @@
+//! A stream connection in the reactor: the [state machine](machine) on a
+//! socket, as a [`Source`] in the loop.
+
+pub(crate) mod machine;
+
+use std::rc::Rc;
+
+use crate::addr::Addr;
+use crate::core::{Core, CoreCx, Fate, Readiness, Source, TimerKind};
+use crate::policy::Policy;
+use crate::protocol::Protocol;
+use crate::source::socket::Stream;
+use crate::stats::Stats;
+use crate::transport::{ConnId, Disconnect, Transport};
+
+use machine::ConnIo;
+
+/// Told when a connection ends, after its protocol: a client's factory,
+/// which may connect again.
+pub(crate) trait OnEnd {
+    fn ended(self: Box<Self>, core: &mut Core, reason: &Disconnect);
+}
+
+pub(crate) struct Conn {
+    protocol: Box<dyn Protocol>,
+    io: ConnIo<Stream>,
+    /// Boxed twice: a thin pointer, since most connections (accepted ones)
+    /// have none and a connection's size is what an idle one costs.
+    on_end: Option<Box<Box<dyn OnEnd>>>,
+}
+
+impl Conn {
+    /// Puts a connected socket, already registered under `token`, in the
+    /// loop: `connection_made`, then whatever that asked for.
+    pub(crate) fn start(
+        core: &mut Core,
+        token: u64,
+        protocol: Box<dyn Protocol>,
+        (stream, peer): (Stream, Addr),
+        policy: Rc<Policy>,
+        on_end: Option<Box<dyn OnEnd>>,
+    ) {
+        let io = ConnIo::new(ConnId(token), stream, peer, policy);
+        let mut conn = Box::new(Conn { protocol, io, on_end: on_end.map(Box::new) });
+        let mut cx = CoreCx { core, token };
+        machine::start_idle(&mut conn.io, &mut cx);
+        let ended = machine::start(&mut *conn.protocol, &mut conn.io, &mut cx);
+        match conn.outcome(core, token, ended) {
+            Fate::Done => core.remove(token),
+            Fate::Keep | Fate::Replaced => core.put_back(token, conn),
+        }
+    }
+
+    /// Keeps the connection, or ends it for `ended`'s reason.
+    fn outcome(&mut self, core: &mut Core, token: u64, ended: Option<Disconnect>) -> Fate {
+        match ended {
+            None => Fate::Keep,
+            Some(reason) => {
+                self.end_with(core, token, reason);
+                Fate::Done
+            }
+        }
+    }
+
+    fn end_with(&mut self, core: &mut Core, token: u64, reason: Disconnect) {
+        machine::finish(&mut *self.protocol, &mut self.io, &mut CoreCx { core, token }, &reason);
+        self.io.policy.release(&self.io.peer);
+        if let Some(on_end) = self.on_end.take() {
+            (*on_end).ended(core, &reason);
+        }
+    }
+}
+
+impl Source for Conn {
+    fn ready(&mut self, core: &mut Core, token: u64, r: Readiness) -> Fate {
+        let mut buf = std::mem::take(&mut core.read_buf);
+        let n = core.config.read_buffer.max(1024).min(buf.len());
+        let ended = machine::ready(&mut *self.protocol, &mut self.io, &mut CoreCx { core, token }, r, &mut buf[..n]);
+        core.read_buf = buf;
+        self.outcome(core, token, ended)
+    }
+
+    fn timer(&mut self, core: &mut Core, token: u64, kind: TimerKind, tag: u64) -> Fate {
+        let ended = machine::timer(&mut *self.protocol, &mut self.io, &mut CoreCx { core, token }, kind, tag);
+        self.outcome(core, token, ended)
+    }
+
+    fn settle(&mut self, core: &mut Core, token: u64) -> Fate {
+        let ended = machine::settle(&mut *self.protocol, &mut self.io, &mut CoreCx { core, token });
+        self.outcome(core, token, ended)
+    }
+
+    fn stop(&mut self, core: &mut Core, token: u64) -> Fate {
+        self.io.closing = true;
+        self.settle(core, token)
+    }
+
+    fn end(&mut self, core: &mut Core, token: u64) -> Fate {
+        self.end_with(core, token, Disconnect::Stopped);
+        Fate::Done
+    }
+
+    fn write(&mut self, data: &[u8], stats: &mut Stats) -> bool {
+        self.io.write(data, stats)
+    }
+
+    fn close(&mut self) -> bool {
+        self.io.closing = true;
+        true
+    }
+
+    fn abort(&mut self) -> bool {
+        self.io.end(Disconnect::AbortedByOther);
+        true
+    }
+
+    fn buffered(&self) -> Option<usize> {
+        Some(self.io.wbuf.len())
+    }
+
+    fn with_transport(&mut self, core: &mut Core, token: u64, f: &mut dyn FnMut(&mut dyn Transport)) -> Option<Fate> {
+        let ended = machine::with_transport(&mut *self.protocol, &mut self.io, &mut CoreCx { core, token }, f);
+        Some(self.outcome(core, token, ended))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// An idle connection's memory is this struct, its slab slot and, with
+    /// an idle timeout, one timer (issue #6 asks for at most 256 bytes of
+    /// RSS per idle connection in all): keep what is per-connection small.
+    #[test]
+    fn a_connection_stays_small() {
+        let conn = std::mem::size_of::<super::Conn>();
+        assert!(conn <= 176, "Conn grew to {conn} bytes");
+    }
+}

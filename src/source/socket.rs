@@ -1,0 +1,220 @@
+//! The stream sockets twirl serves, TCP and Unix-domain, as one type each
+//! for connections ([`Stream`], a [`Pipe`]) and listeners ([`Listener`]),
+//! so that connections, listeners and connectors have a single code path.
+//!
+//! A Unix listener owns its socket file: binding replaces a stale *socket*
+//! nobody listens on (left by a server that was killed) but refuses any
+//! other file, and dropping the listener removes the file only if it is
+//! still the socket this listener bound (same device and inode).
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::{Interest, Registry, Token};
+
+use crate::addr::{Addr, from_unix};
+
+/// A byte pipe a connection runs over: a socket here, memory in
+/// [`crate::testing`]. The connection's state machine knows only this.
+pub(crate) trait Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    fn shutdown_write(&mut self) -> io::Result<()>;
+    /// The pending socket error, if any.
+    fn take_error(&mut self) -> io::Result<Option<io::Error>>;
+    fn local_addr(&self) -> io::Result<Addr>;
+    fn set_nodelay(&mut self, on: bool) -> io::Result<()>;
+}
+
+impl Pipe for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Stream::read(self, buf)
+    }
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Stream::write(self, buf)
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        Stream::shutdown_write(self)
+    }
+    fn take_error(&mut self) -> io::Result<Option<io::Error>> {
+        Stream::take_error(self)
+    }
+    fn local_addr(&self) -> io::Result<Addr> {
+        Stream::local_addr(self)
+    }
+    fn set_nodelay(&mut self, on: bool) -> io::Result<()> {
+        Stream::set_nodelay(self, on)
+    }
+}
+
+/// A connected (or connecting) stream socket.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+
+    pub(crate) fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(Shutdown::Write),
+        }
+    }
+
+    pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match self {
+            Stream::Tcp(s) => s.take_error(),
+            Stream::Unix(s) => s.take_error(),
+        }
+    }
+
+    pub(crate) fn peer_addr(&self) -> io::Result<Addr> {
+        match self {
+            Stream::Tcp(s) => s.peer_addr().map(Addr::Inet),
+            Stream::Unix(s) => s.peer_addr().map(|a| from_unix(&a)),
+        }
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<Addr> {
+        match self {
+            Stream::Tcp(s) => s.local_addr().map(Addr::Inet),
+            Stream::Unix(s) => s.local_addr().map(|a| from_unix(&a)),
+        }
+    }
+
+    pub(crate) fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_nodelay(on),
+            Stream::Unix(_) => Ok(()),
+        }
+    }
+
+    pub(crate) fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        // Both interests once, for the connection's whole life: with
+        // edge-triggered readiness there is never a need to re-register.
+        // PRIORITY: urgent data stops a read short of what is queued, and
+        // the connection must know not to take that short read as drained.
+        let interest = Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
+        match self {
+            Stream::Tcp(s) => s.register(registry, token, interest),
+            Stream::Unix(s) => s.register(registry, token, interest),
+        }
+    }
+}
+
+/// A listening stream socket.
+#[derive(Debug)]
+pub(crate) enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, SocketFile),
+}
+
+/// The socket file a Unix listener bound, removed when it is dropped if it
+/// is still that socket.
+#[derive(Debug)]
+pub(crate) struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(m) if m.file_type().is_socket() && m.dev() == self.dev && m.ino() == self.ino => {
+                if let Err(e) = std::fs::remove_file(&self.path) {
+                    log::debug!("could not remove {}: {e}", self.path.display());
+                }
+            }
+            _ => log::debug!("{} is no longer the socket bound here; left alone", self.path.display()),
+        }
+    }
+}
+
+impl Listener {
+    pub(crate) fn accept(&self) -> io::Result<(Stream, Addr)> {
+        match self {
+            Listener::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(s), Addr::Inet(a))),
+            Listener::Unix(l, _) => l.accept().map(|(s, a)| (Stream::Unix(s), from_unix(&a))),
+        }
+    }
+
+    pub(crate) fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.register(registry, token, Interest::READABLE),
+            Listener::Unix(l, _) => l.register(registry, token, Interest::READABLE),
+        }
+    }
+
+    /// Binds a TCP listener with SO_REUSEADDR (restarting a server must not
+    /// fail on connections still in TIME_WAIT: seed 000's SO_REUSEADDR slide).
+    pub(crate) fn bind_tcp(addr: SocketAddr) -> io::Result<Listener> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        Ok(Listener::Tcp(TcpListener::from_std(socket.into())))
+    }
+
+    /// Binds a Unix listener. A stale socket file nobody listens on any more
+    /// (left by a server that was killed) is replaced; any other file at
+    /// `path` is refused with an error naming it, never deleted.
+    pub(crate) fn bind_unix(path: &Path) -> io::Result<Listener> {
+        let listener = match UnixListener::bind(path) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                let meta = std::fs::symlink_metadata(path)?;
+                if !meta.file_type().is_socket() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!("{} exists and is not a socket; not replacing it", path.display()),
+                    ));
+                }
+                if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!("{}: a server is already listening there", path.display()),
+                    ));
+                }
+                std::fs::remove_file(path)?;
+                UnixListener::bind(path)?
+            }
+            other => other?,
+        };
+        let meta = std::fs::symlink_metadata(path)?;
+        let file = SocketFile { path: path.to_path_buf(), dev: meta.dev(), ino: meta.ino() };
+        Ok(Listener::Unix(listener, file))
+    }
+
+    /// The address bound, as an endpoint.
+    pub(crate) fn local_endpoint(&self) -> io::Result<crate::endpoint::ServerEndpoint> {
+        use crate::endpoint::ServerEndpoint;
+        match self {
+            Listener::Tcp(l) => l.local_addr().map(ServerEndpoint::Tcp),
+            Listener::Unix(_, f) => Ok(ServerEndpoint::Unix(f.path.clone())),
+        }
+    }
+}
