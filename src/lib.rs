@@ -30,14 +30,45 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! Modules, one job each:
-//! - [`reactor`]: the loop, listeners, connectors, timers, stopping;
-//! - [`transport`] and [`protocol`]: what a plugin sees and implements;
-//! - [`line`] and [`prefixed`]: framing (Twisted's `protocols.basic`);
-//! - [`timer`]: the timer queue; [`backoff`]: retry policy;
-//! - [`endpoint`]: `tcp:PORT`-style endpoint strings;
-//! - [`fd`]: any other descriptor in the loop (raw sockets, stdin);
-//! - [`testing`]: an in-memory transport and a manual clock for unit tests.
+//! # Layers
+//!
+//! Dependencies point one way, downwards; no module imports one above it
+//! (the one pair that knows each other is [`Reactor`] and its
+//! [`ReactorHandle`], since a call from another thread takes `&mut Reactor`):
+//!
+//! ```text
+//!  testing   line   prefixed   backoff   outcome      helpers a plugin uses
+//!     |        \       |        /          |
+//!     |         +------+-------+     reactor <-> handle   the public Reactor
+//!     |                                    |
+//!     |                                 dispatch          a turn: events and timers to sources
+//!     |                                    |
+//!     +-------> source/{conn (machine), listener, connector, udp, fd, socket}
+//!                                          |
+//!                                       policy            ListenOptions, Policy, caps
+//!                                          |
+//!                                       core              slab and tokens, timers, stats,
+//!                                          |              ready/dirty lists, the callback context
+//!     protocol  transport  flow  timer  stats  guard  addr  endpoint
+//!                                                         the vocabulary: traits and types
+//! ```
+//!
+//! - the vocabulary: [`protocol`] and [`transport`] (what a plugin
+//!   implements and sees), [`Limits`] (flow control), [`timer`] (the timer
+//!   queue), [`Stats`], [`Addr`], [`endpoint`] (`tcp:PORT`-style strings);
+//! - the core: the slab of sources behind the `Source` trait, tokens that
+//!   are never reused, the timers and the context every callback gets;
+//! - policies and limits: [`ListenOptions`] and what a listener's
+//!   connections share;
+//! - the sources: a stream connection and the one state machine that runs
+//!   it (on a socket here, on memory in [`testing`]), a listener, a
+//!   connector, a UDP socket, any other descriptor ([`fd`]);
+//! - dispatch: one turn of the loop, and stopping;
+//! - the public [`Reactor`] and [`ReactorHandle`], and [`outcome`] for
+//!   clients that wait for one result;
+//! - helpers for plugins: [`mod@line`] and [`prefixed`] (framing, Twisted's
+//!   `protocols.basic`), [`backoff`] (retries), [`testing`] (an in-memory
+//!   pipe and a manual clock for unit tests).
 
 #![warn(missing_docs)]
 

@@ -3,7 +3,7 @@
 //!
 //! An [`Outcome`] is a one-shot slot (a Deferred that fires once) shared
 //! between the code that runs the reactor and the callbacks that fill it.
-//! [`Reactor::run_until`] runs the loop until the slot is filled or a
+//! [`Reactor::run_until`](crate::Reactor::run_until) runs the loop until the slot is filled or a
 //! timeout passes, then stops gracefully and hands the value back.
 //! [`OneShot`] is the client factory that goes with it: it connects once,
 //! and a failure to connect fills the outcome with the error.

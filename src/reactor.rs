@@ -1,7 +1,7 @@
 //! The public reactor: one thread, one `mio::Poll`, every socket and timer.
 //!
 //! Each turn the loop waits for readiness (no longer than the next timer's
-//! deadline), hands each ready socket to its source ([`crate::dispatch`]),
+//! deadline), hands each ready socket to its source (the dispatch layer),
 //! continues the sources whose per-turn budget ran out last turn, and fires
 //! the timers that are due. This module is the top layer: it opens
 //! listeners, connections and sockets, runs closures on timers and from
