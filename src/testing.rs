@@ -706,4 +706,53 @@ mod tests {
         h.resume_reading();
         assert!(h.is_closed(), "eof delivered after the held data; default read_eof closes");
     }
+
+    struct SayAndClose;
+    impl Protocol for SayAndClose {
+        fn data_received(&mut self, _: &[u8], t: &mut dyn Transport) {
+            t.write(b"bye\n");
+            t.lose_connection();
+        }
+    }
+
+    #[test]
+    fn a_close_lingers_until_the_peer_answers_or_the_linger_ends() {
+        // The same lingering close as on a socket: half-close, wait for the peer.
+        let mut h = Harness::new(SayAndClose);
+        h.set_peer_closes(false);
+        h.connect();
+        h.feed(b"x");
+        assert_eq!(h.take_output(), b"bye\n");
+        assert!(h.is_write_shutdown() && h.is_lingering() && !h.is_closed());
+        h.feed(b"ignored while lingering");
+        h.advance(Duration::from_millis(1999));
+        assert!(!h.is_closed());
+        h.advance(Duration::from_millis(1));
+        assert!(h.lost_reason().is_some_and(Disconnect::is_clean), "{:?}", h.lost_reason());
+
+        // A peer that answers with its own close ends it at once.
+        let mut h = Harness::new(SayAndClose);
+        h.connect();
+        h.feed(b"x");
+        assert!(h.is_closed() && h.take_output() == b"bye\n");
+    }
+
+    struct HalfClose;
+    impl Protocol for HalfClose {
+        fn data_received(&mut self, d: &[u8], t: &mut dyn Transport) {
+            t.write(d);
+            t.shutdown_write();
+        }
+    }
+
+    #[test]
+    fn a_half_close_completes_when_the_peer_closes_too() {
+        let mut h = Harness::new(HalfClose);
+        h.connect();
+        h.feed(b"ping");
+        assert!(h.is_write_shutdown() && !h.is_closed(), "half-closed, still reading");
+        h.feed_eof();
+        assert!(h.lost_reason().is_some_and(Disconnect::is_clean));
+        assert_eq!(h.take_output(), b"ping");
+    }
 }

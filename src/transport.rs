@@ -160,7 +160,9 @@ pub trait Context {
     /// True while the timer is pending.
     fn timer_active(&self, timer: TimerHandle) -> bool;
     /// Writes to another connection by id (a chat server's broadcast); false
-    /// if no such connection is open. Flow control applies to it as to any write.
+    /// if no such connection is open, or if its writing side is closed
+    /// (after `lose_connection` or `shutdown_write`): then the bytes were
+    /// dropped. Flow control applies to it as to any write.
     fn write_to(&mut self, conn: ConnId, data: &[u8]) -> bool;
     /// Asks another connection to close after flushing; false if no such connection.
     fn close_conn(&mut self, conn: ConnId) -> bool;
@@ -182,7 +184,11 @@ pub trait Transport: Context {
     /// This connection's id.
     fn id(&self) -> ConnId;
     /// Queues `data` for sending. Never blocks: what the socket does not take
-    /// now is buffered and flushed when it becomes writable.
+    /// now is buffered and flushed when it becomes writable. After
+    /// [`lose_connection`](Transport::lose_connection),
+    /// [`shutdown_write`](Transport::shutdown_write) or an abort the bytes
+    /// are dropped, and logged at debug level (`write_to` on the
+    /// connection's id returns false then).
     fn write(&mut self, data: &[u8]);
     /// Closes after everything written so far has been sent.
     fn lose_connection(&mut self);
@@ -203,8 +209,9 @@ pub trait Transport: Context {
     fn local_addr(&self) -> io::Result<Addr>;
     /// Bytes written but not yet taken by the socket.
     fn buffered_len(&self) -> usize;
-    /// True while the buffer is above the high-water mark: a producer
-    /// should stop writing until `resume_writing`. Lets a producer loop
+    /// True from the moment the buffer passes the high-water mark until
+    /// `resume_writing` is due (below the low-water mark): it agrees with
+    /// the `pause_writing`/`resume_writing` calls. Lets a producer loop
     /// (`while !t.writing_paused() { t.write(..) }`) stop at the mark
     /// without waiting for `pause_writing`, which comes after the callback.
     fn writing_paused(&self) -> bool;
