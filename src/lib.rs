@@ -37,21 +37,22 @@
 //! [`ReactorHandle`], since a call from another thread takes `&mut Reactor`):
 //!
 //! ```text
-//!  testing   line   prefixed   backoff   outcome      helpers a plugin uses
-//!     |        \       |        /          |
-//!     |         +------+-------+     reactor <-> handle   the public Reactor
-//!     |                                    |
-//!     |                                 dispatch          a turn: events and timers to sources
-//!     |                                    |
-//!     +-------> source/{conn (machine), listener, connector, udp, fd, socket}
-//!                                          |
-//!                                       policy            ListenOptions, Policy, caps
-//!                                          |
-//!                                       core              slab and tokens, timers, stats,
-//!                                          |              ready/dirty lists, the callback context
-//!     protocol  transport  flow  timer  stats  guard  addr  endpoint
-//!                                                         the vocabulary: traits and types
+//!  line   prefixed   backoff          testing        helpers for plugins and their unit tests
+//!     \       |       /                  |
+//!      \      |      /  reactor <-> handle|          the public Reactor; other threads
+//!       \     |     /      |      \       |
+//!        \    |    /    dispatch   \      |          one turn: events and timers to sources
+//!         \   |   /        |        \     |
+//!          \  |  /   source: conn (its machine), listener, connector, udp, fd, socket
+//!           \ | /          |          \
+//!            \|/        policy       outcome        caps and limits; waiting for a result
+//!             |            |
+//!             |          core                       slab and tokens, timers, stats, the context
+//!             |            |
+//!  protocol  transport  flow  timer  stats  guard  addr  endpoint    the vocabulary
 //! ```
+//!
+//! Every line points down: a module uses only what is below it.
 //!
 //! - the vocabulary: [`protocol`] and [`transport`] (what a plugin
 //!   implements and sees), [`Limits`] (flow control), [`timer`] (the timer

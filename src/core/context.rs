@@ -19,7 +19,8 @@ pub(crate) trait Host: Context {
     fn stats(&mut self) -> &mut Stats;
     /// The loop's configuration.
     fn config(&self) -> &Config;
-    /// Schedules one of this source's own timers.
+    /// Schedules one of this source's timers; those of kind `Proto` (its
+    /// protocol's) are recorded, to be cancelled with the source.
     fn schedule(&mut self, delay: Duration, interval: Option<Duration>, kind: TimerKind, tag: u64) -> TimerHandle;
     /// Asks for this source to be continued next turn with full readiness
     /// (a budget ran out, or reading resumed: no new event will come).
@@ -85,7 +86,14 @@ impl Host for CoreCx<'_> {
     fn schedule(&mut self, delay: Duration, interval: Option<Duration>, kind: TimerKind, tag: u64) -> TimerHandle {
         let action = TimerAction::Source { token: self.token, tag, kind };
         let handle = self.core.timers.schedule(self.core.now, delay, interval, action);
-        self.core.own_timer(self.token, handle);
+        // A protocol's timers are recorded to be cancelled with it. The
+        // loop's own (idle, linger, retries) are not: the source cancels or
+        // outlives them, and a token is never reused, so a late one misses.
+        // Recording every idle timer would cost each idle connection a map
+        // entry.
+        if kind == TimerKind::Proto {
+            self.core.own_timer(self.token, handle);
+        }
         handle
     }
     fn again(&mut self) {
