@@ -94,10 +94,10 @@ fn main() -> io::Result<()> {
     let every = reactor.call_every(Duration::from_millis(40), move |r| {
         n.set(n.get() + 1);
         say(&format!("call_every: run {} of 5", n.get()));
-        if n.get() == 5 {
-            if let Some(h) = h.get() {
-                r.cancel_timer(h);
-            }
+        if n.get() == 5
+            && let Some(h) = h.get()
+        {
+            r.cancel_timer(h);
         }
     });
     me.set(Some(every));

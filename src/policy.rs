@@ -113,12 +113,12 @@ impl Policy {
         if map.is_empty() {
             return;
         }
-        if let Some(ip) = peer.inet().map(|a| a.ip()) {
-            if let Some(n) = map.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    map.remove(&ip);
-                }
+        if let Some(ip) = peer.inet().map(|a| a.ip())
+            && let Some(n) = map.get_mut(&ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&ip);
             }
         }
     }

@@ -364,11 +364,11 @@ impl Reactor {
             if self.core.stop_requested && self.core.stopping.is_none() {
                 self.begin_stop();
             }
-            if let Some(deadline) = self.core.stopping {
-                if self.core.stats.open == 0 || Instant::now() >= deadline {
-                    self.finish_stop();
-                    return Ok(());
-                }
+            if let Some(deadline) = self.core.stopping
+                && (self.core.stats.open == 0 || Instant::now() >= deadline)
+            {
+                self.finish_stop();
+                return Ok(());
             }
             let mut timeout = self.poll_timeout();
             if let Some(d) = deadline {

@@ -164,7 +164,7 @@ fn reused_slot_never_gets_a_dead_connections_event() {
         }
     }
     for i in 0..total {
-        let abrupt = i >= LONG && (i - LONG) % SHORT_EACH % ABRUPT_EVERY == 0;
+        let abrupt = i >= LONG && ((i - LONG) % SHORT_EACH).is_multiple_of(ABRUPT_EVERY);
         assert!(abrupt || whole.contains(&i), "client {i}'s id reached exactly one connection");
     }
 }

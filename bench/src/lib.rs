@@ -282,10 +282,10 @@ pub fn parse_result(line: &str) -> Option<HashMap<String, f64>> {
     let rest = line.strip_prefix("RESULT ")?;
     let mut m = HashMap::new();
     for kv in rest.split_whitespace() {
-        if let Some((k, v)) = kv.split_once('=') {
-            if let Ok(x) = v.parse::<f64>() {
-                m.insert(k.to_string(), x);
-            }
+        if let Some((k, v)) = kv.split_once('=')
+            && let Ok(x) = v.parse::<f64>()
+        {
+            m.insert(k.to_string(), x);
         }
     }
     Some(m)

@@ -350,10 +350,11 @@ pub(crate) fn ready<P: Pipe, H: Host>(
     if r.urgent {
         io.urgent = true;
     }
-    if r.error && io.abort.is_none() {
-        if let Some(e) = io.pipe.take_error().unwrap_or_else(Some) {
-            io.end(Disconnect::Io(e));
-        }
+    if r.error
+        && io.abort.is_none()
+        && let Some(e) = io.pipe.take_error().unwrap_or_else(Some)
+    {
+        io.end(Disconnect::Io(e));
     }
     if r.writable && io.abort.is_none() && !io.wbuf.is_empty() {
         let budget = host.config().write_budget;
