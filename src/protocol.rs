@@ -69,6 +69,48 @@ pub trait Protocol: 'static {
     }
 }
 
+/// A boxed protocol is a protocol: what a [`Factory`] builds can be driven
+/// directly, by [`crate::testing::Harness`] say.
+///
+/// ```
+/// use twirl::{Addr, Factory, Protocol, Transport};
+/// struct Echo;
+/// impl Protocol for Echo {
+///     fn data_received(&mut self, d: &[u8], t: &mut dyn Transport) {
+///         t.write(d);
+///     }
+/// }
+/// let mut factory = |_: &Addr| Echo;
+/// let peer = Addr::Inet("127.0.0.1:5000".parse().unwrap());
+/// let mut h = twirl::testing::Harness::new(factory.build_protocol(&peer));
+/// h.connect();
+/// h.feed(b"hi");
+/// assert_eq!(h.take_output(), b"hi");
+/// ```
+impl<P: Protocol + ?Sized> Protocol for Box<P> {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        (**self).connection_made(t)
+    }
+    fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
+        (**self).data_received(data, t)
+    }
+    fn read_eof(&mut self, t: &mut dyn Transport) {
+        (**self).read_eof(t)
+    }
+    fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
+        (**self).connection_lost(reason, cx)
+    }
+    fn pause_writing(&mut self, t: &mut dyn Transport) {
+        (**self).pause_writing(t)
+    }
+    fn resume_writing(&mut self, t: &mut dyn Transport) {
+        (**self).resume_writing(t)
+    }
+    fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {
+        (**self).timer_fired(tag, t)
+    }
+}
+
 /// Builds one [`Protocol`] per accepted connection (Twisted's `Factory`).
 ///
 /// Any `FnMut(&Addr) -> P` closure is a factory:
