@@ -127,11 +127,11 @@ fn main() -> io::Result<()> {
     let mut reactor = Reactor::new()?;
     reactor.connect_tcp(addr, factory)?;
 
-    // The server goes away after 300 ms...
+    // The server goes away after 300 ms (not waited for here: its graceful
+    // stop waits for this client to answer its close)...
     reactor.call_later(Duration::from_millis(300), move |_| {
         say("server: stopping");
         first.stop();
-        let _ = first_join.join();
     });
     // ...and comes back on the same port at 1 s (SO_REUSEADDR makes that work).
     let second = Rc::new(Cell::new(None));
@@ -142,6 +142,7 @@ fn main() -> io::Result<()> {
     });
     reactor.call_later(Duration::from_secs(10), |r| r.stop()); // bounded
     reactor.run()?;
+    let _ = first_join.join();
 
     if let Some((_, handle, join)) = second.take() {
         handle.stop();

@@ -45,8 +45,6 @@ pub(crate) enum Flow {
 pub(crate) struct WriteBuf {
     buf: Vec<u8>,
     head: usize,
-    /// The protocol has been told to pause and not yet to resume.
-    producer_paused: bool,
 }
 
 /// Capacity kept after the buffer drains; more is given back so that idle
@@ -85,11 +83,6 @@ impl WriteBuf {
         }
     }
 
-    /// True from `pause_writing` until `resume_writing` is due.
-    pub(crate) fn producer_paused(&self) -> bool {
-        self.producer_paused
-    }
-
     pub(crate) fn clear(&mut self) {
         self.buf = Vec::new();
         self.head = 0;
@@ -101,14 +94,16 @@ impl WriteBuf {
     }
 
     /// Compares the level with the water marks and says whether the producer
-    /// must now be paused or resumed.
-    pub(crate) fn flow(&mut self, limits: &Limits) -> Option<Flow> {
+    /// must now be paused or resumed; `paused` says whether it has been told
+    /// to pause and not yet to resume (kept by the caller, where a flag
+    /// costs no padding).
+    pub(crate) fn flow(&self, limits: &Limits, paused: &mut bool) -> Option<Flow> {
         let len = self.len();
-        if !self.producer_paused && len > limits.high_water {
-            self.producer_paused = true;
+        if !*paused && len > limits.high_water {
+            *paused = true;
             Some(Flow::Pause)
-        } else if self.producer_paused && len <= limits.low_water {
-            self.producer_paused = false;
+        } else if *paused && len <= limits.low_water {
+            *paused = false;
             Some(Flow::Resume)
         } else {
             None
@@ -124,17 +119,18 @@ mod tests {
     fn water_marks_pause_once_and_resume_once() {
         let limits = Limits { high_water: 10, low_water: 4, hard_cap: 100 };
         let mut b = WriteBuf::default();
+        let mut paused = false;
         b.push(b"0123456789");
-        assert_eq!(b.flow(&limits), None, "at the mark is not past it");
+        assert_eq!(b.flow(&limits, &mut paused), None, "at the mark is not past it");
         b.push(b"x");
-        assert_eq!(b.flow(&limits), Some(Flow::Pause));
+        assert_eq!(b.flow(&limits, &mut paused), Some(Flow::Pause));
         b.push(b"more");
-        assert_eq!(b.flow(&limits), None);
+        assert_eq!(b.flow(&limits, &mut paused), None);
         b.consume(10);
         assert_eq!(b.len(), 5);
-        assert_eq!(b.flow(&limits), None);
+        assert_eq!(b.flow(&limits, &mut paused), None);
         b.consume(1);
-        assert_eq!(b.flow(&limits), Some(Flow::Resume));
+        assert_eq!(b.flow(&limits, &mut paused), Some(Flow::Resume));
         assert_eq!(b.pending(), b"more");
         assert!(!b.would_exceed(96, &limits));
         assert!(b.would_exceed(97, &limits));

@@ -320,7 +320,10 @@ impl Reactor {
     }
 
     fn poll_timeout(&mut self) -> Option<Duration> {
-        if !self.core.ready.is_empty() || !self.core.dirty.is_empty() || self.core.stop_requested {
+        // A stop asked for and not begun yet is begun at once; once
+        // stopping, the loop waits for events like any other time.
+        let stop_pending = self.core.stop_requested && self.core.stopping.is_none();
+        if !self.core.ready.is_empty() || !self.core.dirty.is_empty() || stop_pending {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
@@ -396,6 +399,7 @@ impl Reactor {
             self.run_thread_calls();
         }
         self.fire_timers();
+        self.core.enforce_budget();
     }
 
     fn fire_timers(&mut self) {

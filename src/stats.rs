@@ -61,6 +61,15 @@ pub struct Stats {
     pub idle_closed: u64,
     /// Panics caught in protocol callbacks.
     pub panics: u64,
+    /// Times a connection stopped being read because its output passed
+    /// the high-water mark (backpressure).
+    pub backpressured: u64,
+    /// Connections aborted because the reactor's buffered bytes passed its
+    /// memory budget ([`crate::Config::memory_budget`]).
+    pub budget_aborts: u64,
+    /// UDP replies not sent: to a service port or one of this reactor's own
+    /// endpoints (a loop), or over a source's reply rate.
+    pub replies_refused: u64,
 }
 
 impl Stats {
@@ -82,7 +91,8 @@ impl fmt::Display for Stats {
             "turns={} events={} max_events_per_turn={} accepted={} connected={} closed={} open={} \
              bytes_in={} bytes_out={} reads={} writes={} partial_writes={} would_blocks={} \
              buffered={} peak_buffered={} timers_fired={} datagrams_in={} datagrams_out={} \
-             datagrams_dropped={} cap_aborts={} refused={} idle_closed={} panics={}",
+             datagrams_dropped={} cap_aborts={} refused={} idle_closed={} panics={} backpressured={} \
+             budget_aborts={} replies_refused={}",
             self.turns,
             self.events,
             self.max_events_per_turn,
@@ -105,7 +115,10 @@ impl fmt::Display for Stats {
             self.cap_aborts,
             self.refused,
             self.idle_closed,
-            self.panics
+            self.panics,
+            self.backpressured,
+            self.budget_aborts,
+            self.replies_refused
         )
     }
 }

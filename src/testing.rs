@@ -167,9 +167,6 @@ impl Host for MemoryContext {
     fn again(&mut self) {
         self.again = true;
     }
-    fn stopping(&self) -> bool {
-        false
-    }
     fn cancel_own_timers(&mut self) {
         for h in std::mem::take(&mut self.own) {
             self.timers.cancel(h);

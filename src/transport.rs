@@ -83,6 +83,17 @@ pub enum Disconnect {
     Panicked(String),
     /// The reactor stopped before the connection flushed its output.
     Stopped,
+    /// The reactor's buffered output passed its memory budget
+    /// ([`crate::Config::memory_budget`]), and this connection held the
+    /// most of it.
+    MemoryBudget {
+        /// The budget, in bytes.
+        budget: usize,
+        /// Bytes buffered over all connections at the time.
+        total: usize,
+        /// Bytes this connection held.
+        held: usize,
+    },
 }
 
 impl Disconnect {
@@ -105,7 +116,10 @@ impl Disconnect {
         Some(match self {
             Disconnect::Clean => return None,
             Disconnect::Io(e) => e.kind(),
-            Disconnect::Aborted | Disconnect::AbortedByOther | Disconnect::HardCap { .. } => {
+            Disconnect::Aborted
+            | Disconnect::AbortedByOther
+            | Disconnect::HardCap { .. }
+            | Disconnect::MemoryBudget { .. } => {
                 io::ErrorKind::ConnectionAborted
             }
             Disconnect::Idle { .. } | Disconnect::Stopped => io::ErrorKind::TimedOut,
@@ -136,6 +150,10 @@ impl fmt::Display for Disconnect {
             }
             Disconnect::Panicked(msg) => write!(f, "protocol panicked: {msg}"),
             Disconnect::Stopped => f.write_str("reactor stopped before the connection flushed"),
+            Disconnect::MemoryBudget { budget, total, held } => write!(
+                f,
+                "the reactor's buffered output ({total} bytes) passed its memory budget of {budget} bytes, and this connection held the most ({held} bytes)"
+            ),
         }
     }
 }
@@ -217,6 +235,23 @@ pub trait Transport: Context {
     fn writing_paused(&self) -> bool;
     /// Sets TCP_NODELAY (no-op for Unix sockets).
     fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()>;
+
+    /// Backpressure (on by default): while the output is above the
+    /// high-water mark, the connection is not read, so a client that sends
+    /// without reading is slowed to the pace it reads at and memory stays at
+    /// about one high-water mark. A protocol that must keep reading while
+    /// its output waits (one that answers a client that sends everything
+    /// before it reads anything: the handouts' deadlock client) turns it off
+    /// and relies on the hard cap and the reactor's memory budget instead.
+    fn set_backpressure(&mut self, on: bool) {
+        let _ = on;
+    }
+
+    /// A whole message arrived (framing helpers call it for each line or
+    /// packet). From the first call on, the idle timeout counts from the
+    /// last whole message instead of the last byte, so a client that
+    /// trickles bytes that never complete a message is idle.
+    fn progress(&mut self) {}
 }
 
 /// One UDP socket, handed to every [`crate::DatagramProtocol`] callback.

@@ -36,6 +36,21 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Events taken from one `poll`. Default 1024.
     pub events_capacity: usize,
+    /// Bytes of output all connections together may hold buffered; past it
+    /// the connections holding the most are aborted until the rest fits
+    /// (`Stats::budget_aborts`). Default: a sixteenth of the machine's
+    /// memory, at least 64 MiB and at most 512 MiB ([`default_memory_budget`]).
+    pub memory_budget: usize,
+}
+
+/// The default [`Config::memory_budget`]: a sixteenth of physical memory,
+/// clamped to 64 MiB..=512 MiB (64 MiB if the size cannot be read).
+pub fn default_memory_budget() -> usize {
+    const MIB: usize = 1024 * 1024;
+    // SAFETY: sysconf only reads system configuration values.
+    let (pages, page) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    let phys = usize::try_from(pages).unwrap_or(0).saturating_mul(usize::try_from(page).unwrap_or(0));
+    (phys / 16).clamp(64 * MIB, 512 * MIB)
 }
 
 impl Default for Config {
@@ -52,6 +67,7 @@ impl Default for Config {
             linger: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(2),
             events_capacity: 1024,
+            memory_budget: default_memory_budget(),
         }
     }
 }

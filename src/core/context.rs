@@ -25,8 +25,6 @@ pub(crate) trait Host: Context {
     /// Asks for this source to be continued next turn with full readiness
     /// (a budget ran out, or reading resumed: no new event will come).
     fn again(&mut self);
-    /// True once the reactor is stopping.
-    fn stopping(&self) -> bool;
     /// Cancels every timer this source set: its timers die with it.
     fn cancel_own_timers(&mut self);
 }
@@ -98,9 +96,6 @@ impl Host for CoreCx<'_> {
     }
     fn again(&mut self) {
         self.core.ready.push(self.token);
-    }
-    fn stopping(&self) -> bool {
-        self.core.stopping.is_some()
     }
     fn cancel_own_timers(&mut self) {
         self.core.cancel_timers_of(self.token);

@@ -26,9 +26,9 @@ use slab::Slab;
 
 use crate::stats::Stats;
 use crate::timer::{TimerHandle, TimerQueue};
-use crate::transport::Transport;
+use crate::transport::{ConnId, Disconnect, Transport};
 
-pub use config::{Config, Readiness};
+pub use config::{Config, Readiness, default_memory_budget};
 pub(crate) use context::{CoreCx, Host};
 
 /// What a source answers after handling something: stay in its slot, or
@@ -116,8 +116,9 @@ pub(crate) trait Source: 'static {
         false
     }
 
-    /// Stream connections: close now; false if not a stream.
-    fn abort(&mut self) -> bool {
+    /// Stream connections: close now for `why`; false if not a stream.
+    fn abort(&mut self, why: Disconnect) -> bool {
+        let _ = why;
         false
     }
 
@@ -317,7 +318,7 @@ impl Core {
     }
 
     pub(crate) fn abort_conn(&mut self, token: u64) -> bool {
-        let ok = self.source_mut(token).is_some_and(|s| s.abort());
+        let ok = self.source_mut(token).is_some_and(|s| s.abort(Disconnect::AbortedByOther));
         if ok {
             self.dirty.push(token);
         }
@@ -365,6 +366,41 @@ impl Core {
         for h in self.owned.remove(&token).unwrap_or_default() {
             self.timers.cancel(h);
         }
+    }
+
+    /// Past the memory budget, aborts the connections holding the most
+    /// buffered output until what is left fits. Costs one comparison while
+    /// under budget; a sort of the connections once over it.
+    pub(crate) fn enforce_budget(&mut self) {
+        let budget = self.config.memory_budget as u64;
+        if self.stats.buffered <= budget {
+            return;
+        }
+        let mut holders: Vec<(usize, u64)> = self
+            .slots
+            .iter()
+            .filter_map(|(i, s)| {
+                let held = s.as_ref()?.buffered()?;
+                (held > 0).then(|| (held, (u64::from(self.generations[i]) << 32) | i as u64))
+            })
+            .collect();
+        holders.sort_unstable_by(|a, b| b.cmp(a));
+        let mut total = self.stats.buffered;
+        for (held, token) in holders {
+            if total <= budget {
+                break;
+            }
+            let why = Disconnect::MemoryBudget { budget: budget as usize, total: total as usize, held };
+            log::warn!("{}: {why}; aborting it", ConnId(token));
+            if let Some(s) = self.source_mut(token)
+                && s.abort(why)
+            {
+                self.stats.budget_aborts += 1;
+                self.dirty.push(token);
+                total = total.saturating_sub(held as u64);
+            }
+        }
+        self.process_dirty();
     }
 
     /// Settles connections touched from another's callback.

@@ -53,6 +53,15 @@ pub(crate) struct ConnIo<P> {
     pub shutdown_done: bool,
     /// Urgent data was seen: from now on a short read does not mean drained.
     pub urgent: bool,
+    /// Stop reading while the output is above the high-water mark (the
+    /// default; a protocol that must keep reading opts out).
+    pub backpressure: bool,
+    /// The protocol was told to `pause_writing` and not yet to resume; with
+    /// backpressure on, reading is stopped meanwhile.
+    pub producer_paused: bool,
+    /// The protocol reports whole messages (`Transport::progress`): the
+    /// idle timeout counts from the last one, not from the last byte.
+    pub framed: bool,
     /// Why the connection must end, once it must (boxed: rare, and a
     /// connection's size is what an idle connection costs).
     pub abort: Option<Box<Disconnect>>,
@@ -74,6 +83,9 @@ impl<P: Pipe> ConnIo<P> {
             shutdown_requested: false,
             shutdown_done: false,
             urgent: false,
+            backpressure: true,
+            producer_paused: false,
+            framed: false,
             abort: None,
             idle: None,
         }
@@ -83,6 +95,11 @@ impl<P: Pipe> ConnIo<P> {
         if self.abort.is_none() {
             self.abort = Some(Box::new(why));
         }
+    }
+
+    /// Reading is stopped because the output waits above the high-water mark.
+    pub(crate) fn backpressured(&self) -> bool {
+        self.backpressure && self.producer_paused
     }
 
     /// True once nothing more may be written: closing, half-closed, or ending.
@@ -295,10 +312,24 @@ impl<P: Pipe, H: Host> Transport for ConnCtx<'_, P, H> {
     fn writing_paused(&self) -> bool {
         // Paused from the moment the buffer passes the high-water mark
         // until `resume_writing` is due: the same hysteresis as the calls.
-        self.io.wbuf.producer_paused() || self.io.wbuf.len() > self.io.policy.limits.high_water
+        self.io.producer_paused || self.io.wbuf.len() > self.io.policy.limits.high_water
     }
     fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
         self.io.pipe.set_nodelay(nodelay)
+    }
+    fn set_backpressure(&mut self, on: bool) {
+        if self.io.backpressured() && !on {
+            // Reading resumes; what arrived meanwhile raised no event.
+            self.host.again();
+        }
+        self.io.backpressure = on;
+    }
+    fn progress(&mut self) {
+        self.io.framed = true;
+        let now = self.host.now();
+        if let Some(idle) = &mut self.io.idle {
+            idle.last_rx = now;
+        }
     }
 }
 
@@ -378,7 +409,13 @@ fn read<P: Pipe, H: Host>(
 ) {
     let mut budget = host.config().read_budget;
     for _ in 0..1_000_000 {
-        if io.reading_paused || io.read_eof || io.abort.is_some() || (io.closing && !io.lingering) {
+        if io.read_eof || io.abort.is_some() {
+            return;
+        }
+        // A closing connection drains what the peer sends (and drops it),
+        // so that a peer still sending is not left blocked, unable to read
+        // what we flush, and the close ends without a reset.
+        if !io.closing && (io.reading_paused || io.backpressured()) {
             return;
         }
         match io.pipe.read(buf) {
@@ -386,7 +423,7 @@ fn read<P: Pipe, H: Host>(
                 host.stats().reads += 1;
                 io.read_eof = true;
                 log::trace!(target: "twirl::loop", "{} read EOF", io.id);
-                if !io.lingering {
+                if !io.closing {
                     call(protocol, io, host, |p, t| p.read_eof(t));
                 }
                 return;
@@ -395,11 +432,14 @@ fn read<P: Pipe, H: Host>(
                 let stats = host.stats();
                 stats.reads += 1;
                 stats.bytes_in += n as u64;
-                if let Some(idle) = &mut io.idle {
+                if let Some(idle) = &mut io.idle
+                    && !io.framed
+                    && !io.closing
+                {
                     idle.last_rx = host.now();
                 }
                 log::trace!(target: "twirl::loop", "{} read {n} B", io.id);
-                if !io.lingering {
+                if !io.closing {
                     call(protocol, io, host, |p, t| p.data_received(&buf[..n], t));
                 }
                 // A short read means the pipe is drained, unless the event
@@ -487,14 +527,22 @@ pub(crate) fn settle<P: Pipe, H: Host>(
         if let Some(why) = io.abort.take() {
             return Some(*why);
         }
-        match io.wbuf.flow(&io.policy.limits) {
+        match io.wbuf.flow(&io.policy.limits, &mut io.producer_paused) {
             Some(Flow::Pause) => {
                 log::trace!(target: "twirl::loop", "{} pause_writing ({} B buffered)", io.id, io.wbuf.len());
+                if io.backpressure {
+                    log::trace!(target: "twirl::loop", "{} stop reading until the output drains", io.id);
+                    host.stats().backpressured += 1;
+                }
                 call(protocol, io, host, |p, t| p.pause_writing(t));
                 continue;
             }
             Some(Flow::Resume) => {
                 log::trace!(target: "twirl::loop", "{} resume_writing ({} B buffered)", io.id, io.wbuf.len());
+                if io.backpressure {
+                    // What arrived meanwhile raised no new event.
+                    host.again();
+                }
                 call(protocol, io, host, |p, t| p.resume_writing(t));
                 continue;
             }
@@ -504,7 +552,7 @@ pub(crate) fn settle<P: Pipe, H: Host>(
             return None;
         }
         if io.closing {
-            if io.read_eof || host.stopping() {
+            if io.read_eof {
                 return Some(Disconnect::Clean);
             }
             if !io.lingering {

@@ -109,8 +109,8 @@ impl Source for Conn {
         true
     }
 
-    fn abort(&mut self) -> bool {
-        self.io.end(Disconnect::AbortedByOther);
+    fn abort(&mut self, why: Disconnect) -> bool {
+        self.io.end(why);
         true
     }
 
