@@ -1,12 +1,11 @@
-//! chat, caps, discard and chargen end to end over loopback.
+//! chat, caps, discard and chargen end to end over loopback. The binary's
+//! caps and discard clients are tested with the binary, in
+//! `protocols/cli/tests/stream_clients.rs`.
 
-// The plugin crate's test support, shared rather than copied.
-#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -14,8 +13,6 @@ use support::{AllPlugins, End, WAIT, connect, read_to_end};
 use twirl::endpoint::ServerEndpoint;
 use twirl::{Config, Limits, Reactor};
 use twirl_protocols::serve::{self, ServeLimits, Spec};
-
-const BIN: &str = env!("CARGO_BIN_EXE_twirl");
 
 fn line(r: &mut BufReader<TcpStream>) -> String {
     let mut s = String::new();
@@ -126,32 +123,6 @@ fn caps_serves_the_handouts_deadlock_client_without_deadlocking() {
     assert_eq!(back.len(), message.len());
     assert!(back.chunks(16).all(|c| c == b"CAPITALIZE THIS!"), "every byte uppercased, in order");
     assert!(server.stats().peak_buffered > 0, "the server buffered the echo meanwhile");
-    server.stop();
-}
-
-#[test]
-fn caps_and_discard_clients_from_the_binary() {
-    let server = AllPlugins::start(Config::default(), ServeLimits::default());
-    let caps = format!("tcp:{}", server.tcp("caps"));
-    let out = Command::new(BIN).args(["client", "caps", &caps, "--bytes", "2000000"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "sent 2000000 bytes, received 2000000 bytes, all uppercased\n");
-    let out = Command::new(BIN).args(["client", "caps", &caps, "hello", "world"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO WORLD\n");
-
-    for kind in ["tcp", "udp"] {
-        let ep = match kind {
-            "tcp" => format!("tcp:{}", server.tcp("discard")),
-            _ => format!("udp:{}", server.udp("discard")),
-        };
-        let out = Command::new(BIN).args(["client", "discard", &ep, "into", "the", "void"]).output().unwrap();
-        assert!(out.status.success());
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "sent 13 bytes\n");
-    }
-    let mut s = connect(server.tcp("discard"));
-    s.write_all(&[0u8; 100_000]).unwrap();
-    s.shutdown(Shutdown::Write).unwrap();
-    assert_eq!(read_to_end(&mut s), (Vec::new(), End::Eof), "discard answers nothing, then closes");
     server.stop();
 }
 
