@@ -94,13 +94,24 @@ pub fn stream_exchange(endpoint: &ClientEndpoint, request: &[u8], timeout: Durat
 /// ([`Reactor::run_until`]), and words the result for the command line: the
 /// value, the error the protocol reported, `no reply in time`, or `the
 /// reactor stopped before a reply`.
-pub fn wait<T>(
+///
+/// The timeout fills `outcome` itself, first. `run_until`'s own deadline
+/// stops the reactor gracefully, which closes the connection, and a
+/// protocol that reports in `connection_lost` would then fill the slot with
+/// what that close looks like (an empty reply, `closed after 0 bytes`)
+/// before `run_until` looks; that must not pass for the answer. Its
+/// deadline, a little later, is only a backstop.
+pub fn wait<T: 'static>(
     reactor: &mut Reactor,
     endpoint: &ClientEndpoint,
     outcome: &Outcome<io::Result<T>>,
     timeout: Duration,
 ) -> Result<T, ClientError> {
-    match reactor.run_until(outcome, timeout) {
+    let o = outcome.clone();
+    reactor.call_later(timeout, move |_| {
+        o.set(Err(io::Error::new(io::ErrorKind::TimedOut, "no reply in time")));
+    });
+    match reactor.run_until(outcome, timeout + Duration::from_secs(1)) {
         Ok(result) => result.map_err(|e| ClientError::runtime(endpoint, e)),
         Err(e) => Err(ClientError::runtime(endpoint, unfinished(e))),
     }
@@ -316,5 +327,33 @@ pub fn interactive(endpoint: &ClientEndpoint) -> Result<(), ClientError> {
         // Stopped before the server closed: nothing went wrong.
         Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::TimedOut) => Ok(()),
         Err(e) => Err(ClientError::runtime(endpoint, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accepts and never answers, not even by closing after the request.
+    struct Silent;
+    impl Protocol for Silent {
+        fn data_received(&mut self, _: &[u8], _: &mut dyn Transport) {}
+        fn read_eof(&mut self, _: &mut dyn Transport) {}
+    }
+
+    #[test]
+    fn a_silent_server_is_no_reply_in_time_not_an_empty_reply() {
+        let mut reactor = Reactor::new().unwrap();
+        let addr = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Silent).unwrap();
+        let endpoint: ClientEndpoint = format!("tcp:{addr}").parse().unwrap();
+        let outcome = Reply::new();
+        let o = outcome.clone();
+        let exchange = move |_: &Addr| Exchange { request: b"hello".to_vec(), reply: Vec::new(), outcome: o };
+        connect_stream(&mut reactor, &endpoint, OneShot::new(outcome.clone(), exchange)).unwrap();
+        // The graceful stop after the timeout closes the connection cleanly,
+        // which Exchange would report as an empty reply.
+        let e = wait(&mut reactor, &endpoint, &outcome, Duration::from_millis(200)).unwrap_err();
+        assert_eq!(e.to_string(), format!("{endpoint}: no reply in time"));
+        assert!(!e.usage);
     }
 }
