@@ -11,10 +11,7 @@ use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use twirl::{
-    Addr, Config, Context, Disconnect, Limits, OneShot, Outcome as Done, Protocol, Reactor, ReactorHandle, Stats,
-    Transport,
-};
+use twirl::{Addr, Config, Context, Disconnect, Limits, OneShot, Protocol, Reactor, ReactorHandle, Stats, Transport};
 use twirl_protocols::plugins::caps::{Caps, check_uppercased, produce};
 
 use crate::options::Options;
@@ -310,7 +307,8 @@ fn blocking_vs_twirl(opts: &Options, number: usize, cap: Option<usize>) -> io::R
 
 /// How the twirl client's connection ended: `Ok` if every byte came back
 /// uppercased, or what went wrong; the outer error is a failure to connect.
-type FloodResult = Done<io::Result<Result<(), String>>>;
+/// (A [`twirl::Outcome`], not the lab's [`Outcome`], which is how a run ended.)
+type FloodResult = twirl::Outcome<io::Result<Result<(), String>>>;
 
 /// Sends `total` bytes of the message, never more than the write buffer's
 /// high-water mark ahead, and reads the reply as it comes.
