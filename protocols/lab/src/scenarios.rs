@@ -328,10 +328,10 @@ impl Protocol for Flood {
         produce(&mut self.queued, self.total, t);
     }
     fn data_received(&mut self, data: &[u8], _: &mut dyn Transport) {
-        if self.error.is_none() {
-            if let Err(e) = check_uppercased(self.received, data) {
-                self.error = Some(e.to_string());
-            }
+        if self.error.is_none()
+            && let Err(e) = check_uppercased(self.received, data)
+        {
+            self.error = Some(e.to_string());
         }
         self.received += data.len() as u64;
     }
@@ -403,10 +403,10 @@ fn twirl_vs_blocking(opts: &Options) -> io::Result<Scenario> {
             h.stop();
         }
     }
-    if let Some(s) = &server_sock {
-        if !matches!(verdict, Verdict::Done) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
+    if let Some(s) = &server_sock
+        && !matches!(verdict, Verdict::Done)
+    {
+        let _ = s.shutdown(Shutdown::Both);
     }
     let c = join_within(client_thread, JOIN_LIMIT);
     if server_sock.is_none() {
