@@ -320,7 +320,10 @@ impl Reactor {
     }
 
     fn poll_timeout(&mut self) -> Option<Duration> {
-        if !self.core.ready.is_empty() || !self.core.dirty.is_empty() || self.core.stop_requested {
+        // A stop asked for and not begun yet is begun at once; once
+        // stopping, the loop waits for events like any other time.
+        let stop_pending = self.core.stop_requested && self.core.stopping.is_none();
+        if !self.core.ready.is_empty() || !self.core.dirty.is_empty() || stop_pending {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
@@ -337,29 +340,37 @@ impl Reactor {
     /// flushes output for up to [`Config::shutdown_grace`], tells every
     /// protocol `connection_lost`, and returns.
     pub fn run(&mut self) -> io::Result<()> {
-        self.run_loop(&|| false, None)
+        self.run_loop(&|| false, None).map(|_| ())
     }
 
     /// Runs the loop until `outcome` is filled or `timeout` passes, then
     /// stops gracefully as [`run`](Self::run) does and returns the value.
-    /// An error of kind `TimedOut` if no value came in time; of kind
+    /// An error of kind `TimedOut` if no value came in time (a value filled
+    /// in while stopping after the deadline does not count); of kind
     /// `Interrupted` if the reactor was stopped first. See [`crate::outcome`].
     pub fn run_until<T>(&mut self, outcome: &crate::Outcome<T>, timeout: Duration) -> io::Result<T> {
         let deadline = Instant::now() + timeout;
-        self.run_loop(&|| outcome.is_set(), Some(deadline))?;
-        outcome.take().ok_or_else(|| {
-            if Instant::now() >= deadline {
-                io::Error::new(io::ErrorKind::TimedOut, format!("no result within {:.1} s", timeout.as_secs_f64()))
-            } else {
-                io::Error::new(io::ErrorKind::Interrupted, "the reactor stopped before a result arrived")
-            }
-        })
+        let ended = self.run_loop(&|| outcome.is_set(), Some(deadline))?;
+        let value = outcome.take();
+        if ended == Ended::Deadline {
+            let why = format!("no result within {:.1} s", timeout.as_secs_f64());
+            return Err(io::Error::new(io::ErrorKind::TimedOut, why));
+        }
+        value.ok_or_else(|| io::Error::new(io::ErrorKind::Interrupted, "the reactor stopped before a result arrived"))
     }
 
-    fn run_loop(&mut self, done: &dyn Fn() -> bool, deadline: Option<Instant>) -> io::Result<()> {
+    fn run_loop(&mut self, done: &dyn Fn() -> bool, deadline: Option<Instant>) -> io::Result<Ended> {
+        let mut ended = Ended::Stopped;
+        // Each pass is a turn: bounded by the stop (grace) once one began.
         loop {
-            if !self.core.stop_requested && (done() || deadline.is_some_and(|d| Instant::now() >= d)) {
-                self.core.stop_requested = true;
+            if !self.core.stop_requested {
+                if done() {
+                    ended = Ended::Done;
+                    self.core.stop_requested = true;
+                } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                    ended = Ended::Deadline;
+                    self.core.stop_requested = true;
+                }
             }
             if self.core.stop_requested && self.core.stopping.is_none() {
                 self.begin_stop();
@@ -368,10 +379,10 @@ impl Reactor {
                 && (self.core.stats.open == 0 || Instant::now() >= deadline)
             {
                 self.finish_stop();
-                return Ok(());
+                return Ok(ended);
             }
             let mut timeout = self.poll_timeout();
-            if let Some(d) = deadline {
+            if let Some(d) = deadline.filter(|_| self.core.stopping.is_none()) {
                 let left = d.saturating_duration_since(Instant::now());
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
@@ -471,6 +482,17 @@ impl Reactor {
     fn finish_stop(&mut self) {
         dispatch::finish_stop(&mut self.core);
     }
+}
+
+/// Why the loop ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Ended {
+    /// A stop was asked for (by `stop`, a handle, a protocol or a signal).
+    Stopped,
+    /// The awaited outcome arrived.
+    Done,
+    /// The deadline passed first.
+    Deadline,
 }
 
 /// The closure a `call_later` or `call_every` timer holds, by its type.

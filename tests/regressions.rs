@@ -579,3 +579,33 @@ fn a_connection_s_timers_die_with_it() {
     }
     running.stop();
 }
+
+/// Says nothing: a server that accepts and never answers.
+struct Mute;
+impl Protocol for Mute {
+    fn data_received(&mut self, _: &[u8], _: &mut dyn Transport) {}
+}
+
+/// Reports, when its connection ends, what it received (nothing here).
+struct Waiter(twirl::Outcome<std::io::Result<Vec<u8>>>);
+impl Protocol for Waiter {
+    fn data_received(&mut self, _: &[u8], _: &mut dyn Transport) {}
+    fn connection_lost(&mut self, _: &Disconnect, _: &mut dyn Context) {
+        self.0.set(Ok(Vec::new()));
+    }
+}
+
+#[test]
+fn run_until_times_out_even_if_stopping_fills_the_outcome() {
+    let mut reactor = Reactor::new().expect("reactor");
+    let addr = reactor.listen_tcp("127.0.0.1:0".parse().expect("addr"), |_: &Addr| Mute).expect("listen");
+    let done = twirl::Outcome::new();
+    let d = done.clone();
+    reactor.connect_tcp(addr, twirl::OneShot::new(done.clone(), move |_: &Addr| Waiter(d))).expect("connect");
+    let t0 = Instant::now();
+    let result = reactor.run_until(&done, Duration::from_millis(200));
+    let err = result.expect_err("no answer came: a timeout, not the value the close filled in");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert!(reactor.stats().turns < 1_000, "the loop spun while stopping: {}", reactor.stats());
+}
