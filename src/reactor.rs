@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll};
 
-use crate::core::{Config, Core, TimerAction};
+use crate::core::{Config, Core, Deferred, Repeating, TimerAction};
 use crate::dispatch::{self, SIGNALS, WAKER};
 use crate::endpoint::ServerEndpoint;
 use crate::handle::{ReactorHandle, Shared};
@@ -62,10 +62,24 @@ use crate::stats::Stats;
 use crate::timer::TimerHandle;
 use crate::transport::ConnId;
 
-/// A closure `call_later` runs on the loop.
-type CallFn = Box<dyn FnOnce(&mut Reactor)>;
-/// A closure `call_every` runs on the loop.
-type EveryFn = Box<dyn FnMut(&mut Reactor)>;
+/// A `call_later` or `call_every` closure, as the core's timers hold it.
+struct OnReactor<F>(F);
+
+impl<F: FnOnce(&mut Reactor)> Deferred for OnReactor<F> {
+    fn run(self: Box<Self>, above: &mut dyn Any) {
+        if let Some(r) = above.downcast_mut::<Reactor>() {
+            (self.0)(r)
+        }
+    }
+}
+
+impl<F: FnMut(&mut Reactor)> Repeating for OnReactor<F> {
+    fn run(&mut self, above: &mut dyn Any) {
+        if let Some(r) = above.downcast_mut::<Reactor>() {
+            (self.0)(r)
+        }
+    }
+}
 
 /// The reactor: owns the poller, every socket and every timer.
 pub struct Reactor {
@@ -218,16 +232,15 @@ impl Reactor {
     /// Runs `f` on the loop `delay` from now.
     pub fn call_later(&mut self, delay: Duration, f: impl FnOnce(&mut Reactor) + 'static) -> TimerHandle {
         self.core.now = Instant::now();
-        let f: CallFn = Box::new(f);
-        self.core.timers.schedule(self.core.now, delay, None, TimerAction::Call(Box::new(f)))
+        self.core.timers.schedule(self.core.now, delay, None, TimerAction::Call(Box::new(OnReactor(f))))
     }
 
     /// Runs `f` on the loop every `interval`, first after one interval
     /// (Twisted's `LoopingCall`), until cancelled.
     pub fn call_every(&mut self, interval: Duration, f: impl FnMut(&mut Reactor) + 'static) -> TimerHandle {
         self.core.now = Instant::now();
-        let f: EveryFn = Box::new(f);
-        self.core.timers.schedule(self.core.now, interval, Some(interval), TimerAction::Every(Box::new(f)))
+        let action = TimerAction::Every(Box::new(OnReactor(f)));
+        self.core.timers.schedule(self.core.now, interval, Some(interval), action)
     }
 
     /// Cancels a timer; false if it already fired or was cancelled.
@@ -418,25 +431,19 @@ impl Reactor {
                 TimerAction::Source { token, tag, kind } => {
                     dispatch::source_timer(&mut self.core, handle, token, tag, kind)
                 }
-                TimerAction::Call(f) => match downcast::<CallFn>(f) {
-                    Some(f) => {
-                        if let Err(e) = crate::guard::guarded(|| f(self)) {
-                            self.core.stats.panics += 1;
-                            log::error!("a call_later callback failed: {e}");
-                        }
+                TimerAction::Call(f) => {
+                    if let Err(e) = crate::guard::guarded(|| f.run(self)) {
+                        self.core.stats.panics += 1;
+                        log::error!("a call_later callback failed: {e}");
                     }
-                    None => log::error!("a call_later timer held something else"),
-                },
-                TimerAction::Every(f) => match downcast::<EveryFn>(f) {
-                    Some(mut f) => match crate::guard::guarded(|| f(self)) {
-                        Ok(()) => self.core.timers.restore(handle, TimerAction::Every(Box::new(f))),
-                        Err(e) => {
-                            self.core.stats.panics += 1;
-                            log::error!("a call_every callback failed: {e}; it will not run again");
-                            self.core.timers.cancel(handle);
-                        }
-                    },
-                    None => log::error!("a call_every timer held something else"),
+                }
+                TimerAction::Every(mut f) => match crate::guard::guarded(|| f.run(self)) {
+                    Ok(()) => self.core.timers.restore(handle, TimerAction::Every(f)),
+                    Err(e) => {
+                        self.core.stats.panics += 1;
+                        log::error!("a call_every callback failed: {e}; it will not run again");
+                        self.core.timers.cancel(handle);
+                    }
                 },
             }
             self.core.process_dirty();
@@ -493,11 +500,6 @@ enum Ended {
     Done,
     /// The deadline passed first.
     Deadline,
-}
-
-/// The closure a `call_later` or `call_every` timer holds, by its type.
-fn downcast<T: 'static>(action: Box<dyn Any>) -> Option<T> {
-    action.downcast::<T>().ok().map(|b| *b)
 }
 
 /// Writing to a socket the peer closed must give `EPIPE`, not kill the process.
