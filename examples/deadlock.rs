@@ -1,6 +1,6 @@
 //! The deadlock lab (seed 002's `tcp_deadlock.py`): a blocking client and a
 //! blocking server freeze on a large transfer; twirl does not. The logic is
-//! in `twirl_protocols::deadlock`, also run by `twirl deadlock`.
+//! in `twirl_lab`, also run by `twirl deadlock`.
 //!
 //! ```text
 //! cargo run --example deadlock
@@ -24,7 +24,7 @@
 
 use std::process::ExitCode;
 
-use twirl_protocols::deadlock::{self, Options, Outcome};
+use twirl_lab::{Options, Outcome};
 
 fn main() -> ExitCode {
     let smoke = std::env::var_os("TWIRL_EXAMPLE_SMOKE").is_some();
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     // Show twirl's own log line when it aborts a connection (run 4).
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
 
-    let report = match deadlock::run_and_print(&opts, &mut std::io::stdout()) {
+    let report = match twirl_lab::run_and_print(&opts, &mut std::io::stdout()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("deadlock lab: {e}");

@@ -25,7 +25,7 @@ use twirl::{
     Addr, Backoff, ClientFactory, Context, Disconnect, Protocol, Reactor, ReactorHandle, Reconnecting, StopTrying,
     Transport,
 };
-use twirl_protocols::echo::Echo;
+use twirl_protocols::plugins::echo::Echo;
 
 /// What the client saw, for the summary.
 #[derive(Default)]

@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll};
 
-use crate::core::{Config, Core, TimerAction};
+use crate::core::{Config, Core, Deferred, Repeating, TimerAction};
 use crate::dispatch::{self, SIGNALS, WAKER};
 use crate::endpoint::ServerEndpoint;
 use crate::handle::{ReactorHandle, Shared};
@@ -62,10 +62,24 @@ use crate::stats::Stats;
 use crate::timer::TimerHandle;
 use crate::transport::ConnId;
 
-/// A closure `call_later` runs on the loop.
-type CallFn = Box<dyn FnOnce(&mut Reactor)>;
-/// A closure `call_every` runs on the loop.
-type EveryFn = Box<dyn FnMut(&mut Reactor)>;
+/// A `call_later` or `call_every` closure, as the core's timers hold it.
+struct OnReactor<F>(F);
+
+impl<F: FnOnce(&mut Reactor)> Deferred for OnReactor<F> {
+    fn run(self: Box<Self>, above: &mut dyn Any) {
+        if let Some(r) = above.downcast_mut::<Reactor>() {
+            (self.0)(r)
+        }
+    }
+}
+
+impl<F: FnMut(&mut Reactor)> Repeating for OnReactor<F> {
+    fn run(&mut self, above: &mut dyn Any) {
+        if let Some(r) = above.downcast_mut::<Reactor>() {
+            (self.0)(r)
+        }
+    }
+}
 
 /// The reactor: owns the poller, every socket and every timer.
 pub struct Reactor {
@@ -218,16 +232,15 @@ impl Reactor {
     /// Runs `f` on the loop `delay` from now.
     pub fn call_later(&mut self, delay: Duration, f: impl FnOnce(&mut Reactor) + 'static) -> TimerHandle {
         self.core.now = Instant::now();
-        let f: CallFn = Box::new(f);
-        self.core.timers.schedule(self.core.now, delay, None, TimerAction::Call(Box::new(f)))
+        self.core.timers.schedule(self.core.now, delay, None, TimerAction::Call(Box::new(OnReactor(f))))
     }
 
     /// Runs `f` on the loop every `interval`, first after one interval
     /// (Twisted's `LoopingCall`), until cancelled.
     pub fn call_every(&mut self, interval: Duration, f: impl FnMut(&mut Reactor) + 'static) -> TimerHandle {
         self.core.now = Instant::now();
-        let f: EveryFn = Box::new(f);
-        self.core.timers.schedule(self.core.now, interval, Some(interval), TimerAction::Every(Box::new(f)))
+        let action = TimerAction::Every(Box::new(OnReactor(f)));
+        self.core.timers.schedule(self.core.now, interval, Some(interval), action)
     }
 
     /// Cancels a timer; false if it already fired or was cancelled.
@@ -340,29 +353,37 @@ impl Reactor {
     /// flushes output for up to [`Config::shutdown_grace`], tells every
     /// protocol `connection_lost`, and returns.
     pub fn run(&mut self) -> io::Result<()> {
-        self.run_loop(&|| false, None)
+        self.run_loop(&|| false, None).map(|_| ())
     }
 
     /// Runs the loop until `outcome` is filled or `timeout` passes, then
     /// stops gracefully as [`run`](Self::run) does and returns the value.
-    /// An error of kind `TimedOut` if no value came in time; of kind
+    /// An error of kind `TimedOut` if no value came in time (a value filled
+    /// in while stopping after the deadline does not count); of kind
     /// `Interrupted` if the reactor was stopped first. See [`crate::outcome`].
     pub fn run_until<T>(&mut self, outcome: &crate::Outcome<T>, timeout: Duration) -> io::Result<T> {
         let deadline = Instant::now() + timeout;
-        self.run_loop(&|| outcome.is_set(), Some(deadline))?;
-        outcome.take().ok_or_else(|| {
-            if Instant::now() >= deadline {
-                io::Error::new(io::ErrorKind::TimedOut, format!("no result within {:.1} s", timeout.as_secs_f64()))
-            } else {
-                io::Error::new(io::ErrorKind::Interrupted, "the reactor stopped before a result arrived")
-            }
-        })
+        let ended = self.run_loop(&|| outcome.is_set(), Some(deadline))?;
+        let value = outcome.take();
+        if ended == Ended::Deadline {
+            let why = format!("no result within {:.1} s", timeout.as_secs_f64());
+            return Err(io::Error::new(io::ErrorKind::TimedOut, why));
+        }
+        value.ok_or_else(|| io::Error::new(io::ErrorKind::Interrupted, "the reactor stopped before a result arrived"))
     }
 
-    fn run_loop(&mut self, done: &dyn Fn() -> bool, deadline: Option<Instant>) -> io::Result<()> {
+    fn run_loop(&mut self, done: &dyn Fn() -> bool, deadline: Option<Instant>) -> io::Result<Ended> {
+        let mut ended = Ended::Stopped;
+        // Each pass is a turn: bounded by the stop (grace) once one began.
         loop {
-            if !self.core.stop_requested && (done() || deadline.is_some_and(|d| Instant::now() >= d)) {
-                self.core.stop_requested = true;
+            if !self.core.stop_requested {
+                if done() {
+                    ended = Ended::Done;
+                    self.core.stop_requested = true;
+                } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                    ended = Ended::Deadline;
+                    self.core.stop_requested = true;
+                }
             }
             if self.core.stop_requested && self.core.stopping.is_none() {
                 self.begin_stop();
@@ -371,10 +392,10 @@ impl Reactor {
                 && (self.core.stats.open == 0 || Instant::now() >= deadline)
             {
                 self.finish_stop();
-                return Ok(());
+                return Ok(ended);
             }
             let mut timeout = self.poll_timeout();
-            if let Some(d) = deadline {
+            if let Some(d) = deadline.filter(|_| self.core.stopping.is_none()) {
                 let left = d.saturating_duration_since(Instant::now());
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
@@ -411,25 +432,19 @@ impl Reactor {
                 TimerAction::Source { token, tag, kind } => {
                     dispatch::source_timer(&mut self.core, handle, token, tag, kind)
                 }
-                TimerAction::Call(f) => match downcast::<CallFn>(f) {
-                    Some(f) => {
-                        if let Err(e) = crate::guard::guarded(|| f(self)) {
-                            self.core.stats.panics += 1;
-                            log::error!("a call_later callback failed: {e}");
-                        }
+                TimerAction::Call(f) => {
+                    if let Err(e) = crate::guard::guarded(|| f.run(self)) {
+                        self.core.stats.panics += 1;
+                        log::error!("a call_later callback failed: {e}");
                     }
-                    None => log::error!("a call_later timer held something else"),
-                },
-                TimerAction::Every(f) => match downcast::<EveryFn>(f) {
-                    Some(mut f) => match crate::guard::guarded(|| f(self)) {
-                        Ok(()) => self.core.timers.restore(handle, TimerAction::Every(Box::new(f))),
-                        Err(e) => {
-                            self.core.stats.panics += 1;
-                            log::error!("a call_every callback failed: {e}; it will not run again");
-                            self.core.timers.cancel(handle);
-                        }
-                    },
-                    None => log::error!("a call_every timer held something else"),
+                }
+                TimerAction::Every(mut f) => match crate::guard::guarded(|| f.run(self)) {
+                    Ok(()) => self.core.timers.restore(handle, TimerAction::Every(f)),
+                    Err(e) => {
+                        self.core.stats.panics += 1;
+                        log::error!("a call_every callback failed: {e}; it will not run again");
+                        self.core.timers.cancel(handle);
+                    }
                 },
             }
             self.core.process_dirty();
@@ -477,9 +492,15 @@ impl Reactor {
     }
 }
 
-/// The closure a `call_later` or `call_every` timer holds, by its type.
-fn downcast<T: 'static>(action: Box<dyn Any>) -> Option<T> {
-    action.downcast::<T>().ok().map(|b| *b)
+/// Why the loop ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Ended {
+    /// A stop was asked for (by `stop`, a handle, a protocol or a signal).
+    Stopped,
+    /// The awaited outcome arrived.
+    Done,
+    /// The deadline passed first.
+    Deadline,
 }
 
 /// Writing to a socket the peer closed must give `EPIPE`, not kill the process.

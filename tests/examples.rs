@@ -1,6 +1,6 @@
 //! The examples, run: each in its self-check mode (`TWIRL_EXAMPLE_SMOKE=1`,
 //! which makes it talk to itself, check the result and exit), plus the
-//! deadlock lab asserted on directly through `twirl_protocols::deadlock`.
+//! deadlock lab asserted on directly through `twirl_lab`.
 //!
 //! `cargo test` builds the examples before running tests; with a filter
 //! such as `--test examples` it does not, so a missing one is built here.
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use twirl_protocols::deadlock::{self, Options, Outcome};
+use twirl_lab::{Options, Outcome};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -110,7 +110,7 @@ fn timers_example_runs() {
 #[test]
 fn deadlock_lab_freezes_blocking_io_but_not_twirl() {
     let opts = Options::quick();
-    let report = deadlock::run(&opts).expect("lab runs");
+    let report = twirl_lab::run(&opts).expect("lab runs");
     let s = &report.scenarios;
     assert_eq!(s.len(), 4);
 
@@ -146,7 +146,7 @@ fn deadlock_lab_freezes_blocking_io_but_not_twirl() {
     assert!(text.contains("DEADLOCK") && text.contains("The lesson:"), "{text}");
     assert!(s.iter().all(|sc| !sc.samples.is_empty()));
     let svg = std::env::temp_dir().join(format!("twirl-deadlock-{}.svg", std::process::id()));
-    deadlock::write_svg(&report, &svg).expect("chart");
+    twirl_lab::write_svg(&report, &svg).expect("chart");
     let drawn = std::fs::read_to_string(&svg).expect("read chart");
     let _ = std::fs::remove_file(&svg);
     assert!(drawn.starts_with("<svg") && drawn.contains("DEADLOCK"), "{}", &drawn[..drawn.len().min(200)]);

@@ -17,10 +17,10 @@ use twirl::Transport;
 use twirl::line::{LineHandler, LineReceiver, Lines};
 use twirl::prefixed::{MessageHandler, Prefix, PrefixedReceiver};
 use twirl::testing::{DatagramHarness, Harness};
-use twirl_protocols::amf::AmfServer;
-use twirl_protocols::amf::codec::{self, DecodeError, decode_packet, encode_packet};
-use twirl_protocols::json::{JsonLines, canonical, decode};
-use twirl_protocols::sntp::{Sntp, check_request};
+use twirl_protocols::plugins::amf::AmfServer;
+use twirl_protocols::plugins::amf::codec::{self, DecodeError, decode_packet, encode_packet};
+use twirl_protocols::plugins::json::{JsonLines, canonical, decode};
+use twirl_protocols::plugins::sntp::{Sntp, check_request};
 use twirl_protocols::text::LineConfig;
 
 /// Splits the input into (cut offsets, payload): the first byte says how

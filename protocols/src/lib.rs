@@ -1,30 +1,27 @@
 //! # twirl-protocols
 //!
-//! The socket-lab protocols as [`twirl`] plugins, their [`registry`], and
-//! what the `twirl` command is made of. Each plugin module is a short lesson:
-//! which lab it answers, how, and the few callbacks that do it.
+//! The socket-lab protocols as [`twirl`] plugins. Each module under
+//! [`plugins`] is a short lesson: which lab it answers, how, and the few
+//! callbacks that do it.
+//!
+//! The rooms, from the bottom up:
+//!
+//! - [`plugin`]: what a plugin is (the [`Plugin`](plugin::Plugin) entry, its client's
+//!   signature and error);
+//! - [`exchange`] and [`text`]: the plumbing the plugins share (clients that
+//!   wait for one reply, text-line framing);
+//! - [`plugins`]: one module per protocol;
+//! - [`registry`]: the list of plugins, [`PLUGINS`](registry::PLUGINS), and [`find`](registry::find);
+//! - [`serve`]: `PLUGIN[@ENDPOINT]` words to bound listeners.
+//!
+//! The `twirl` command itself is the `twirl-cli` crate (`protocols/cli`),
+//! and the deadlock lab is `twirl-lab` (`protocols/lab`).
 
 #![warn(missing_docs)]
 
-pub mod amf;
-pub mod binarytime;
-pub mod caps;
-pub mod cat;
-pub mod chargen;
-pub mod chat;
-pub mod client;
-pub mod daytime;
-pub mod deadlock;
-pub mod discard;
-pub mod echo;
-pub mod icmp;
-pub mod json;
+pub mod exchange;
+pub mod plugin;
+pub mod plugins;
 pub mod registry;
-pub mod reorder;
-pub mod reverse;
 pub mod serve;
-pub mod sntp;
-pub mod structs;
 pub mod text;
-pub mod time;
-pub mod upper;

@@ -1,92 +1,31 @@
-//! The plugin registry: one [`Plugin`] entry per protocol, listed in [`PLUGINS`].
+//! The plugin registry: every plugin's entry, in [`PLUGINS`], and [`find`].
 //!
 //! Registering a plugin is adding its entry to [`PLUGINS`]; `twirl list`,
-//! `twirl serve` and `twirl client` find it there.
+//! `twirl serve` and `twirl client` find it there. What an entry holds is
+//! [`Plugin`], in [`crate::plugin`]: the plugins import that, and this list
+//! imports the plugins, so the two never import each other.
 
-use std::io;
-
-use twirl::endpoint::ClientEndpoint;
-use twirl::{DatagramProtocol, Factory, Reactor};
-
-use crate::client::ClientError;
-
-/// The `twirl client PLUGIN ...` entry point: endpoint and the words after it.
-pub type ClientFn = fn(&ClientEndpoint, &[String]) -> Result<(), ClientError>;
-
-/// A plugin that listens on no endpoint but on a raw socket (needs root).
-pub struct RawPlugin {
-    /// Starts it on the reactor; returns what it watches, for the `listening` lines.
-    pub serve: fn(&mut Reactor) -> io::Result<Vec<String>>,
-    /// `twirl client NAME HOST [ARG]...`: takes a host, not an endpoint.
-    pub client: fn(&str, &[String]) -> Result<(), ClientError>,
-}
-
-/// One protocol plugin.
-pub struct Plugin {
-    /// The name used on the command line.
-    pub name: &'static str,
-    /// One line saying what it does.
-    pub summary: &'static str,
-    /// Which handout or RFC it answers.
-    pub lab: &'static str,
-    /// Endpoints `twirl serve` uses when none is given.
-    pub defaults: &'static [&'static str],
-    /// Builds the factory for stream (TCP and Unix) endpoints, if it speaks streams.
-    pub stream: Option<fn() -> Box<dyn Factory>>,
-    /// Builds the protocol for a UDP endpoint, if it speaks UDP.
-    pub datagram: Option<fn() -> Box<dyn DatagramProtocol>>,
-    /// Its client.
-    pub client: Option<ClientFn>,
-    /// For a raw-socket plugin: how to serve it and its client. Such a
-    /// plugin has no default endpoints, so `twirl serve` alone leaves it
-    /// out; it runs when named.
-    pub raw: Option<RawPlugin>,
-}
-
-impl Plugin {
-    /// The transports it speaks, comma-separated: `tcp,udp,unix`.
-    pub fn transports(&self) -> String {
-        let mut t = Vec::new();
-        if self.stream.is_some() {
-            t.push("tcp");
-        }
-        if self.datagram.is_some() {
-            t.push("udp");
-        }
-        if self.stream.is_some() {
-            t.push("unix");
-        }
-        if self.raw.is_some() {
-            t.push("raw");
-        }
-        t.join(",")
-    }
-
-    /// The `twirl list` line: name, transports, default endpoints, summary.
-    pub fn list_line(&self) -> String {
-        let defaults = if self.defaults.is_empty() { "-".to_string() } else { self.defaults.join(",") };
-        format!("{:<10} {:<13} {:<28} {}", self.name, self.transports(), defaults, self.summary)
-    }
-}
+use crate::plugin::Plugin;
+use crate::plugins;
 
 /// Every registered plugin, in `twirl list` order.
 pub static PLUGINS: &[Plugin] = &[
-    crate::echo::PLUGIN,
-    crate::discard::PLUGIN,
-    crate::chargen::PLUGIN,
-    crate::caps::PLUGIN,
-    crate::chat::PLUGIN,
-    crate::structs::PLUGIN,
-    crate::reverse::PLUGIN,
-    crate::upper::PLUGIN,
-    crate::json::PLUGIN,
-    crate::reorder::PLUGIN,
-    crate::time::PLUGIN,
-    crate::daytime::PLUGIN,
-    crate::binarytime::PLUGIN,
-    crate::sntp::PLUGIN,
-    crate::icmp::PLUGIN,
-    crate::amf::PLUGIN,
+    plugins::echo::PLUGIN,
+    plugins::discard::PLUGIN,
+    plugins::chargen::PLUGIN,
+    plugins::caps::PLUGIN,
+    plugins::chat::PLUGIN,
+    plugins::structs::PLUGIN,
+    plugins::reverse::PLUGIN,
+    plugins::upper::PLUGIN,
+    plugins::json::PLUGIN,
+    plugins::reorder::PLUGIN,
+    plugins::time::PLUGIN,
+    plugins::daytime::PLUGIN,
+    plugins::binarytime::PLUGIN,
+    plugins::sntp::PLUGIN,
+    plugins::icmp::PLUGIN,
+    plugins::amf::PLUGIN,
 ];
 
 /// Finds a plugin by name.

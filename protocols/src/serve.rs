@@ -7,7 +7,8 @@ use std::time::Duration;
 use twirl::endpoint::ServerEndpoint;
 use twirl::{ListenOptions, Reactor};
 
-use crate::registry::{self, PLUGINS, Plugin};
+use crate::plugin::Plugin;
+use crate::registry::{self, PLUGINS};
 
 /// One plugin on one endpoint.
 #[derive(Clone)]
@@ -167,13 +168,13 @@ mod tests {
     fn plugin_and_endpoint_forms() {
         let s = parse_specs(&words(&["echo@tcp:0", "echo"])).unwrap();
         assert_eq!(s[0].endpoint, ServerEndpoint::Tcp("127.0.0.1:0".parse().unwrap()));
-        assert_eq!(s.len(), 1 + crate::echo::PLUGIN.defaults.len());
+        assert_eq!(s.len(), 1 + crate::plugins::echo::PLUGIN.defaults.len());
     }
 
     #[test]
     fn per_peer_cap_only_off_loopback_unless_set() {
         let r = Reactor::new().unwrap();
-        let p = &crate::echo::PLUGIN;
+        let p = &crate::plugins::echo::PLUGIN;
         let lo: ServerEndpoint = "tcp:0".parse().unwrap();
         let any: ServerEndpoint = "tcp:0:interface=0.0.0.0".parse().unwrap();
         let d = ServeLimits::default();

@@ -50,7 +50,8 @@ use twirl::endpoint::ClientEndpoint;
 use twirl::line::{LineHandler, LineReceiver, Lines};
 use twirl::{Addr, DatagramProtocol, DatagramTransport, Factory};
 
-use crate::client::{ClientError, REPLY_TIMEOUT, UdpRetry, interactive, print_reply, stream_exchange, udp_exchange};
+use crate::exchange::{REPLY_TIMEOUT, UdpRetry, interactive, print_reply, stream_exchange, udp_exchange};
+use crate::plugin::ClientError;
 
 /// How long a partial line may sit with no new byte before it is answered.
 pub const DEFAULT_IDLE_FLUSH: Duration = Duration::from_millis(100);

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use support::{AllPlugins, End, LAB, LAB_LINES, amf_sample, connect, good_tcp, good_udp, read_to_end, udp_socket};
 use twirl::Config;
-use twirl_protocols::amf::codec::{DecodeError, Limits as AmfLimits, decode_packet};
+use twirl_protocols::plugins::amf::codec::{DecodeError, Limits as AmfLimits, decode_packet};
 use twirl_protocols::serve::ServeLimits;
 
 /// What a case expects back.
@@ -107,7 +107,7 @@ fn struct_error(n: usize) -> String {
 
 /// The pattern's bytes from the start, as many as `got` holds.
 fn is_chargen_prefix(got: &[u8]) -> Result<(), String> {
-    let cycle: Vec<u8> = (0..95).flat_map(twirl_protocols::chargen::line).collect();
+    let cycle: Vec<u8> = (0..95).flat_map(twirl_protocols::plugins::chargen::line).collect();
     if got.is_empty() {
         return Err("no chargen output".into());
     }
@@ -119,7 +119,8 @@ fn is_chargen_prefix(got: &[u8]) -> Result<(), String> {
 
 /// Loopback UDP chargen: six whole lines of the pattern (wherever it has got to).
 fn is_chargen_lines(got: &[u8]) -> Result<(), String> {
-    let ok = got.len() == 6 * 74 && got.chunks(74).all(|l| (0..95).any(|n| twirl_protocols::chargen::line(n) == l));
+    let ok =
+        got.len() == 6 * 74 && got.chunks(74).all(|l| (0..95).any(|n| twirl_protocols::plugins::chargen::line(n) == l));
     if ok { Ok(()) } else { Err(format!("{} bytes, not six pattern lines", got.len())) }
 }
 
@@ -195,7 +196,7 @@ fn tcp_cases() -> Vec<Tcp> {
             Want::Check(|g| {
                 let want: String = garbage(120_000)
                     .chunks(12)
-                    .map(|r| twirl_protocols::structs::describe(r.try_into().expect("12 bytes")))
+                    .map(|r| twirl_protocols::plugins::structs::describe(r.try_into().expect("12 bytes")))
                     .collect();
                 if g == want.as_bytes() { Ok(()) } else { Err(format!("{} bytes, want {}", g.len(), want.len())) }
             }),
@@ -441,9 +442,15 @@ fn half_closes() -> Vec<Tcp> {
             "reverse",
             prefix,
             true,
-            exact(want(twirl_protocols::reverse::reverse)),
+            exact(want(twirl_protocols::plugins::reverse::reverse)),
         ));
-        cases.push(tcp(format!("upper: {name}"), "upper", prefix, true, exact(want(twirl_protocols::upper::upper))));
+        cases.push(tcp(
+            format!("upper: {name}"),
+            "upper",
+            prefix,
+            true,
+            exact(want(twirl_protocols::plugins::upper::upper)),
+        ));
     }
     let obj = b"{\"a\":1}\n";
     for k in 0..=obj.len() {

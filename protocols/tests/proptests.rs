@@ -21,11 +21,11 @@ use twirl::line::{LineHandler, LineReceiver, Lines};
 use twirl::prefixed::{MessageHandler, Prefix, PrefixedReceiver};
 use twirl::testing::{DatagramHarness, Harness};
 use twirl::{Protocol, Transport};
-use twirl_protocols::amf::AmfServer;
-use twirl_protocols::amf::codec::{self, Header, Message, Packet, Value, decode_packet, encode_packet};
-use twirl_protocols::json::{JsonLines, decode};
-use twirl_protocols::sntp::{self, Sntp};
-use twirl_protocols::structs::StructServer;
+use twirl_protocols::plugins::amf::AmfServer;
+use twirl_protocols::plugins::amf::codec::{self, Header, Message, Packet, Value, decode_packet, encode_packet};
+use twirl_protocols::plugins::json::{JsonLines, decode};
+use twirl_protocols::plugins::sntp::{self, Sntp};
+use twirl_protocols::plugins::structs::StructServer;
 use twirl_protocols::text::{LineConfig, TextDatagram, TextLines};
 
 fn config(cases: u32) -> ProptestConfig {
@@ -410,9 +410,9 @@ proptest! {
     #[test]
     fn json_decode_never_panics_and_canonical_is_stable(data in prop_oneof![json_text(), prop::collection::vec(any::<u8>(), 0..100)]) {
         if let Ok(map) = decode(&data) {
-            let once = twirl_protocols::json::canonical(&serde_json::Value::Object(map));
+            let once = twirl_protocols::plugins::json::canonical(&serde_json::Value::Object(map));
             let again = decode(once.as_bytes()).expect("the canonical form decodes");
-            prop_assert_eq!(twirl_protocols::json::canonical(&serde_json::Value::Object(again)), once);
+            prop_assert_eq!(twirl_protocols::plugins::json::canonical(&serde_json::Value::Object(again)), once);
         }
     }
 }
@@ -437,22 +437,22 @@ proptest! {
 
     #[test]
     fn reverse_lines_any_cuts(data in bytes("ab é\t\r\n\u{0}".as_bytes(), 120), cuts in cuts()) {
-        same_either_way(|| text_lines(twirl_protocols::reverse::reverse), &data, &cuts)?;
+        same_either_way(|| text_lines(twirl_protocols::plugins::reverse::reverse), &data, &cuts)?;
     }
 
     #[test]
     fn upper_lines_any_cuts(data in bytes("aß é\r\n\u{ff}".as_bytes(), 120), cuts in cuts()) {
-        same_either_way(|| text_lines(twirl_protocols::upper::upper), &data, &cuts)?;
+        same_either_way(|| text_lines(twirl_protocols::plugins::upper::upper), &data, &cuts)?;
     }
 
     #[test]
     fn reverse_and_upper_datagrams_stay_bounded(data in prop::collection::vec(any::<u8>(), 0..200), s in "\\PC{0,40}") {
         let peer: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         for input in [data.clone(), s.into_bytes()] {
-            let mut r = DatagramHarness::new(TextDatagram::new(twirl_protocols::reverse::reverse));
+            let mut r = DatagramHarness::new(TextDatagram::new(twirl_protocols::plugins::reverse::reverse));
             r.feed(&input, peer);
             prop_assert!(r.take_sent()[0].0.len() <= input.len(), "reverse never grows a datagram");
-            let mut u = DatagramHarness::new(TextDatagram::new(twirl_protocols::upper::upper));
+            let mut u = DatagramHarness::new(TextDatagram::new(twirl_protocols::plugins::upper::upper));
             u.feed(&input, peer);
             // Unicode uppercasing can grow text (ß -> SS, ΐ -> Ϊ́): at most 3x.
             prop_assert!(u.take_sent()[0].0.len() <= 3 * input.len());

@@ -100,7 +100,7 @@ fn good(ports: &PortMap, tally: &Tally, round: usize) {
         // thread fills the same sockets): like a real client, try again,
         // and count it an error only if three tries go unanswered.
         if let Some(a) = p.udp
-            && round % 2 == 0
+            && round.is_multiple_of(2)
         {
             let kind = format!("good {name} udp");
             let mut r = support::good_udp(name, a);
@@ -183,7 +183,7 @@ fn resetting(ports: &PortMap, tally: &Tally, round: usize) {
         _ => vec![b'x'; 256 * 1024 * (1 + round % 4)],
     };
     let _ = s.write_all(&big);
-    if round % 3 == 0 {
+    if round.is_multiple_of(3) {
         let _ = s.shutdown(Shutdown::Write);
     }
     reset(s);

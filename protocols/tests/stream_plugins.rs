@@ -1,10 +1,11 @@
-//! chat, caps, discard and chargen end to end over loopback.
+//! chat, caps, discard and chargen end to end over loopback. The binary's
+//! caps and discard clients are tested with the binary, in
+//! `protocols/cli/tests/stream_clients.rs`.
 
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -12,8 +13,6 @@ use support::{AllPlugins, End, WAIT, connect, read_to_end};
 use twirl::endpoint::ServerEndpoint;
 use twirl::{Config, Limits, Reactor};
 use twirl_protocols::serve::{self, ServeLimits, Spec};
-
-const BIN: &str = env!("CARGO_BIN_EXE_twirl");
 
 fn line(r: &mut BufReader<TcpStream>) -> String {
     let mut s = String::new();
@@ -73,7 +72,7 @@ fn chat_disconnects_a_member_that_stops_reading_and_keeps_serving_the_rest() {
     // Enough lines to fill the kernel's send buffer towards the stuck member
     // (autotuned up to tcp_wmem's maximum) and then the 256 KiB backlog cap.
     let chunk = format!("{}\n", "x".repeat(1000));
-    let lines = (kernel_send_buffer_max() + 2 * twirl_protocols::chat::BACKLOG_CAP) / chunk.len() + 256;
+    let lines = (kernel_send_buffer_max() + 2 * twirl_protocols::plugins::chat::BACKLOG_CAP) / chunk.len() + 256;
     let mut t = talker;
     let sender = std::thread::spawn(move || {
         for _ in 0..lines {
@@ -128,38 +127,12 @@ fn caps_serves_the_handouts_deadlock_client_without_deadlocking() {
 }
 
 #[test]
-fn caps_and_discard_clients_from_the_binary() {
-    let server = AllPlugins::start(Config::default(), ServeLimits::default());
-    let caps = format!("tcp:{}", server.tcp("caps"));
-    let out = Command::new(BIN).args(["client", "caps", &caps, "--bytes", "2000000"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "sent 2000000 bytes, received 2000000 bytes, all uppercased\n");
-    let out = Command::new(BIN).args(["client", "caps", &caps, "hello", "world"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO WORLD\n");
-
-    for kind in ["tcp", "udp"] {
-        let ep = match kind {
-            "tcp" => format!("tcp:{}", server.tcp("discard")),
-            _ => format!("udp:{}", server.udp("discard")),
-        };
-        let out = Command::new(BIN).args(["client", "discard", &ep, "into", "the", "void"]).output().unwrap();
-        assert!(out.status.success());
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "sent 13 bytes\n");
-    }
-    let mut s = connect(server.tcp("discard"));
-    s.write_all(&[0u8; 100_000]).unwrap();
-    s.shutdown(Shutdown::Write).unwrap();
-    assert_eq!(read_to_end(&mut s), (Vec::new(), End::Eof), "discard answers nothing, then closes");
-    server.stop();
-}
-
-#[test]
 fn chargen_streams_the_rfc_pattern_and_a_slow_reader_costs_one_high_water_mark() {
     let limits = Limits { high_water: 64 * 1024, low_water: 16 * 1024, hard_cap: 64 << 20 };
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::spawn(move || {
         let mut r = Reactor::with_config(Config { limits, ..Config::default() }).unwrap();
-        let spec = Spec { plugin: &twirl_protocols::chargen::PLUGIN, endpoint: "tcp:0".parse().unwrap() };
+        let spec = Spec { plugin: &twirl_protocols::plugins::chargen::PLUGIN, endpoint: "tcp:0".parse().unwrap() };
         let bound = serve::bind(&mut r, &spec).unwrap();
         tx.send((bound, r.handle())).unwrap();
         r.run().unwrap();
@@ -176,8 +149,8 @@ fn chargen_streams_the_rfc_pattern_and_a_slow_reader_costs_one_high_water_mark()
     s.set_read_timeout(Some(WAIT)).unwrap();
     let mut first = vec![0u8; 3 * 74];
     s.read_exact(&mut first).unwrap();
-    assert_eq!(&first[..74], &twirl_protocols::chargen::line(0));
-    assert_eq!(&first[74..148], &twirl_protocols::chargen::line(1));
+    assert_eq!(&first[..74], &twirl_protocols::plugins::chargen::line(0));
+    assert_eq!(&first[74..148], &twirl_protocols::plugins::chargen::line(1));
     // The server fills its buffer to the mark and stops; reading a few MB
     // later, every line is still in order.
     std::thread::sleep(Duration::from_millis(300));
@@ -185,7 +158,7 @@ fn chargen_streams_the_rfc_pattern_and_a_slow_reader_costs_one_high_water_mark()
     s.read_exact(&mut rest).unwrap();
     let start = 3 * 74;
     for (i, l) in rest.chunks_exact(74).take(1000).enumerate() {
-        assert_eq!(l, &twirl_protocols::chargen::line(3 + i), "line {} of the stream", start / 74 + i);
+        assert_eq!(l, &twirl_protocols::plugins::chargen::line(3 + i), "line {} of the stream", start / 74 + i);
     }
     drop(s);
     handle.stop();

@@ -63,11 +63,22 @@ pub(crate) enum TimerKind {
 pub(crate) enum TimerAction {
     /// Hand the timer to the source `token` (missed if it is gone).
     Source { token: u64, tag: u64, kind: TimerKind },
-    /// A closure over the public reactor (`Reactor::call_later`); the core
-    /// keeps it opaque, the reactor knows its type.
-    Call(Box<dyn Any>),
+    /// A closure over the public reactor (`Reactor::call_later`).
+    Call(Box<dyn Deferred>),
     /// A repeating closure (`Reactor::call_every`).
-    Every(Box<dyn Any>),
+    Every(Box<dyn Repeating>),
+}
+
+/// A closure the layer above runs once on a timer. The core does not know
+/// that layer's type: it hands the closure to it as `&mut dyn Any`, and the
+/// closure, which does know, downcasts. One allocation per timer.
+pub(crate) trait Deferred {
+    fn run(self: Box<Self>, above: &mut dyn Any);
+}
+
+/// A closure the layer above runs on every tick of a repeating timer.
+pub(crate) trait Repeating {
+    fn run(&mut self, above: &mut dyn Any);
 }
 
 /// Something in the loop: a connection, a listener, a connector, a UDP

@@ -285,7 +285,7 @@ fn build(root: &Path) -> Result<(), String> {
     println!("bench: building the servers and load generator (release)");
     let status = Command::new(cargo)
         .current_dir(root)
-        .args(["build", "--release", "-p", "twirl-bench", "-p", "twirl-protocols", "--bins"])
+        .args(["build", "--release", "-p", "twirl-bench", "-p", "twirl-cli", "--bins"])
         .status()
         .map_err(|e| format!("running cargo: {e}"))?;
     if !status.success() {

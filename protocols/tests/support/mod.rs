@@ -7,6 +7,9 @@
 //! thread that runs it; the bound addresses and a handle come back through a
 //! channel, and its counters are fetched on the loop thread with
 //! `call_from_thread`.
+//!
+//! The tests that also run the `twirl` binary live with it, in `twirl-cli`
+//! (`protocols/cli/tests`), and include this same file with `#[path]`.
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -21,8 +24,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use twirl::endpoint::ServerEndpoint;
 use twirl::{Config, Reactor, ReactorHandle, Stats};
-use twirl_protocols::amf::codec::encode_packet;
-use twirl_protocols::amf::{json as amf_json, sample_packet};
+use twirl_protocols::plugins::amf::codec::encode_packet;
+use twirl_protocols::plugins::amf::{json as amf_json, sample_packet};
 use twirl_protocols::registry::PLUGINS;
 use twirl_protocols::serve::{self, ServeLimits, Spec};
 
@@ -350,7 +353,7 @@ pub fn is_binarytime_now(reply: &[u8]) -> Result<(), String> {
 /// A `time` plugin stamp (`Sun Nov 22 14:03:07 2026`), with or without `\n`.
 pub fn is_time_stamp(reply: &[u8]) -> Result<(), String> {
     let text = String::from_utf8_lossy(reply);
-    match twirl_protocols::time::parse_stamp(&text) {
+    match twirl_protocols::plugins::time::parse_stamp(&text) {
         Some(_) => Ok(()),
         None => Err(format!("not a time stamp: {text:?}")),
     }
@@ -412,8 +415,8 @@ pub fn good_tcp(plugin: &str, addr: SocketAddr) -> Result<(), String> {
         "chargen" => {
             let mut s = connect(addr);
             let got = read_n(&mut s, 2 * 74);
-            let mut want = twirl_protocols::chargen::line(0).to_vec();
-            want.extend_from_slice(&twirl_protocols::chargen::line(1));
+            let mut want = twirl_protocols::plugins::chargen::line(0).to_vec();
+            want.extend_from_slice(&twirl_protocols::plugins::chargen::line(1));
             expect_eq(&what, &got, &want)
         }
         "caps" => expect_clean(&what, exchange(addr, b"capitalize this!\xff"), b"CAPITALIZE THIS!\xff"),
@@ -483,7 +486,7 @@ pub fn good_udp(plugin: &str, addr: SocketAddr) -> Result<(), String> {
             let reply = ask(b"x")?;
             // Loopback: six whole 74-byte lines of the pattern.
             let ok = reply.len() == 6 * 74
-                && reply.chunks(74).all(|l| (0..95).any(|n| twirl_protocols::chargen::line(n) == l));
+                && reply.chunks(74).all(|l| (0..95).any(|n| twirl_protocols::plugins::chargen::line(n) == l));
             if ok { Ok(()) } else { Err(format!("{what}: {} bytes, not six pattern lines", reply.len())) }
         }
         "reverse" => expect_eq(&what, &ask(b"one two three")?, b"three two one"),
@@ -542,9 +545,14 @@ pub fn run(mut cmd: Command, stdin: &[u8], within: Duration) -> Output {
     }
 }
 
-/// Runs the `twirl` binary (see [`run`]).
+/// Runs the `twirl` binary (see [`run`]). Only the tests of the package that
+/// builds it (`twirl-cli`, which includes this file) can: elsewhere Cargo
+/// does not say where it is.
 pub fn run_twirl(args: &[&str], stdin: &[u8], within: Duration) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_twirl"));
+    let Some(bin) = option_env!("CARGO_BIN_EXE_twirl") else {
+        panic!("no twirl binary here: run_twirl is for twirl-cli's tests");
+    };
+    let mut c = Command::new(bin);
     c.args(args);
     run(c, stdin, within)
 }

@@ -1,0 +1,229 @@
+//! The `twirl` command: list, serve and drive the plugins.
+//!
+//! ```text
+//! twirl list
+//! twirl serve [--trace] [--stats SECS] [PLUGIN[@ENDPOINT]]...
+//! twirl client PLUGIN ENDPOINT [ARG]...
+//! twirl deadlock [--bytes N] [--cap N] [--svg FILE]
+//! ```
+//!
+//! Exit status: 0 on success (and after SIGINT/SIGTERM), 2 for a usage
+//! error, 1 for a runtime failure; each with a one-line message on stderr.
+//!
+//! The plugins come from `twirl-protocols` (its registry), the deadlock lab
+//! from `twirl-lab`; this crate is the command line around them.
+
+mod cat;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use twirl::endpoint::ClientEndpoint;
+use twirl::{Config, Reactor};
+use twirl_protocols::plugin::ClientError;
+use twirl_protocols::registry::{self, PLUGINS};
+use twirl_protocols::serve;
+
+#[derive(Parser)]
+#[command(name = "twirl", version, about = "A Twisted-style reactor serving the socket-lab protocols")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One line per plugin: name, transports, default endpoints, summary.
+    List,
+    /// Serve plugins (all of them on their default endpoints when none is named).
+    Serve {
+        /// Log every loop event: readiness, reads, writes, WouldBlock, timers.
+        #[arg(long)]
+        trace: bool,
+        /// Log a one-line statistics summary every SECS seconds.
+        #[arg(long, value_name = "SECS")]
+        stats: Option<f64>,
+        /// Close a connection that sends nothing for SECS seconds (0: never).
+        #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+        idle_timeout: f64,
+        /// Most connections per listener (0: no cap).
+        #[arg(long, value_name = "N", default_value_t = 10_000)]
+        max_conns: usize,
+        /// Most connections per peer address (0: no cap). Default: none on
+        /// loopback, 64 on any other interface.
+        #[arg(long, value_name = "N")]
+        max_per_peer: Option<usize>,
+        /// PLUGIN or PLUGIN@ENDPOINT (tcp:PORT[:interface=ADDR], udp:PORT[:interface=ADDR], unix:PATH).
+        specs: Vec<String>,
+    },
+    /// A netcat for the reactor: stdin to the socket, the socket to stdout.
+    Cat {
+        /// Wait for one peer on a server endpoint (tcp:PORT, unix:PATH) instead of connecting.
+        #[arg(long)]
+        listen: bool,
+        /// tcp:HOST:PORT, udp:HOST:PORT or unix:PATH (with --listen: tcp:PORT or unix:PATH).
+        endpoint: String,
+    },
+    /// Run a plugin's client against a server.
+    Client {
+        /// The plugin.
+        plugin: String,
+        /// tcp:HOST:PORT, udp:HOST:PORT or unix:PATH.
+        endpoint: String,
+        /// The plugin client's arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The deadlock lab: a blocking client and server freeze; twirl does not (seed 002).
+    Deadlock(twirl_lab::Options),
+}
+
+/// A failure, and whether it was the user's words (2) or the world (1).
+enum Failure {
+    Usage(String),
+    Runtime(String),
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        if e.usage { Failure::Usage(e.to_string()) } else { Failure::Runtime(e.to_string()) }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or("usage error").trim_start_matches("error: ");
+            eprintln!("twirl: {line} (see 'twirl --help')");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::List => list(),
+        Command::Serve { trace, stats, idle_timeout, max_conns, max_per_peer, specs } => {
+            match serve_limits(idle_timeout, max_conns, max_per_peer) {
+                Ok(limits) => serve(trace, stats, &limits, &specs),
+                Err(e) => Err(e),
+            }
+        }
+        Command::Client { plugin, endpoint, args } => client(&plugin, &endpoint, &args),
+        Command::Cat { listen, endpoint } => cat(&endpoint, listen),
+        Command::Deadlock(opts) => deadlock(&opts),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(m)) => {
+            eprintln!("twirl: {m}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(m)) => {
+            eprintln!("twirl: {m}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let env = env_logger::Env::default().default_filter_or(default);
+    env_logger::Builder::from_env(env).format_timestamp_millis().init();
+}
+
+fn list() -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    for p in PLUGINS {
+        writeln!(out, "{}", p.list_line()).map_err(|e| Failure::Runtime(format!("stdout: {e}")))?;
+    }
+    Ok(())
+}
+
+fn serve_limits(idle: f64, max_conns: usize, max_per_peer: Option<usize>) -> Result<serve::ServeLimits, Failure> {
+    if !(idle.is_finite() && idle >= 0.0) {
+        return Err(Failure::Usage(format!("--idle-timeout '{idle}': expected seconds, 0 or more")));
+    }
+    let cap = |n: usize| (n > 0).then_some(n);
+    Ok(serve::ServeLimits {
+        idle_timeout: (idle > 0.0).then(|| Duration::from_secs_f64(idle)),
+        max_connections: cap(max_conns),
+        max_per_peer: match max_per_peer {
+            Some(0) => Some(usize::MAX),
+            other => other,
+        },
+    })
+}
+
+fn serve(trace: bool, stats: Option<f64>, limits: &serve::ServeLimits, words: &[String]) -> Result<(), Failure> {
+    if trace && std::env::var_os("RUST_LOG").is_none() {
+        init_logging("info,twirl=trace");
+    } else {
+        init_logging("info");
+    }
+    let specs = serve::parse_specs(words).map_err(Failure::Usage)?;
+    let stats_every = match stats {
+        Some(s) if !(s.is_finite() && s > 0.0) => {
+            return Err(Failure::Usage(format!("--stats '{s}': expected a number of seconds above 0")));
+        }
+        Some(s) => Some(Duration::from_secs_f64(s)),
+        None => None,
+    };
+    let mut reactor = Reactor::with_config(Config::default())
+        .map_err(|e| Failure::Runtime(format!("cannot start the reactor: {e}")))?;
+    let mut out = std::io::stdout().lock();
+    for spec in &specs {
+        let bound = serve::bind_with(&mut reactor, spec, limits)
+            .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", spec.endpoint)))?;
+        let _ = writeln!(out, "listening {} on {bound}", spec.plugin.name);
+        let _ = out.flush();
+    }
+    for plugin in serve::raw_plugins(words) {
+        let raw = plugin.raw.as_ref().ok_or_else(|| Failure::Usage(format!("plugin '{}' is not raw", plugin.name)))?;
+        let watching =
+            (raw.serve)(&mut reactor).map_err(|e| Failure::Runtime(format!("cannot start {}: {e}", plugin.name)))?;
+        for w in watching {
+            let _ = writeln!(out, "listening {} on {w}", plugin.name);
+        }
+        let _ = out.flush();
+    }
+    drop(out);
+    reactor
+        .handle_signals(&[signal_hook::consts::SIGUSR1], |_, r| log::info!("stats {}", r.stats()))
+        .map_err(|e| Failure::Runtime(format!("cannot handle signals: {e}")))?;
+    if let Some(every) = stats_every {
+        reactor.call_every(every, |r| log::info!("stats {}", r.stats()));
+    }
+    reactor.run().map_err(|e| Failure::Runtime(format!("reactor failed: {e}")))?;
+    log::info!("stopped");
+    Ok(())
+}
+
+fn cat(endpoint: &str, listen: bool) -> Result<(), Failure> {
+    init_logging("warn");
+    Ok(cat::run(endpoint, listen)?)
+}
+
+fn client(plugin: &str, endpoint: &str, args: &[String]) -> Result<(), Failure> {
+    init_logging("warn");
+    let p = registry::find(plugin).ok_or_else(|| Failure::Usage(format!("unknown plugin '{plugin}'")))?;
+    if let Some(raw) = &p.raw {
+        return Ok((raw.client)(endpoint, args)?);
+    }
+    let run = p.client.ok_or_else(|| Failure::Usage(format!("plugin '{plugin}' has no client")))?;
+    let endpoint: ClientEndpoint = endpoint.parse().map_err(|e| Failure::Usage(format!("{e}")))?;
+    run(&endpoint, args)
+        .map_err(|e| if e.usage { Failure::Usage(e.to_string()) } else { Failure::Runtime(e.to_string()) })
+}
+
+fn deadlock(opts: &twirl_lab::Options) -> Result<(), Failure> {
+    init_logging("warn");
+    let mut out = std::io::stdout().lock();
+    twirl_lab::run_and_print(opts, &mut out).map_err(|e| Failure::Runtime(format!("deadlock lab: {e}")))?;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! What a plugin is: its registry entry ([`Plugin`], [`RawPlugin`]), its
+//! client's signature ([`ClientFn`]) and the error a client reports
+//! ([`ClientError`]).
+//!
+//! Every plugin module imports these to declare its `PLUGIN`; the list of
+//! plugins lives apart, in [`crate::registry`].
+
+use std::fmt;
+use std::io;
+
+use twirl::endpoint::ClientEndpoint;
+use twirl::{DatagramProtocol, Factory, Reactor};
+
+/// The `twirl client PLUGIN ...` entry point: endpoint and the words after it.
+pub type ClientFn = fn(&ClientEndpoint, &[String]) -> Result<(), ClientError>;
+
+/// A plugin that listens on no endpoint but on a raw socket (needs root).
+pub struct RawPlugin {
+    /// Starts it on the reactor; returns what it watches, for the `listening` lines.
+    pub serve: fn(&mut Reactor) -> io::Result<Vec<String>>,
+    /// `twirl client NAME HOST [ARG]...`: takes a host, not an endpoint.
+    pub client: fn(&str, &[String]) -> Result<(), ClientError>,
+}
+
+/// One protocol plugin.
+pub struct Plugin {
+    /// The name used on the command line.
+    pub name: &'static str,
+    /// One line saying what it does.
+    pub summary: &'static str,
+    /// Which handout or RFC it answers.
+    pub lab: &'static str,
+    /// Endpoints `twirl serve` uses when none is given.
+    pub defaults: &'static [&'static str],
+    /// Builds the factory for stream (TCP and Unix) endpoints, if it speaks streams.
+    pub stream: Option<fn() -> Box<dyn Factory>>,
+    /// Builds the protocol for a UDP endpoint, if it speaks UDP.
+    pub datagram: Option<fn() -> Box<dyn DatagramProtocol>>,
+    /// Its client.
+    pub client: Option<ClientFn>,
+    /// For a raw-socket plugin: how to serve it and its client. Such a
+    /// plugin has no default endpoints, so `twirl serve` alone leaves it
+    /// out; it runs when named.
+    pub raw: Option<RawPlugin>,
+}
+
+impl Plugin {
+    /// The transports it speaks, comma-separated: `tcp,udp,unix`.
+    pub fn transports(&self) -> String {
+        let mut t = Vec::new();
+        if self.stream.is_some() {
+            t.push("tcp");
+        }
+        if self.datagram.is_some() {
+            t.push("udp");
+        }
+        if self.stream.is_some() {
+            t.push("unix");
+        }
+        if self.raw.is_some() {
+            t.push("raw");
+        }
+        t.join(",")
+    }
+
+    /// The `twirl list` line: name, transports, default endpoints, summary.
+    pub fn list_line(&self) -> String {
+        let defaults = if self.defaults.is_empty() { "-".to_string() } else { self.defaults.join(",") };
+        format!("{:<10} {:<13} {:<28} {}", self.name, self.transports(), defaults, self.summary)
+    }
+}
+
+/// A client failure: the endpoint and what went wrong, for a one-line message.
+#[derive(Debug)]
+pub struct ClientError {
+    /// The endpoint, as the user wrote it (or `-` when it does not apply).
+    pub endpoint: String,
+    /// What went wrong.
+    pub message: String,
+    /// True for a usage mistake (exit 2) rather than a runtime failure (exit 1).
+    pub usage: bool,
+}
+
+impl ClientError {
+    /// A runtime failure at `endpoint`.
+    pub fn runtime(endpoint: &ClientEndpoint, message: impl fmt::Display) -> Self {
+        ClientError { endpoint: endpoint.to_string(), message: message.to_string(), usage: false }
+    }
+
+    /// A usage mistake (bad argument).
+    pub fn usage(message: impl fmt::Display) -> Self {
+        ClientError { endpoint: String::new(), message: message.to_string(), usage: true }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.endpoint.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.endpoint, self.message)
+        }
+    }
+}
