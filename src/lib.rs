@@ -93,7 +93,7 @@ pub mod testing;
 pub mod timer;
 pub mod transport;
 
-pub use crate::core::{Config, Readiness, default_memory_budget};
+pub use crate::core::{Config, Readiness, UdpReplies, default_memory_budget};
 pub use addr::Addr;
 pub use backoff::{Backoff, Reconnecting, StopTrying};
 pub use flow::Limits;

@@ -2,14 +2,16 @@
 //! client) shares. The options a listener is opened with
 //! ([`ListenOptions`]), and the [`Policy`] built from them once: the name
 //! for logs, the buffer limits, the idle timeout, and the counts a
-//! listener's caps are checked against.
+//! listener's caps are checked against. And the [`ReplyGuard`] every UDP
+//! server socket of a reactor shares.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use crate::addr::Addr;
+use crate::core::UdpReplies;
 use crate::flow::Limits;
 
 /// Options for one listener, with documented defaults ([`ListenOptions::new`]).
@@ -121,5 +123,93 @@ impl Policy {
                 map.remove(&ip);
             }
         }
+    }
+}
+
+/// What every UDP server socket of one reactor shares: its own endpoints
+/// (never answered, or two services could answer each other forever), and
+/// a token bucket per address replied to ([`UdpReplies`]).
+#[derive(Debug)]
+pub(crate) struct ReplyGuard {
+    settings: UdpReplies,
+    own: Vec<SocketAddr>,
+    buckets: HashMap<IpAddr, Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Buckets kept at most; past it, full (idle) ones are forgotten.
+const MAX_BUCKETS: usize = 65_536;
+
+impl ReplyGuard {
+    pub(crate) fn new(settings: UdpReplies) -> Self {
+        ReplyGuard { settings, own: Vec::new(), buckets: HashMap::new() }
+    }
+
+    /// A server socket bound to `addr` joined (or left) the reactor.
+    pub(crate) fn own(&mut self, addr: SocketAddr, bound: bool) {
+        if bound {
+            self.own.push(addr);
+        } else if let Some(i) = self.own.iter().position(|a| *a == addr) {
+            self.own.swap_remove(i);
+        }
+    }
+
+    /// May a reply go to `to` now? If not, why.
+    pub(crate) fn check(&mut self, to: SocketAddr, now: Instant) -> Result<(), &'static str> {
+        if self.settings.refused_ports.contains(&to.port()) {
+            return Err("its port is a service that answers unsolicited datagrams");
+        }
+        let ip = to.ip();
+        let ours = |a: &SocketAddr| {
+            a.port() == to.port() && (a.ip() == ip || a.ip().is_unspecified() || (a.ip().is_loopback() && ip.is_loopback()))
+        };
+        if self.own.iter().any(ours) {
+            return Err("it is one of this server's own endpoints (a loop)");
+        }
+        let rate = f64::from(self.settings.per_second);
+        if rate == 0.0 || (ip.is_loopback() && !self.settings.limit_loopback) {
+            return Ok(());
+        }
+        let burst = f64::from(self.settings.burst.max(1));
+        if self.buckets.len() >= MAX_BUCKETS && !self.buckets.contains_key(&ip) {
+            self.buckets.retain(|_, b| b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst);
+        }
+        let b = self.buckets.entry(ip).or_insert(Bucket { tokens: burst, at: now });
+        b.tokens = (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate).min(burst);
+        b.at = now;
+        if b.tokens < 1.0 {
+            return Err("its address is over the reply rate");
+        }
+        b.tokens -= 1.0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_service_ports_own_endpoints_and_floods() {
+        let mut g = ReplyGuard::new(UdpReplies { per_second: 10, burst: 3, limit_loopback: false, ..UdpReplies::default() });
+        g.own("0.0.0.0:7013".parse().unwrap(), true);
+        let t0 = Instant::now();
+        assert!(g.check("192.0.2.1:7".parse().unwrap(), t0).is_err(), "echo");
+        assert!(g.check("192.0.2.1:123".parse().unwrap(), t0).is_err(), "ntp");
+        assert!(g.check("127.0.0.1:7013".parse().unwrap(), t0).is_err(), "ourselves");
+        assert!(g.check("192.0.2.1:7013".parse().unwrap(), t0).is_err(), "ourselves, bound to any");
+        let victim: SocketAddr = "192.0.2.9:40000".parse().unwrap();
+        let sent = (0..100).filter(|_| g.check(victim, t0).is_ok()).count();
+        assert_eq!(sent, 3, "a burst, then nothing");
+        assert!(g.check(victim, t0 + Duration::from_millis(100)).is_ok(), "one more after 1/rate");
+        let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        assert_eq!((0..100).filter(|_| g.check(local, t0).is_ok()).count(), 100, "loopback is not limited");
+        g.own("0.0.0.0:7013".parse().unwrap(), false);
+        assert!(g.check("127.0.0.1:7013".parse().unwrap(), t0).is_ok(), "no longer ours");
     }
 }

@@ -172,7 +172,7 @@ pub trait DatagramProtocol: 'static {
 
     /// A datagram larger than the receive limit arrived; it was not delivered.
     fn datagram_truncated(&mut self, len: usize, from: SocketAddr, t: &mut dyn DatagramTransport) {
-        log::warn!("dropped a {len}-byte datagram from {from}: larger than the receive limit");
+        log::debug!("dropped a {len}-byte datagram from {from}: larger than the receive limit");
         let _ = t;
     }
 

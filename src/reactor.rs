@@ -38,6 +38,7 @@
 //! ```
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,7 +52,7 @@ use crate::core::{Config, Core, Deferred, Repeating, TimerAction};
 use crate::dispatch::{self, SIGNALS, WAKER};
 use crate::endpoint::ServerEndpoint;
 use crate::handle::{ReactorHandle, Shared};
-use crate::policy::{ListenOptions, Policy};
+use crate::policy::{ListenOptions, Policy, ReplyGuard};
 use crate::protocol::{ClientFactory, DatagramProtocol, Factory};
 use crate::source::connector::{Client, Target};
 use crate::source::fd::FdSource;
@@ -61,6 +62,9 @@ use crate::source::udp::UdpSource;
 use crate::stats::Stats;
 use crate::timer::TimerHandle;
 use crate::transport::ConnId;
+
+/// The signals that stop the reactor gracefully once handled.
+const STOP_SIGNALS: [i32; 3] = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP];
 
 /// A `call_later` or `call_every` closure, as the core's timers hold it.
 struct OnReactor<F>(F);
@@ -89,6 +93,8 @@ pub struct Reactor {
     shared: Arc<Shared>,
     signals: Option<signal_hook_mio::v1_0::Signals>,
     on_signal: Option<SignalHook>,
+    /// What the UDP server sockets share: their endpoints, reply rates.
+    replies: Rc<RefCell<ReplyGuard>>,
 }
 
 /// What [`Reactor::handle_signals`] calls for signals other than SIGINT/SIGTERM.
@@ -106,8 +112,10 @@ impl Reactor {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let shared = Arc::new(Shared::new(poll.registry(), WAKER)?);
+        let replies = Rc::new(RefCell::new(ReplyGuard::new(config.udp_replies.clone())));
         Ok(Reactor {
             events: Events::with_capacity(config.events_capacity.max(16)),
+            replies,
             core: Core::new(registry, config),
             poll,
             shared,
@@ -196,7 +204,7 @@ impl Reactor {
         protocol: Box<dyn DatagramProtocol>,
     ) -> io::Result<SocketAddr> {
         let socket = mio::net::UdpSocket::bind(addr)?;
-        UdpSource::add(&mut self.core, socket, protocol, None)
+        UdpSource::add(&mut self.core, socket, protocol, None, Some(self.replies.clone()))
     }
 
     /// Opens a UDP socket connected to `remote` (from an ephemeral local
@@ -207,7 +215,7 @@ impl Reactor {
             if remote.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
         let socket = mio::net::UdpSocket::bind(any)?;
         socket.connect(remote)?;
-        UdpSource::add(&mut self.core, socket, Box::new(protocol), Some(remote))
+        UdpSource::add(&mut self.core, socket, Box::new(protocol), Some(remote), None)
     }
 
     /// Connects to a TCP server; the factory builds the protocol once
@@ -316,14 +324,15 @@ impl Reactor {
         ok
     }
 
-    /// Stops gracefully on SIGINT and SIGTERM; `on_other` is called on the
-    /// loop for any other signal in `extra` (SIGUSR1 for statistics, say).
+    /// Stops gracefully on SIGINT, SIGTERM and SIGHUP (a server that lost
+    /// its terminal stops the same way); `on_other` is called on the loop
+    /// for any other signal in `extra` (SIGUSR1 for statistics, say).
     pub fn handle_signals(
         &mut self,
         extra: &[i32],
         on_other: impl FnMut(i32, &mut Reactor) + 'static,
     ) -> io::Result<()> {
-        let mut wanted = vec![signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+        let mut wanted = STOP_SIGNALS.to_vec();
         wanted.extend_from_slice(extra);
         let mut signals = signal_hook_mio::v1_0::Signals::new(&wanted)?;
         self.poll.registry().register(&mut signals, SIGNALS, mio::Interest::READABLE)?;
@@ -469,7 +478,7 @@ impl Reactor {
         let pending: Vec<i32> = signals.pending().collect();
         self.signals = Some(signals);
         for sig in pending {
-            if sig == signal_hook::consts::SIGINT || sig == signal_hook::consts::SIGTERM {
+            if STOP_SIGNALS.contains(&sig) {
                 log::info!("signal {sig}: stopping");
                 self.core.stop_requested = true;
             } else if let Some(mut f) = self.on_signal.take() {

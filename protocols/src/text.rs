@@ -170,7 +170,7 @@ impl DatagramProtocol for TextDatagram {
     }
 
     fn datagram_truncated(&mut self, len: usize, from: SocketAddr, t: &mut dyn DatagramTransport) {
-        log::warn!("dropped a {len}-byte datagram from {from}: larger than the receive limit");
+        log::debug!("dropped a {len}-byte datagram from {from}: larger than the receive limit");
         t.send_to(format!("error: datagram too large ({len} bytes)").as_bytes(), from);
     }
 }

@@ -15,7 +15,8 @@
 //! - oversized: over-long lines, oversized AMF packets, JSON nested too deep,
 //!   a partial record at half-close: each must get its error line, then close;
 //! - silent: connects and says nothing (closed by the idle timeout);
-//! - non-reader: sends without reading (cut off at the hard cap);
+//! - non-reader: sends without reading (caps: cut off at the hard cap;
+//!   echo: held back by backpressure);
 //! - garbage datagrams at every UDP plugin.
 //!
 //! The report: requests served, outcomes and errors by kind, the process's
@@ -264,14 +265,31 @@ fn silent(ports: &PortMap, tally: &Tally, round: usize) {
 fn non_reader(ports: &PortMap, tally: &Tally, round: usize) {
     let plugin = ["caps", "echo"][round % 2];
     let mut s = connect(tcp(ports, plugin));
+    let _ = s.set_write_timeout(Some(Duration::from_millis(500)));
     let chunk = vec![b'n'; 64 * 1024];
-    // The server must cut it off at the 4 MiB hard cap, long before 256 MiB.
+    // caps must cut it off at the 4 MiB hard cap; echo stops reading it
+    // (backpressure), so its writes block. Either long before 256 MiB.
     for _ in 0..4096 {
-        if s.write_all(&chunk).is_err() {
-            tally.served("non-reader (cut off at the hard cap)");
-            // Each one costs the server a hard cap's worth of copying: pace them.
-            thread::sleep(Duration::from_millis(20));
-            return;
+        match s.write_all(&chunk) {
+            Ok(()) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                if plugin == "caps" {
+                    tally.error("non-reader", "caps stopped reading instead of buffering".into());
+                } else {
+                    tally.served("non-reader (held back by backpressure)");
+                }
+                return;
+            }
+            Err(_) => {
+                if plugin == "caps" {
+                    tally.served("non-reader (cut off at the hard cap)");
+                } else {
+                    tally.error("non-reader", format!("{plugin} cut off a peer instead of holding it back"));
+                }
+                // Each one costs the server a hard cap's worth of copying: pace them.
+                thread::sleep(Duration::from_millis(20));
+                return;
+            }
         }
     }
     tally.error("non-reader", format!("{plugin} took 256 MiB from a peer that never reads"));

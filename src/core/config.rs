@@ -41,7 +41,43 @@ pub struct Config {
     /// (`Stats::budget_aborts`). Default: a sixteenth of the machine's
     /// memory, at least 64 MiB and at most 512 MiB ([`default_memory_budget`]).
     pub memory_budget: usize,
+    /// What a UDP server socket will not answer ([`UdpReplies`]).
+    pub udp_replies: UdpReplies,
 }
+
+/// Which replies a UDP server socket (`Reactor::listen_udp`) refuses to
+/// send, so that one spoofed datagram cannot start a loop between two
+/// services or make this server a reflector. Sockets opened with
+/// `Reactor::connect_udp` (clients) are not limited. Refused replies are
+/// dropped, counted (`Stats::replies_refused`) and logged at debug level.
+///
+/// ```
+/// let r = twirl::UdpReplies::default();
+/// assert!(r.refused_ports.contains(&7) && r.refused_ports.contains(&123));
+/// assert_eq!((r.per_second, r.burst, r.limit_loopback), (100, 200, false));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpReplies {
+    /// Never reply to these source ports: services that answer unsolicited
+    /// datagrams (echo 7, discard 9, daytime 13, chargen 19, time 37,
+    /// NTP 123). `twirl serve` adds every plugin's default UDP port. Replies
+    /// to this reactor's own UDP endpoints are always refused too.
+    pub refused_ports: Vec<u16>,
+    /// Replies per second to one IP address (a token bucket); 0: no limit.
+    pub per_second: u32,
+    /// How many replies one address may get in a burst.
+    pub burst: u32,
+    /// Whether the rate applies to loopback addresses too. Default false:
+    /// a local client is not a spoofing victim, and benchmarks run there.
+    pub limit_loopback: bool,
+}
+
+impl Default for UdpReplies {
+    fn default() -> Self {
+        UdpReplies { refused_ports: vec![7, 9, 13, 19, 37, 123], per_second: 100, burst: 200, limit_loopback: false }
+    }
+}
+
 
 /// The default [`Config::memory_budget`]: a sixteenth of physical memory,
 /// clamped to 64 MiB..=512 MiB (64 MiB if the size cannot be read).
@@ -68,6 +104,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(2),
             events_capacity: 1024,
             memory_budget: default_memory_budget(),
+            udp_replies: UdpReplies::default(),
         }
     }
 }

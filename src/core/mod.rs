@@ -28,7 +28,7 @@ use crate::stats::Stats;
 use crate::timer::{TimerHandle, TimerQueue};
 use crate::transport::{ConnId, Disconnect, Transport};
 
-pub use config::{Config, Readiness, default_memory_budget};
+pub use config::{Config, Readiness, UdpReplies, default_memory_budget};
 pub(crate) use context::{CoreCx, Host};
 
 /// What a source answers after handling something: stay in its slot, or

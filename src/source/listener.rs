@@ -14,7 +14,7 @@
 
 use std::io;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::core::{Core, CoreCx, Fate, Host, Readiness, Source, TimerKind};
 use crate::guard::guarded;
@@ -29,8 +29,14 @@ pub(crate) struct ListenerSource {
     policy: Rc<Policy>,
     /// The current back-off delay while descriptors are exhausted.
     backoff: Option<Duration>,
+    /// Refusals not yet reported, and when the last report was: refusals
+    /// are logged at info, at most once a second.
+    unreported: u64,
+    reported_at: Option<Instant>,
 }
 
+/// Refusals are logged at most this often.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -52,7 +58,8 @@ impl ListenerSource {
             return Err(e);
         }
         let policy = Rc::new(Policy::listener(opts));
-        core.put_back(token, Box::new(ListenerSource { sock, factory, policy, backoff: None }));
+        let listener = ListenerSource { sock, factory, policy, backoff: None, unreported: 0, reported_at: None };
+        core.put_back(token, Box::new(listener));
         Ok(token)
     }
 
@@ -67,7 +74,14 @@ impl ListenerSource {
                     }
                     if let Err(why) = self.policy.admit(&peer) {
                         core.stats.refused += 1;
-                        log::debug!("{name}: refused {peer}: {why}");
+                        self.unreported += 1;
+                        if self.reported_at.is_none_or(|at| core.now.saturating_duration_since(at) >= REPORT_EVERY) {
+                            let more = self.unreported - 1;
+                            let more = if more > 0 { format!(" ({more} more refused since the last report)") } else { String::new() };
+                            log::info!("{name}: refused {peer}: {why}{more}");
+                            self.unreported = 0;
+                            self.reported_at = Some(core.now);
+                        }
                         continue; // dropping the stream closes it at once
                     }
                     let protocol = match guarded(|| self.factory.build_protocol(&peer)) {

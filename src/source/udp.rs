@@ -6,7 +6,9 @@
 //! full, datagrams wait in a bounded queue until the socket is writable;
 //! past the bound they are dropped and counted.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
@@ -15,6 +17,7 @@ use mio::net::UdpSocket;
 
 use crate::core::{Core, CoreCx, Fate, Readiness, Source, TimerKind};
 use crate::guard::guarded;
+use crate::policy::ReplyGuard;
 use crate::protocol::DatagramProtocol;
 use crate::stats::Stats;
 use crate::transport::{ConnId, DatagramTransport};
@@ -27,6 +30,9 @@ pub(crate) struct UdpSource {
 struct UdpIo {
     token: u64,
     socket: UdpSocket,
+    /// A server socket's guard against loops and reflection (none for clients).
+    guard: Option<Rc<RefCell<ReplyGuard>>>,
+    local: SocketAddr,
     queue: VecDeque<(Box<[u8]>, SocketAddr)>,
     queue_limit: usize,
     dropped: u64,
@@ -104,6 +110,13 @@ impl DatagramTransport for UdpCtx<'_> {
         ConnId(self.io.token)
     }
     fn send_to(&mut self, data: &[u8], to: SocketAddr) -> bool {
+        if let Some(guard) = &self.io.guard
+            && let Err(why) = guard.borrow_mut().check(to, self.cx.core.now)
+        {
+            self.cx.core.stats.replies_refused += 1;
+            log::debug!("{} did not send {} B to {to}: {why}", ConnId(self.io.token), data.len());
+            return false;
+        }
         self.io.send_to(data, to, &mut self.cx.core.stats)
     }
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -148,16 +161,20 @@ fn call(
     }
 }
 
-/// Datagrams handled per socket per turn before others get theirs.
+/// Datagrams handled per socket per turn before others get theirs; also
+/// bounded by [`crate::Config::read_budget`] bytes, so that a flood of large
+/// datagrams cannot hold a turn for long.
 const DATAGRAM_BUDGET: usize = 256;
 
 impl UdpSource {
-    /// Registers a bound socket in the loop and calls `started`.
+    /// Registers a bound socket in the loop and calls `started`. A server
+    /// socket (not `connected`) replies only as `guard` allows.
     pub(crate) fn add(
         core: &mut Core,
         mut socket: UdpSocket,
         mut protocol: Box<dyn DatagramProtocol>,
         connected: Option<SocketAddr>,
+        guard: Option<Rc<RefCell<ReplyGuard>>>,
     ) -> io::Result<SocketAddr> {
         let local = socket.local_addr()?;
         let token = core.reserve();
@@ -171,8 +188,11 @@ impl UdpSource {
             Some(peer) => log::debug!("{} udp {local} connected to {peer}", ConnId(token)),
             None => log::debug!("{} udp listening on {local}", ConnId(token)),
         }
-        let mut io =
-            UdpIo { token, socket, queue: VecDeque::new(), queue_limit: core.config.udp_send_queue, dropped: 0 };
+        if let Some(g) = &guard {
+            g.borrow_mut().own(local, true);
+        }
+        let queue_limit = core.config.udp_send_queue;
+        let mut io = UdpIo { token, socket, guard, local, queue: VecDeque::new(), queue_limit, dropped: 0 };
         call(&mut *protocol, &mut io, core, token, |p, t| p.started(t));
         core.put_back(token, Box::new(UdpSource { protocol, io }));
         Ok(local)
@@ -190,14 +210,17 @@ impl Source for UdpSource {
             let mut buf = std::mem::take(&mut core.read_buf);
             let limit = core.config.max_datagram.min(buf.len());
             let mut budget_spent = true;
+            let mut bytes = 0;
             for _ in 0..DATAGRAM_BUDGET {
                 match io.recv(&mut buf[..limit]) {
                     Ok((n, from)) if n > limit => {
                         core.stats.datagrams_dropped += 1;
+                        bytes += limit;
                         call(protocol, io, core, token, |p, t| p.datagram_truncated(n, from, t));
                     }
                     Ok((n, from)) => {
                         core.stats.datagrams_in += 1;
+                        bytes += n;
                         log::trace!(target: "twirl::loop", "{} datagram {n} B from {from}", ConnId(token));
                         call(protocol, io, core, token, |p, t| p.datagram_received(&buf[..n], from, t));
                     }
@@ -215,6 +238,9 @@ impl Source for UdpSource {
                         budget_spent = false;
                         break;
                     }
+                }
+                if bytes >= core.config.read_budget {
+                    break;
                 }
             }
             core.read_buf = buf;
@@ -235,6 +261,9 @@ impl Source for UdpSource {
     /// Flushes what is queued, tells the protocol, and leaves the loop.
     fn stop(&mut self, core: &mut Core, token: u64) -> Fate {
         self.io.flush(&mut core.stats);
+        if let Some(g) = &self.io.guard {
+            g.borrow_mut().own(self.io.local, false);
+        }
         if let Err(e) = guarded(|| self.protocol.stopped(&mut CoreCx { core, token })) {
             core.stats.panics += 1;
             log::error!("{} udp: in stopped: {e}", ConnId(token));

@@ -14,6 +14,7 @@
 //! from `twirl-lab`; this crate is the command line around them.
 
 mod cat;
+mod log_pipe;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -55,6 +56,15 @@ enum Command {
         /// loopback, 64 on any other interface.
         #[arg(long, value_name = "N")]
         max_per_peer: Option<usize>,
+        /// Bytes of output all connections may hold buffered together, in
+        /// MiB; past it the biggest holders are cut off. Default: a
+        /// sixteenth of the machine's memory, 64 to 512 MiB.
+        #[arg(long, value_name = "MIB")]
+        memory_budget: Option<f64>,
+        /// UDP replies per second to one address (0: no limit; loopback is
+        /// not limited).
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        reply_rate: u32,
         /// PLUGIN or PLUGIN@ENDPOINT (tcp:PORT[:interface=ADDR], udp:PORT[:interface=ADDR], unix:PATH).
         specs: Vec<String>,
     },
@@ -109,10 +119,10 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::List => list(),
-        Command::Serve { trace, stats, idle_timeout, max_conns, max_per_peer, specs } => {
-            match serve_limits(idle_timeout, max_conns, max_per_peer) {
-                Ok(limits) => serve(trace, stats, &limits, &specs),
-                Err(e) => Err(e),
+        Command::Serve { trace, stats, idle_timeout, max_conns, max_per_peer, memory_budget, reply_rate, specs } => {
+            match (serve_limits(idle_timeout, max_conns, max_per_peer), config(memory_budget, reply_rate)) {
+                (Ok(limits), Ok(config)) => serve(trace, stats, config, &limits, &specs),
+                (Err(e), _) | (_, Err(e)) => Err(e),
             }
         }
         Command::Client { plugin, endpoint, args } => client(&plugin, &endpoint, &args),
@@ -134,7 +144,50 @@ fn main() -> ExitCode {
 
 fn init_logging(default: &str) {
     let env = env_logger::Env::default().default_filter_or(default);
-    env_logger::Builder::from_env(env).format_timestamp_millis().init();
+    let mut builder = env_logger::Builder::from_env(env);
+    builder.format_timestamp_millis();
+    // Never block the loop on stderr (a pipe nobody reads): a bounded queue.
+    if let Ok(pipe) = log_pipe::LogPipe::spawn() {
+        builder.target(env_logger::Target::Pipe(Box::new(pipe)));
+    }
+    builder.init();
+}
+
+/// Seconds from a flag: finite, at least 0 (or above 0 if `zero` is not
+/// allowed), and small enough for a `Duration`.
+fn seconds(flag: &str, value: f64, zero: bool) -> Result<Duration, Failure> {
+    let bad = |why: &str| Failure::Usage(format!("{flag} '{value}': {why}"));
+    if !value.is_finite() || value < 0.0 || (!zero && value == 0.0) {
+        return Err(bad(if zero { "expected seconds, 0 or more" } else { "expected a number of seconds above 0" }));
+    }
+    // A century is more than any timeout needs, and far from overflowing.
+    const MAX: f64 = 100.0 * 365.0 * 86_400.0;
+    if value > MAX {
+        return Err(bad("too large (at most 100 years)"));
+    }
+    Duration::try_from_secs_f64(value).map_err(|_| bad("out of range"))
+}
+
+/// The reactor's configuration from `twirl serve`'s flags.
+fn config(memory_budget: Option<f64>, reply_rate: u32) -> Result<Config, Failure> {
+    let mut config = Config::default();
+    if let Some(mib) = memory_budget {
+        if !(mib.is_finite() && mib >= 1.0 && mib <= 1024.0 * 1024.0) {
+            return Err(Failure::Usage(format!("--memory-budget '{mib}': expected MiB, from 1 to 1048576")));
+        }
+        config.memory_budget = (mib * 1024.0 * 1024.0) as usize;
+    }
+    config.udp_replies.per_second = reply_rate;
+    // Never answer another twirl plugin's default UDP port (a loop
+    // between two servers, on this host or another).
+    for p in PLUGINS {
+        for d in p.defaults {
+            if let Ok(twirl::endpoint::ServerEndpoint::Udp(a)) = d.parse() {
+                config.udp_replies.refused_ports.push(a.port());
+            }
+        }
+    }
+    Ok(config)
 }
 
 fn list() -> Result<(), Failure> {
@@ -146,12 +199,10 @@ fn list() -> Result<(), Failure> {
 }
 
 fn serve_limits(idle: f64, max_conns: usize, max_per_peer: Option<usize>) -> Result<serve::ServeLimits, Failure> {
-    if !(idle.is_finite() && idle >= 0.0) {
-        return Err(Failure::Usage(format!("--idle-timeout '{idle}': expected seconds, 0 or more")));
-    }
+    let idle = seconds("--idle-timeout", idle, true)?;
     let cap = |n: usize| (n > 0).then_some(n);
     Ok(serve::ServeLimits {
-        idle_timeout: (idle > 0.0).then(|| Duration::from_secs_f64(idle)),
+        idle_timeout: (!idle.is_zero()).then_some(idle),
         max_connections: cap(max_conns),
         max_per_peer: match max_per_peer {
             Some(0) => Some(usize::MAX),
@@ -160,21 +211,21 @@ fn serve_limits(idle: f64, max_conns: usize, max_per_peer: Option<usize>) -> Res
     })
 }
 
-fn serve(trace: bool, stats: Option<f64>, limits: &serve::ServeLimits, words: &[String]) -> Result<(), Failure> {
+fn serve(
+    trace: bool,
+    stats: Option<f64>,
+    config: Config,
+    limits: &serve::ServeLimits,
+    words: &[String],
+) -> Result<(), Failure> {
     if trace && std::env::var_os("RUST_LOG").is_none() {
         init_logging("info,twirl=trace");
     } else {
         init_logging("info");
     }
     let specs = serve::parse_specs(words).map_err(Failure::Usage)?;
-    let stats_every = match stats {
-        Some(s) if !(s.is_finite() && s > 0.0) => {
-            return Err(Failure::Usage(format!("--stats '{s}': expected a number of seconds above 0")));
-        }
-        Some(s) => Some(Duration::from_secs_f64(s)),
-        None => None,
-    };
-    let mut reactor = Reactor::with_config(Config::default())
+    let stats_every = stats.map(|s| seconds("--stats", s, false)).transpose()?;
+    let mut reactor = Reactor::with_config(config)
         .map_err(|e| Failure::Runtime(format!("cannot start the reactor: {e}")))?;
     let mut out = std::io::stdout().lock();
     for spec in &specs {

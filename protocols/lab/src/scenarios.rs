@@ -153,6 +153,9 @@ struct Watched {
 }
 
 impl Protocol for Watched {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        self.inner.connection_made(t);
+    }
     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
         self.inner.data_received(data, t);
     }

@@ -14,9 +14,14 @@
 //! what the kernel buffers hold), and it drains as soon as the client starts
 //! reading. That memory is the price of not deadlocking, and it is bounded:
 //! past the buffer's hard cap (64 MiB by default, `twirl::Limits`) the
-//! connection is aborted with a logged reason. `pause_writing` is called at
-//! the high-water mark (64 KiB) but `caps` deliberately keeps reading:
-//! pausing the reader here is exactly what deadlocks the blocking server.
+//! connection is aborted with a logged reason, and past the reactor's memory
+//! budget the connections holding the most are. `pause_writing` is called
+//! at the high-water mark (64 KiB) but `caps` deliberately keeps reading: it
+//! turns off the backpressure every other plugin has (which stops reading a
+//! connection whose output waits above the mark), because against this
+//! client that is exactly what deadlocks the blocking server. Backpressure
+//! bounds memory and deadlocks against a client that sends everything
+//! before it reads; buffering avoids the deadlock at a memory price.
 //!
 //! ```text
 //! $ twirl client caps tcp:127.0.0.1:7108 hello world
@@ -38,6 +43,12 @@ use crate::plugin::{ClientError, Plugin};
 pub struct Caps;
 
 impl Protocol for Caps {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        // Keep reading while the echo waits: the lab's client reads nothing
+        // until it has sent everything.
+        t.set_backpressure(false);
+    }
+
     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
         let mut buf = [0u8; 4096];
         for chunk in data.chunks(buf.len()) {

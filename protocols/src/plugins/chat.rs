@@ -14,6 +14,12 @@
 //! [`BACKLOG_CAP`] the member is disconnected, the reason logged and the
 //! departure announced.
 //!
+//! Arrivals and departures cost each member O(1), even in a burst of
+//! thousands (each one told to everyone would be O(n²)): the room announces
+//! at most [`ANNOUNCE_PER_SEC`] of them one by one each second; past that it
+//! counts them, and says `* 37 more joined, 12 more left` at most a second
+//! later. Members are indexed by id, so a departure costs O(1) too.
+//!
 //! ```text
 //! $ twirl cat tcp:127.0.0.1:7107          (or nc 127.0.0.1 7107)
 //! * you are 127.0.0.1:50312; 1 other here
@@ -22,7 +28,9 @@
 //! ```
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use twirl::endpoint::ClientEndpoint;
 use twirl::line::{LineHandler, LineReceiver, Lines};
@@ -36,13 +44,95 @@ pub const BACKLOG_CAP: usize = 256 * 1024;
 /// Longest line accepted.
 pub const MAX_LINE: usize = 4096;
 
+/// Arrivals and departures announced one by one per second, at most.
+pub const ANNOUNCE_PER_SEC: u32 = 20;
+/// The timer tag of the summary of unannounced arrivals and departures.
+const SUMMARY: u64 = 1;
+
 /// Everyone in the room.
 #[derive(Default)]
 pub struct Room {
     members: Vec<(ConnId, String)>,
+    /// Where each member is in `members`.
+    index: HashMap<ConnId, usize>,
+    /// The current one-second window, and the announcements made in it.
+    window: Option<Instant>,
+    announced: u32,
+    /// Arrivals and departures not announced one by one yet.
+    unannounced: (u32, u32),
+    /// The member whose timer will announce them.
+    summary_by: Option<ConnId>,
 }
 
 impl Room {
+    /// Adds a member.
+    pub fn join(&mut self, id: ConnId, label: String) {
+        self.index.insert(id, self.members.len());
+        self.members.push((id, label));
+    }
+
+    /// Removes a member, in O(1).
+    fn leave(&mut self, id: ConnId) {
+        let Some(i) = self.index.remove(&id) else { return };
+        self.members.swap_remove(i);
+        if let Some((moved, _)) = self.members.get(i) {
+            self.index.insert(*moved, i);
+        }
+    }
+
+    /// How many are here.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// True when nobody is here.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Announces an arrival (`joined`) or a departure to everyone but
+    /// `from`, unless this second's announcements are used up: then it is
+    /// counted for the summary. Returns false when it was only counted.
+    fn announce(&mut self, from: ConnId, line: &str, joined: bool, now: Instant, cx: &mut dyn Context) -> bool {
+        if self.window.is_none_or(|w| now.saturating_duration_since(w) >= Duration::from_secs(1)) {
+            self.window = Some(now);
+            self.announced = 0;
+        }
+        if self.announced >= ANNOUNCE_PER_SEC {
+            if joined {
+                self.unannounced.0 += 1;
+            } else {
+                self.unannounced.1 += 1;
+            }
+            return false;
+        }
+        self.announced += 1;
+        let mut msg = self.take_summary();
+        msg.push_str(line);
+        self.broadcast(from, msg.as_bytes(), cx);
+        true
+    }
+
+    /// The summary line of what was not announced (empty if nothing).
+    fn take_summary(&mut self) -> String {
+        let (joined, left) = std::mem::take(&mut self.unannounced);
+        match (joined, left) {
+            (0, 0) => String::new(),
+            (j, 0) => format!("* {j} more joined\n"),
+            (0, l) => format!("* {l} more left\n"),
+            (j, l) => format!("* {j} more joined, {l} more left\n"),
+        }
+    }
+
+    /// Tells everyone what was counted and not announced.
+    fn announce_summary(&mut self, cx: &mut dyn Context) {
+        self.summary_by = None;
+        let msg = self.take_summary();
+        if !msg.is_empty() {
+            self.broadcast(ConnId::from_raw(0), msg.as_bytes(), cx);
+        }
+    }
+
     /// Sends `msg` to every member but `from`, disconnecting members whose
     /// backlog passed the cap.
     fn broadcast(&self, from: ConnId, msg: &[u8], cx: &mut dyn Context) {
@@ -80,16 +170,25 @@ impl Chat {
 impl LineHandler for Chat {
     fn connection_made(&mut self, t: &mut Lines<'_>) {
         let label = t.peer_addr().to_string();
-        let (id, others) = {
-            let mut room = self.room.borrow_mut();
-            let others = room.members.len();
-            room.members.push((t.id(), label.clone()));
-            (t.id(), others)
-        };
+        let id = t.id();
+        let others = self.room.borrow().len();
+        self.room.borrow_mut().join(id, label.clone());
         let s = if others == 1 { "" } else { "s" };
         t.write(format!("* you are {label}; {others} other{s} here\n").as_bytes());
-        self.room.borrow().broadcast(id, format!("* {label} joined\n").as_bytes(), &mut **t);
+        let now = t.now();
+        let mut room = self.room.borrow_mut();
+        if !room.announce(id, &format!("* {label} joined\n"), true, now, &mut **t) && room.summary_by.is_none() {
+            room.summary_by = Some(id);
+            t.call_later(Duration::from_secs(1), SUMMARY);
+        }
+        drop(room);
         self.me = Some((id, label));
+    }
+
+    fn timer_fired(&mut self, tag: u64, t: &mut Lines<'_>) {
+        if tag == SUMMARY {
+            self.room.borrow_mut().announce_summary(&mut **t);
+        }
     }
 
     fn line_received(&mut self, line: &[u8], t: &mut Lines<'_>) {
@@ -105,9 +204,19 @@ impl LineHandler for Chat {
 
     fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
         let Some((id, label)) = self.me.take() else { return };
-        self.room.borrow_mut().members.retain(|(m, _)| *m != id);
-        log::info!("chat: {label} left ({reason})");
-        self.room.borrow().broadcast(id, format!("* {label} left\n").as_bytes(), cx);
+        let mut room = self.room.borrow_mut();
+        room.leave(id);
+        log::debug!("chat: {label} left ({reason})");
+        let now = cx.now();
+        let announced = room.announce(id, &format!("* {label} left\n"), false, now, cx);
+        // This member's summary timer dies with it: whoever holds a
+        // summary to tell, it is told now, or by the next to be counted.
+        if room.summary_by == Some(id) {
+            room.summary_by = None;
+            if !announced {
+                room.announce_summary(cx);
+            }
+        }
     }
 }
 
@@ -149,7 +258,7 @@ mod tests {
     fn lines_go_to_the_others_with_the_sender_address() {
         let room = Rc::new(RefCell::new(Room::default()));
         let other = ConnId::from_raw(77);
-        room.borrow_mut().members.push((other, "127.0.0.1:7".into()));
+        room.borrow_mut().join(other, "127.0.0.1:7".into());
         let mut h = member(&room);
         h.cx.buffered_of.insert(other, 0);
         h.connect();
@@ -162,19 +271,46 @@ mod tests {
         h.feed_eof();
         assert!(h.is_closed());
         assert_eq!(h.cx.writes_to.last().unwrap().1, b"* 127.0.0.1:50000 left\n");
-        assert_eq!(room.borrow().members.len(), 1);
+        assert_eq!(room.borrow().len(), 1);
     }
 
     #[test]
     fn a_member_that_does_not_read_is_disconnected_not_buffered_forever() {
         let room = Rc::new(RefCell::new(Room::default()));
         let stuck = ConnId::from_raw(9);
-        room.borrow_mut().members.push((stuck, "127.0.0.1:9".into()));
+        room.borrow_mut().join(stuck, "127.0.0.1:9".into());
         let mut h = member(&room);
         h.cx.buffered_of.insert(stuck, BACKLOG_CAP - 30);
         h.connect();
         assert!(h.cx.aborted_others.is_empty(), "the 25-byte join notice fits");
         h.feed(b"this line does not fit\n");
         assert_eq!(h.cx.aborted_others, vec![stuck]);
+    }
+
+    #[test]
+    fn a_burst_of_arrivals_costs_each_member_o1() {
+        let room = Rc::new(RefCell::new(Room::default()));
+        let first = ConnId::from_raw(5);
+        room.borrow_mut().join(first, "127.0.0.1:5".into());
+        let mut members = Vec::new();
+        for i in 0..200u16 {
+            let mut h = member(&room).with_peer(Addr::Inet(([127, 0, 0, 1], 10_000 + i).into()));
+            h.cx.buffered_of.insert(first, 0);
+            h.connect();
+            members.push(h);
+        }
+        let to_first: usize = members.iter().map(|h| h.cx.writes_to.iter().filter(|(id, _)| *id == first).count()).sum();
+        assert_eq!(to_first, ANNOUNCE_PER_SEC as usize, "one by one up to the rate, then counted");
+        // A second later the summary comes, from the first member counted.
+        for h in &mut members {
+            h.advance(Duration::from_secs(1));
+        }
+        let summary: Vec<String> = members
+            .iter()
+            .flat_map(|h| h.cx.writes_to.iter().filter(|(id, _)| *id == first))
+            .map(|(_, d)| String::from_utf8_lossy(d).into_owned())
+            .filter(|l| l.contains("more"))
+            .collect();
+        assert_eq!(summary, ["* 180 more joined\n"]);
     }
 }

@@ -178,11 +178,11 @@ pub fn answer(input: &[u8], from: &dyn std::fmt::Display) -> String {
     match decode(input) {
         Ok(map) => {
             let text = canonical(&Value::Object(map));
-            log::info!("json from {from}: {text}");
+            log::debug!("json from {from}: {text}");
             text
         }
         Err(e) => {
-            log::warn!("json from {from}: {e}");
+            log::debug!("json from {from}: {e}");
             error_reply(&e)
         }
     }
@@ -200,7 +200,7 @@ impl DatagramProtocol for JsonUdp {
 
     fn datagram_truncated(&mut self, len: usize, from: SocketAddr, t: &mut dyn DatagramTransport) {
         let e = format!("datagram too large: {len} bytes is over the receive limit, so it was not parsed");
-        log::warn!("json from {from}: {e}");
+        log::debug!("json from {from}: {e}");
         t.send_to(error_reply(&e).as_bytes(), from);
     }
 }
@@ -217,7 +217,7 @@ impl LineHandler for JsonLines {
 
     fn line_too_long(&mut self, len: usize, t: &mut Lines<'_>) {
         let e = format!("line too long: {len} bytes seen, the limit is {}", t.max_line_length());
-        log::warn!("json from {}: {e}", t.peer_addr());
+        log::debug!("json from {}: {e}", t.peer_addr());
         let mut reply = error_reply(&e).into_bytes();
         reply.push(b'\n');
         t.write(&reply);

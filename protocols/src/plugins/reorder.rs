@@ -93,7 +93,7 @@ impl DatagramProtocol for Reorder {
                 log::debug!("reorder from {from}: answering to {to}");
                 t.send_to(&reorder(data), to);
             }
-            None => log::warn!("reorder from {from}: port {} has no port + 1; dropped", from.port()),
+            None => log::debug!("reorder from {from}: port {} has no port + 1; dropped", from.port()),
         }
     }
 }

@@ -149,7 +149,7 @@ impl StructServer {
         for b in record {
             let _ = write!(hex, "{b:02x} ");
         }
-        log::info!("{}: record {}-> {}", t.peer_addr(), hex, text.trim_end().replace('\n', ", "));
+        log::debug!("{}: record {}-> {}", t.peer_addr(), hex, text.trim_end().replace('\n', ", "));
         t.write(text.as_bytes());
     }
 }
@@ -176,7 +176,7 @@ impl Protocol for StructServer {
     fn read_eof(&mut self, t: &mut dyn Transport) {
         if !self.partial.is_empty() {
             let n = self.partial.len();
-            log::info!("{}: stream ended inside a record ({n} of {RECORD_LEN} bytes)", t.peer_addr());
+            log::debug!("{}: stream ended inside a record ({n} of {RECORD_LEN} bytes)", t.peer_addr());
             let msg = format!(
                 "error: the stream ended inside a record: {n} byte{} left over, a record is {RECORD_LEN} (u16 u32 i16 i32)\n",
                 if n == 1 { "" } else { "s" }

@@ -91,6 +91,9 @@ use codec::{DecodeError, Header, Limits, Message, Packet, Value, decode_packet, 
 /// How long a decode waits for the buffer to grow before retrying anyway.
 pub const RETRY_AFTER: Duration = Duration::from_millis(20);
 
+/// The longest the forced retry waits, after doubling.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// The timer tag of that retry.
 const RETRY_TAG: u64 = 0;
 
@@ -103,7 +106,13 @@ pub struct AmfServer {
     /// The buffer length at the last decode attempt (0 after a packet).
     tried_at: usize,
     retry: Option<TimerHandle>,
+    /// The delay before the next forced retry: doubles (up to
+    /// [`MAX_RETRY_AFTER`]) while a packet stays incomplete, so a client
+    /// that trickles a large packet a byte at a time costs a few decodes a
+    /// second, not one per byte or per retry.
+    retry_after: Duration,
     packets: u64,
+    decodes: u64,
     failed: bool,
 }
 
@@ -115,12 +124,27 @@ impl AmfServer {
 
     /// A server with the given limits.
     pub fn with_limits(limits: Limits) -> Self {
-        AmfServer { buf: Vec::new(), limits, need: 0, tried_at: 0, retry: None, packets: 0, failed: false }
+        AmfServer {
+            buf: Vec::new(),
+            limits,
+            need: 0,
+            tried_at: 0,
+            retry: None,
+            retry_after: RETRY_AFTER,
+            packets: 0,
+            decodes: 0,
+            failed: false,
+        }
     }
 
     /// Packets answered so far on this connection.
     pub fn packets(&self) -> u64 {
         self.packets
+    }
+
+    /// Decode attempts so far (complete or not).
+    pub fn decodes(&self) -> u64 {
+        self.decodes
     }
 
     /// Decodes and answers as many packets as the buffer holds. Unless
@@ -133,15 +157,16 @@ impl AmfServer {
             let grown = self.buf.len() >= self.tried_at + self.tried_at / 4;
             if !forced && !grown && self.buf.len() < self.limits.max_packet {
                 if self.retry.is_none_or(|h| !t.timer_active(h)) {
-                    self.retry = Some(t.call_later(RETRY_AFTER, RETRY_TAG));
+                    self.retry = Some(t.call_later(self.retry_after, RETRY_TAG));
                 }
                 return;
             }
+            self.decodes += 1;
             match decode_packet(&self.buf, &self.limits) {
                 Ok((packet, used)) => {
                     self.packets += 1;
                     let line = json::packet_to_json(&packet);
-                    log::info!(
+                    log::debug!(
                         "{}: packet {} of {used} bytes, version {}, {} header(s), {} message(s)",
                         t.peer_addr(),
                         self.packets,
@@ -154,6 +179,7 @@ impl AmfServer {
                     self.buf.drain(..used);
                     self.need = 0;
                     self.tried_at = 0;
+                    self.retry_after = RETRY_AFTER;
                 }
                 Err(DecodeError::Incomplete { needed }) => {
                     self.need = needed;
@@ -166,7 +192,7 @@ impl AmfServer {
     }
 
     fn fail(&mut self, t: &mut dyn Transport, offset: usize, problem: &str) {
-        log::info!("{}: malformed packet at byte {offset}: {problem}; closing", t.peer_addr());
+        log::debug!("{}: malformed packet at byte {offset}: {problem}; closing", t.peer_addr());
         t.write(format!("error: at byte {offset}: {problem}\n").as_bytes());
         t.lose_connection();
         self.failed = true;
@@ -202,7 +228,14 @@ impl Protocol for AmfServer {
     fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {
         if tag == RETRY_TAG {
             self.retry = None;
-            self.pump(t, true);
+            // Nothing new since the last try: nothing to retry.
+            if self.buf.len() > self.tried_at {
+                let before = self.packets;
+                self.pump(t, true);
+                if self.packets == before {
+                    self.retry_after = (self.retry_after * 2).min(MAX_RETRY_AFTER);
+                }
+            }
         }
     }
 }
@@ -333,6 +366,28 @@ mod tests {
         // ...until the retry.
         h.advance(Duration::from_millis(1));
         assert_eq!(h.take_text(), format!("{SAMPLE_JSON}\n"));
+    }
+
+    #[test]
+    fn a_packet_trickled_a_byte_at_a_time_is_not_decoded_again_for_each_byte() {
+        // 1,500 small properties (about 30 KB): the decoder learns how much
+        // more it needs one property at a time.
+        let props: Vec<(String, Value)> = (0..1500).map(|i| (format!("key{i:05}"), Value::Number(i as f64))).collect();
+        let message = Message { target: "t".into(), response: "/1".into(), value: Value::Object(props) };
+        let b = encode_packet(&Packet { version: 0, headers: vec![], messages: vec![message] }).expect("encode");
+        assert!(b.len() > 25_000, "{}", b.len());
+        let mut h = Harness::new(AmfServer::new());
+        h.connect();
+        for byte in b.chunks(1) {
+            h.feed(byte);
+            h.advance(Duration::from_millis(10));
+        }
+        h.advance(MAX_RETRY_AFTER);
+        assert!(h.take_text().starts_with('{'), "the packet was answered");
+        // One decode per 25% of growth and a few a second from the retry
+        // timer, not one per byte or per 20 ms retry (about 15,000 then).
+        let decodes = h.protocol.decodes();
+        assert!(decodes < 600, "{decodes} decodes of a {}-byte packet", b.len());
     }
 
     #[test]
