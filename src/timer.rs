@@ -35,6 +35,11 @@ pub struct TimerHandle {
 }
 
 struct Slot<T> {
+    /// The slot's generation; the [`FREE`] bit is set while no timer holds
+    /// it, so no handle matches a free slot. Kept while free: a handle is
+    /// never valid for a later timer in the same slot. A slot whose
+    /// generation reaches [`LAST_GENERATION`] is retired (never reused)
+    /// instead of wrapping, so no handle is ever given twice.
     generation: u32,
     /// Sequence number of this timer's live heap entry; older entries are stale.
     seq: u32,
@@ -47,6 +52,11 @@ struct Slot<T> {
 /// scheduled, then the slot. 16 bytes.
 type Entry = Reverse<(u64, u32, u32)>;
 
+/// Marks a free slot's generation.
+const FREE: u32 = 1 << 31;
+/// The last generation a slot is given before it is retired.
+const LAST_GENERATION: u32 = FREE - 1;
+
 /// A priority queue of timers carrying actions of type `T`.
 ///
 /// Memory per pending timer: a 16-byte heap entry and a slot of 8 bytes plus
@@ -55,13 +65,8 @@ type Entry = Reverse<(u64, u32, u32)>;
 pub struct TimerQueue<T> {
     base: Instant,
     heap: BinaryHeap<Entry>,
-    slots: Vec<Option<Slot<T>>>,
+    slots: Vec<Slot<T>>,
     free: Vec<u32>,
-    /// Each slot's generation, kept while the slot is free: a handle is
-    /// never valid for a later timer in the same slot. A slot whose
-    /// generation reaches `u32::MAX` is retired (never reused) instead of
-    /// wrapping, so no handle is ever reused.
-    generations: Vec<u32>,
     intervals: HashMap<u32, u64>,
     /// Wraps after 2^32 schedulings; a stale entry would have to survive
     /// that many (compaction drops stale entries long before) to be mistaken.
@@ -77,7 +82,6 @@ impl<T> TimerQueue<T> {
             heap: BinaryHeap::new(),
             slots: Vec::new(),
             free: Vec::new(),
-            generations: Vec::new(),
             intervals: HashMap::new(),
             next_seq: 0,
             live: 0,
@@ -100,16 +104,14 @@ impl<T> TimerQueue<T> {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
-                self.slots.push(None);
-                self.generations.push(0);
+                self.slots.push(Slot { generation: FREE, seq: 0, action: None });
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 timers")
             }
         };
         let deadline = self.ns(now).saturating_add(dur_ns(delay));
         let seq = self.push(deadline, index);
-        // Free slots never hold u32::MAX (see `release`), so this cannot wrap.
-        let generation = self.generations[index as usize] + 1;
-        self.generations[index as usize] = generation;
+        // Free slots never hold LAST_GENERATION (see `release`): no wrap.
+        let generation = (self.slots[index as usize].generation & !FREE) + 1;
         match interval {
             // A zero interval still advances (by 1 ns), so a repeat cannot spin.
             Some(i) => {
@@ -121,17 +123,17 @@ impl<T> TimerQueue<T> {
             }
             None => {}
         }
-        self.slots[index as usize] = Some(Slot { generation, seq, action: Some(action) });
+        self.slots[index as usize] = Slot { generation, seq, action: Some(action) };
         self.live += 1;
         TimerHandle { index, generation }
     }
 
     fn slot(&self, h: TimerHandle) -> Option<&Slot<T>> {
-        self.slots.get(h.index as usize)?.as_ref().filter(|s| s.generation == h.generation)
+        self.slots.get(h.index as usize).filter(|s| s.generation == h.generation)
     }
 
     fn slot_mut(&mut self, h: TimerHandle) -> Option<&mut Slot<T>> {
-        self.slots.get_mut(h.index as usize)?.as_mut().filter(|s| s.generation == h.generation)
+        self.slots.get_mut(h.index as usize).filter(|s| s.generation == h.generation)
     }
 
     /// True while the timer is scheduled (a repeating timer stays active until cancelled).
@@ -147,11 +149,10 @@ impl<T> TimerQueue<T> {
         if self.slot(h).is_none() {
             return false;
         }
-        self.slots[h.index as usize] = None;
+        self.vacate(h.index);
         if !self.intervals.is_empty() {
             self.intervals.remove(&h.index);
         }
-        self.release(h.index);
         self.live -= 1;
         self.maybe_compact();
         true
@@ -182,7 +183,8 @@ impl<T> TimerQueue<T> {
     }
 
     fn is_stale(&self, seq: u32, index: u32) -> bool {
-        !matches!(&self.slots[index as usize], Some(s) if s.seq == seq)
+        let s = &self.slots[index as usize];
+        s.generation & FREE != 0 || s.seq != seq
     }
 
     fn drop_stale_top(&mut self) {
@@ -234,22 +236,18 @@ impl<T> TimerQueue<T> {
             return None;
         }
         self.heap.pop();
-        let slot = self.slots[index as usize].as_mut()?;
-        let h = TimerHandle { index, generation: slot.generation };
+        let h = TimerHandle { index, generation: self.slots[index as usize].generation };
         let repeat = if self.intervals.is_empty() { None } else { self.intervals.get(&index).copied() };
         let Some(interval) = repeat else {
-            let slot = self.slots[index as usize].take()?;
-            self.release(index);
+            let action = self.vacate(index);
             self.live -= 1;
-            return slot.action.map(|a| (h, a));
+            return action.map(|a| (h, a));
         };
         let missed = (now_ns - deadline) / interval;
         let next = deadline.saturating_add(interval.saturating_mul(missed + 1));
-        let action = self.slots[index as usize].as_mut()?.action.take();
+        let action = self.slots[index as usize].action.take();
         let seq = self.push(next, index);
-        if let Some(s) = self.slots[index as usize].as_mut() {
-            s.seq = seq;
-        }
+        self.slots[index as usize].seq = seq;
         action.map(|a| (h, a))
     }
 
@@ -261,12 +259,17 @@ impl<T> TimerQueue<T> {
         }
     }
 
-    /// Puts an emptied slot on the free list, unless its generations are
-    /// used up: then it is retired, costing 4 bytes for good.
-    fn release(&mut self, index: u32) {
-        if self.generations[index as usize] < u32::MAX {
+    /// Frees a slot, returning its action: on the free list, unless its
+    /// generations are used up: then it is retired, for good.
+    fn vacate(&mut self, index: u32) -> Option<T> {
+        let slot = &mut self.slots[index as usize];
+        let generation = slot.generation;
+        slot.generation |= FREE;
+        let action = slot.action.take();
+        if generation < LAST_GENERATION {
             self.free.push(index);
         }
+        action
     }
 
     fn maybe_compact(&mut self) {
@@ -408,7 +411,7 @@ mod tests {
     #[test]
     fn a_pending_timer_costs_at_most_64_bytes() {
         // The reactor's own action type, the largest in use.
-        let per_timer = size_of::<Entry>() + size_of::<Option<Slot<crate::core::TimerAction>>>() + size_of::<u32>();
+        let per_timer = size_of::<Entry>() + size_of::<Slot<crate::core::TimerAction>>();
         assert!(per_timer <= 64, "{per_timer} bytes per timer");
     }
 
@@ -424,7 +427,7 @@ mod tests {
         }
         assert_eq!(q.slots.len(), 1, "one slot, reused");
         // A slot at its last generation is retired, not wrapped to 0 and reused.
-        q.generations[0] = u32::MAX - 1;
+        q.slots[0].generation = FREE | (LAST_GENERATION - 1);
         let last = q.schedule(t0, ms(1), None, ());
         q.cancel(last);
         let next = q.schedule(t0, ms(1), None, ());

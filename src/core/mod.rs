@@ -115,6 +115,11 @@ pub(crate) trait Source: 'static {
         false
     }
 
+    /// True for the stand-in of a source that is out running.
+    fn is_busy(&self) -> bool {
+        false
+    }
+
     /// Stream connections: write from elsewhere; false if not a stream or
     /// its writing side is closed (the bytes were dropped).
     fn write(&mut self, data: &[u8], stats: &mut Stats) -> bool {
@@ -161,8 +166,25 @@ impl Source for Retired {
     }
 }
 
-/// A slot: the source, or `None` while it is taken out to run.
-type Slot = Option<Box<dyn Source>>;
+/// Stands in a slot while its source is out running. A zero-sized type:
+/// boxing it allocates nothing, and a slot is one thin-or-fat pointer
+/// with no `Option` around it (16 bytes a connection, not 24).
+struct Busy;
+
+impl Source for Busy {
+    fn ready(&mut self, _: &mut Core, _: u64, _: Readiness) -> Fate {
+        Fate::Keep
+    }
+    fn stop(&mut self, _: &mut Core, _: u64) -> Fate {
+        Fate::Keep
+    }
+    fn is_busy(&self) -> bool {
+        true
+    }
+}
+
+/// A slot: the source, or [`Busy`] while it is taken out to run.
+type Slot = Box<dyn Source>;
 
 /// Everything a callback may touch: the reactor minus its poller.
 pub(crate) struct Core {
@@ -217,7 +239,7 @@ impl Core {
     /// returns its token; [`put_back`](Self::put_back) fills it.
     pub(crate) fn reserve(&mut self) -> u64 {
         loop {
-            let idx = self.slots.insert(None);
+            let idx = self.slots.insert(Box::new(Busy));
             if idx >= self.generations.len() {
                 self.generations.resize(idx + 1, 0);
             }
@@ -225,7 +247,7 @@ impl Core {
             if generation == u32::MAX - 1 {
                 // Its last generation: retire the slot rather than wrap.
                 self.generations[idx] = u32::MAX;
-                self.slots[idx] = Some(Box::new(Retired));
+                self.slots[idx] = Box::new(Retired);
                 continue;
             }
             self.generations[idx] = generation + 1;
@@ -251,15 +273,18 @@ impl Core {
         self.live_index(token).is_some()
     }
 
-    /// Takes a live source out of its slot, leaving it empty.
+    /// Takes a live source out of its slot, leaving [`Busy`] there.
     pub(crate) fn take(&mut self, token: u64) -> Option<Box<dyn Source>> {
         let idx = self.live_index(token)?;
-        self.slots[idx].take()
+        if self.slots[idx].is_busy() {
+            return None;
+        }
+        Some(std::mem::replace(&mut self.slots[idx], Box::new(Busy)))
     }
 
     pub(crate) fn put_back(&mut self, token: u64, source: Box<dyn Source>) {
         if let Some(idx) = self.live_index(token) {
-            self.slots[idx] = Some(source);
+            self.slots[idx] = source;
         }
     }
 
@@ -272,7 +297,7 @@ impl Core {
 
     fn source_mut(&mut self, token: u64) -> Option<&mut Box<dyn Source>> {
         let idx = self.live_index(token)?;
-        self.slots[idx].as_mut()
+        Some(&mut self.slots[idx]).filter(|s| !s.is_busy())
     }
 
     /// Takes the source out, runs `f` on it, and puts it back or frees its
@@ -312,7 +337,7 @@ impl Core {
     /// writing side is closed.
     pub(crate) fn write_to(&mut self, token: u64, data: &[u8]) -> bool {
         let Some(idx) = self.live_index(token) else { return false };
-        let Some(source) = self.slots[idx].as_mut() else { return false };
+        let source = &mut self.slots[idx];
         let ok = source.write(data, &mut self.stats);
         if ok {
             self.dirty.push(token);
@@ -338,7 +363,7 @@ impl Core {
 
     pub(crate) fn buffered_len_of(&self, token: u64) -> Option<usize> {
         let idx = self.live_index(token)?;
-        self.slots[idx].as_ref()?.buffered()
+        self.slots[idx].buffered()
     }
 
     /// Runs `f` with a stream connection's transport from outside its callbacks.
