@@ -151,7 +151,8 @@ fn main() -> io::Result<()> {
         story: story.clone(),
         leaked_id: leaked_id.clone(),
     };
-    let client_addr = reactor.listen_udp(loopback, client)?;
+    // A client socket that hears from anyone (so the spoofs arrive): not a service.
+    let client_addr = reactor.open_udp(loopback, client)?;
 
     // The spoofer: a plain socket elsewhere, answering before the server
     // does, once with a guessed id, once with the real one it sniffed.

@@ -166,7 +166,8 @@ impl ReplyGuard {
         }
         let ip = to.ip();
         let ours = |a: &SocketAddr| {
-            a.port() == to.port() && (a.ip() == ip || a.ip().is_unspecified() || (a.ip().is_loopback() && ip.is_loopback()))
+            a.port() == to.port()
+                && (a.ip() == ip || a.ip().is_unspecified() || (a.ip().is_loopback() && ip.is_loopback()))
         };
         if self.own.iter().any(ours) {
             return Err("it is one of this server's own endpoints (a loop)");
@@ -196,7 +197,8 @@ mod tests {
 
     #[test]
     fn refuses_service_ports_own_endpoints_and_floods() {
-        let mut g = ReplyGuard::new(UdpReplies { per_second: 10, burst: 3, limit_loopback: false, ..UdpReplies::default() });
+        let mut g =
+            ReplyGuard::new(UdpReplies { per_second: 10, burst: 3, limit_loopback: false, ..UdpReplies::default() });
         g.own("0.0.0.0:7013".parse().unwrap(), true);
         let t0 = Instant::now();
         assert!(g.check("192.0.2.1:7".parse().unwrap(), t0).is_err(), "echo");

@@ -192,7 +192,10 @@ impl Reactor {
         Ok(bound)
     }
 
-    /// Binds a UDP socket served by `protocol`; returns the address bound.
+    /// Binds a UDP service served by `protocol`; returns the address bound.
+    /// What it sends is limited by [`Config::udp_replies`]: never to a
+    /// service port nor to another of this reactor's services (a loop), and
+    /// at a bounded rate per address off loopback.
     pub fn listen_udp(&mut self, addr: SocketAddr, protocol: impl DatagramProtocol) -> io::Result<SocketAddr> {
         self.listen_udp_boxed(addr, Box::new(protocol))
     }
@@ -205,6 +208,16 @@ impl Reactor {
     ) -> io::Result<SocketAddr> {
         let socket = mio::net::UdpSocket::bind(addr)?;
         UdpSource::add(&mut self.core, socket, protocol, None, Some(self.replies.clone()))
+    }
+
+    /// Binds a UDP socket that is not a service: a client that must hear
+    /// from any address (a reply may come from another port, or a spoof
+    /// must be seen to be ignored). Unlike [`listen_udp`](Self::listen_udp)
+    /// its sends are not limited by [`crate::UdpReplies`], and services
+    /// of this reactor may answer it.
+    pub fn open_udp(&mut self, addr: SocketAddr, protocol: impl DatagramProtocol) -> io::Result<SocketAddr> {
+        let socket = mio::net::UdpSocket::bind(addr)?;
+        UdpSource::add(&mut self.core, socket, Box::new(protocol), None, None)
     }
 
     /// Opens a UDP socket connected to `remote` (from an ephemeral local

@@ -119,9 +119,7 @@ impl Disconnect {
             Disconnect::Aborted
             | Disconnect::AbortedByOther
             | Disconnect::HardCap { .. }
-            | Disconnect::MemoryBudget { .. } => {
-                io::ErrorKind::ConnectionAborted
-            }
+            | Disconnect::MemoryBudget { .. } => io::ErrorKind::ConnectionAborted,
             Disconnect::Idle { .. } | Disconnect::Stopped => io::ErrorKind::TimedOut,
             Disconnect::Panicked(_) => io::ErrorKind::Other,
         })

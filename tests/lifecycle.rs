@@ -431,10 +431,13 @@ fn a_protocol_can_stop_the_reactor_and_unflushed_output_times_out() {
     });
     let (stopper, echo) = server.value;
 
-    // A peer that never reads, with more queued for it than the kernel holds.
-    let mut stuck = connect_small_rcvbuf(stopper);
-    let big = vec![7u8; 8 * 1024 * 1024];
-    stuck.write_all(&big).expect("write");
+    // A peer that never reads, with more queued for it than the kernel
+    // holds (its writes block once backpressure stops the server reading).
+    let stuck = connect_small_rcvbuf(stopper);
+    let mut stuck_writer = stuck.try_clone().expect("clone");
+    thread::spawn(move || {
+        let _ = stuck_writer.write_all(&vec![7u8; 8 * 1024 * 1024]);
+    });
     let stats_deadline = Instant::now() + TIMEOUT;
     while server.call(|r| r.stats().buffered) == 0 {
         assert!(Instant::now() < stats_deadline, "the echo never had to buffer");

@@ -49,11 +49,24 @@ fn echo_200_concurrent_clients() {
     server.stop();
 }
 
+/// Echo that keeps reading while its echo waits (backpressure off), as
+/// the deadlock lab's `caps` does.
+struct BufferingEcho;
+impl Protocol for BufferingEcho {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        t.set_backpressure(false);
+    }
+    fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
+        t.write(data);
+    }
+}
+
 #[test]
 fn eight_mib_writer_that_reads_only_after_writing() {
     const LEN: usize = 8 * 1024 * 1024;
-    let server =
-        spawn_reactor(Config::default(), |r| r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo).unwrap());
+    let server = spawn_reactor(Config::default(), |r| {
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| BufferingEcho).unwrap()
+    });
     let payload = pattern(LEN, 0xdead_beef);
     // A small receive buffer: the echo cannot all wait in the kernel.
     let mut reader = connect_small_rcvbuf(server.value);

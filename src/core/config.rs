@@ -78,7 +78,6 @@ impl Default for UdpReplies {
     }
 }
 
-
 /// The default [`Config::memory_budget`]: a sixteenth of physical memory,
 /// clamped to 64 MiB..=512 MiB (64 MiB if the size cannot be read).
 pub fn default_memory_budget() -> usize {

@@ -416,7 +416,7 @@ impl Core {
             .slots
             .iter()
             .filter_map(|(i, s)| {
-                let held = s.as_ref()?.buffered()?;
+                let held = s.buffered()?;
                 (held > 0).then(|| (held, (u64::from(self.generations[i]) << 32) | i as u64))
             })
             .collect();

@@ -77,7 +77,11 @@ impl ListenerSource {
                         self.unreported += 1;
                         if self.reported_at.is_none_or(|at| core.now.saturating_duration_since(at) >= REPORT_EVERY) {
                             let more = self.unreported - 1;
-                            let more = if more > 0 { format!(" ({more} more refused since the last report)") } else { String::new() };
+                            let more = if more > 0 {
+                                format!(" ({more} more refused since the last report)")
+                            } else {
+                                String::new()
+                            };
                             log::info!("{name}: refused {peer}: {why}{more}");
                             self.unreported = 0;
                             self.reported_at = Some(core.now);

@@ -8,10 +8,10 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::rc::Rc;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 
 use mio::net::UdpSocket;
 

@@ -172,7 +172,7 @@ fn seconds(flag: &str, value: f64, zero: bool) -> Result<Duration, Failure> {
 fn config(memory_budget: Option<f64>, reply_rate: u32) -> Result<Config, Failure> {
     let mut config = Config::default();
     if let Some(mib) = memory_budget {
-        if !(mib.is_finite() && mib >= 1.0 && mib <= 1024.0 * 1024.0) {
+        if !(mib.is_finite() && (1.0..=1024.0 * 1024.0).contains(&mib)) {
             return Err(Failure::Usage(format!("--memory-budget '{mib}': expected MiB, from 1 to 1048576")));
         }
         config.memory_budget = (mib * 1024.0 * 1024.0) as usize;
@@ -225,8 +225,8 @@ fn serve(
     }
     let specs = serve::parse_specs(words).map_err(Failure::Usage)?;
     let stats_every = stats.map(|s| seconds("--stats", s, false)).transpose()?;
-    let mut reactor = Reactor::with_config(config)
-        .map_err(|e| Failure::Runtime(format!("cannot start the reactor: {e}")))?;
+    let mut reactor =
+        Reactor::with_config(config).map_err(|e| Failure::Runtime(format!("cannot start the reactor: {e}")))?;
     let mut out = std::io::stdout().lock();
     for spec in &specs {
         let bound = serve::bind_with(&mut reactor, spec, limits)

@@ -299,7 +299,8 @@ mod tests {
             h.connect();
             members.push(h);
         }
-        let to_first: usize = members.iter().map(|h| h.cx.writes_to.iter().filter(|(id, _)| *id == first).count()).sum();
+        let to_first: usize =
+            members.iter().map(|h| h.cx.writes_to.iter().filter(|(id, _)| *id == first).count()).sum();
         assert_eq!(to_first, ANNOUNCE_PER_SEC as usize, "one by one up to the rate, then counted");
         // A second later the summary comes, from the first member counted.
         for h in &mut members {

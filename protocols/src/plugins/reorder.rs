@@ -83,11 +83,43 @@ pub fn reply_address(from: SocketAddr) -> Option<SocketAddr> {
     Some(SocketAddr::new(from.ip(), port))
 }
 
+/// Set to `1` to let `reorder` answer sources off loopback too.
+pub const ANY_SOURCE_ENV: &str = "TWIRL_REORDER_ANY_SOURCE";
+
 /// The receiver: reorders each datagram and sends it to source port + 1.
-pub struct Reorder;
+///
+/// A reply to another port than the request came from is what a spoofed
+/// request can aim anywhere (at another service's port, chaining services
+/// into a loop), so by default only loopback sources are answered: the lab
+/// runs its two processes on one machine. [`ANY_SOURCE_ENV`]`=1` lifts it.
+pub struct Reorder {
+    any_source: bool,
+}
+
+impl Reorder {
+    /// Answers loopback sources only, unless [`ANY_SOURCE_ENV`] is `1`.
+    pub fn new() -> Self {
+        Reorder { any_source: std::env::var(ANY_SOURCE_ENV).is_ok_and(|v| v == "1") }
+    }
+
+    /// Answers sources anywhere (for a lab across two machines).
+    pub fn any_source() -> Self {
+        Reorder { any_source: true }
+    }
+}
+
+impl Default for Reorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl DatagramProtocol for Reorder {
     fn datagram_received(&mut self, data: &[u8], from: SocketAddr, t: &mut dyn DatagramTransport) {
+        if !self.any_source && !from.ip().is_loopback() {
+            log::debug!("reorder from {from}: not a loopback source; not answered (see {ANY_SOURCE_ENV})");
+            return;
+        }
         match reply_address(from) {
             Some(to) => {
                 log::debug!("reorder from {from}: answering to {to}");
@@ -232,11 +264,11 @@ fn bind_pair(reactor: &mut Reactor, server: SocketAddr, sender: &Sender, expecte
         let exp = expected.to_vec();
         let accept = Box::new(move |d: &[u8], from: SocketAddr| from == server && d == exp.as_slice());
         let receiver = Receiver { accept, outcome: sender.outcome.clone() };
-        let r = reactor.listen_udp(any_like(server, 0), receiver)?.port();
+        let r = reactor.open_udp(any_like(server, 0), receiver)?.port();
         if r < 2 {
             continue;
         }
-        match reactor.listen_udp(any_like(server, r - 1), sender.clone()) {
+        match reactor.open_udp(any_like(server, r - 1), sender.clone()) {
             Ok(_) => return Ok(r - 1),
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = e,
             Err(e) => return Err(e),
@@ -258,7 +290,7 @@ fn client(endpoint: &ClientEndpoint, args: &[String]) -> Result<(), ClientError>
         Mode::Receive(timeout) => {
             let accept = Box::new(|_: &[u8], _: SocketAddr| true);
             reactor
-                .listen_udp(addr, Receiver { accept, outcome: outcome.clone() })
+                .open_udp(addr, Receiver { accept, outcome: outcome.clone() })
                 .map_err(|e| ClientError::runtime(endpoint, format!("cannot listen: {e}")))?;
             let reply = wait(&mut reactor, endpoint, &outcome, timeout.unwrap_or(NO_TIMEOUT))?;
             print_reply(&reply)
@@ -268,7 +300,7 @@ fn client(endpoint: &ClientEndpoint, args: &[String]) -> Result<(), ClientError>
                 Sender { request: text.into_bytes(), to: addr, retry: None, tries: 0, outcome: outcome.clone() };
             let len = sender.request.len();
             reactor
-                .listen_udp(any_like(addr, port), sender)
+                .open_udp(any_like(addr, port), sender)
                 .map_err(|e| ClientError::runtime(endpoint, format!("cannot send from port {port}: {e}")))?;
             wait(&mut reactor, endpoint, &outcome, Duration::from_secs(10))?;
             eprintln!("reorder: sent {len} bytes from port {port}; the reply goes to port {}", port + 1);
@@ -295,7 +327,7 @@ pub const PLUGIN: Plugin = Plugin {
     lab: "seed 000 Lab 1C",
     defaults: &["udp:7103"],
     stream: None,
-    datagram: Some(|| Box::new(Reorder)),
+    datagram: Some(|| Box::new(Reorder::new())),
     client: Some(client),
     raw: None,
 };
@@ -323,7 +355,7 @@ mod tests {
 
     #[test]
     fn replies_to_source_port_plus_one() {
-        let mut h = DatagramHarness::new(Reorder);
+        let mut h = DatagramHarness::new(Reorder::new());
         let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         h.feed(b"a bbb cc", from);
         let to: SocketAddr = "127.0.0.1:40001".parse().unwrap();
@@ -334,8 +366,18 @@ mod tests {
     }
 
     #[test]
+    fn only_loopback_sources_are_answered_unless_allowed() {
+        let mut h = DatagramHarness::new(Reorder { any_source: false });
+        h.feed(b"a bb", "192.0.2.7:6999".parse().unwrap());
+        assert!(h.take_sent().is_empty(), "a spoofable source elsewhere gets nothing");
+        let mut h = DatagramHarness::new(Reorder::any_source());
+        h.feed(b"a bb", "192.0.2.7:6999".parse().unwrap());
+        assert_eq!(h.take_sent(), vec![(b"bb a".to_vec(), "192.0.2.7:7000".parse().unwrap())]);
+    }
+
+    #[test]
     fn port_65535_is_dropped() {
-        let mut h = DatagramHarness::new(Reorder);
+        let mut h = DatagramHarness::new(Reorder::new());
         h.feed(b"a bb", "127.0.0.1:65535".parse().unwrap());
         assert!(h.take_sent().is_empty());
         assert_eq!(reply_address("127.0.0.1:65534".parse().unwrap()), Some("127.0.0.1:65535".parse().unwrap()));

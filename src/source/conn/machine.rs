@@ -418,6 +418,11 @@ fn read<P: Pipe, H: Host>(
         if !io.closing && (io.reading_paused || io.backpressured()) {
             return;
         }
+        // Past the mark within this turn's reads: stop now; the settle
+        // that follows pauses the producer and with it the reading.
+        if !io.closing && io.backpressure && io.wbuf.len() > io.policy.limits.high_water {
+            return;
+        }
         match io.pipe.read(buf) {
             Ok(0) => {
                 host.stats().reads += 1;

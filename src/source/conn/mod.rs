@@ -96,7 +96,10 @@ impl Source for Conn {
     }
 
     fn end(&mut self, core: &mut Core, token: u64) -> Fate {
-        self.end_with(core, token, Disconnect::Stopped);
+        // Everything sent and only the peer's EOF awaited, as when a
+        // lingering close runs out: a clean end. Output left unsent: not.
+        let why = if self.io.lingering && self.io.wbuf.is_empty() { Disconnect::Clean } else { Disconnect::Stopped };
+        self.end_with(core, token, why);
         Fate::Done
     }
 
