@@ -228,6 +228,7 @@ impl<H: LineHandler> LineReceiver<H> {
             if line.len() > l.control.max_len {
                 self.handler.line_too_long(line.len(), &mut l);
             } else {
+                l.progress();
                 self.handler.line_received(line, &mut l);
             }
         }
@@ -267,6 +268,7 @@ impl<H: LineHandler> LineReceiver<H> {
         let buf = std::mem::take(&mut self.buf);
         let line = buf.strip_suffix(b"\r").unwrap_or(&buf);
         let mut l = Self::lines(&mut self.control, t);
+        l.progress();
         self.handler.line_received(line, &mut l);
         true
     }
@@ -274,6 +276,9 @@ impl<H: LineHandler> LineReceiver<H> {
 
 impl<H: LineHandler> Protocol for LineReceiver<H> {
     fn connection_made(&mut self, t: &mut dyn Transport) {
+        // Whole lines are the messages: the idle timeout counts from the
+        // last one, not from bytes that never make a line.
+        t.progress();
         let mut l = Self::lines(&mut self.control, t);
         self.handler.connection_made(&mut l);
     }

@@ -160,6 +160,7 @@ impl<H: MessageHandler> PrefixedReceiver<H> {
             if data.len() - pos - w < len {
                 break;
             }
+            t.progress();
             self.handler.message_received(&data[pos + w..pos + w + len], t);
             pos += w + len;
         }
@@ -169,6 +170,8 @@ impl<H: MessageHandler> PrefixedReceiver<H> {
 
 impl<H: MessageHandler> Protocol for PrefixedReceiver<H> {
     fn connection_made(&mut self, t: &mut dyn Transport) {
+        // Whole messages are what the idle timeout counts (see `progress`).
+        t.progress();
         self.handler.connection_made(t);
     }
 

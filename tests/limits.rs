@@ -170,3 +170,49 @@ fn try_round_trip_on(s: &std::net::TcpStream, data: &[u8]) -> Option<Vec<u8>> {
 fn round_trip_on(s: &std::net::TcpStream, data: &[u8]) -> Vec<u8> {
     try_round_trip_on(s, data).expect("echo")
 }
+
+/// A line protocol that answers nothing (its lines are its messages).
+struct Quiet;
+impl twirl::line::LineHandler for Quiet {
+    fn line_received(&mut self, _: &[u8], _: &mut twirl::line::Lines<'_>) {}
+}
+
+#[test]
+fn a_client_trickling_bytes_that_never_make_a_line_is_idle() {
+    // Issue #12: the idle timeout counts from the last whole message, not
+    // the last byte, for framed protocols.
+    let opts = ListenOptions { idle_timeout: Some(Duration::from_millis(300)), ..ListenOptions::new("quiet") };
+    let server = spawn_reactor(Config::default(), move |r| {
+        let factory = Box::new(|_: &Addr| twirl::line::LineReceiver::new(Quiet));
+        r.listen_stream(&ServerEndpoint::Tcp("127.0.0.1:0".parse().unwrap()), factory, opts).unwrap()
+    });
+    let ServerEndpoint::Tcp(addr) = server.value else { panic!("tcp") };
+    let mut trickler = connect(addr);
+    let mut lines = connect(addr);
+    let t0 = Instant::now();
+    let mut closed_after = None;
+    trickler.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    // A byte every 100 ms, never a newline; the other sends a whole line each time.
+    for _ in 0..30 {
+        lines.write_all(b"a line\n").expect("the line sender is not idle");
+        if trickler.write_all(b"x").is_err() {
+            closed_after = Some(t0.elapsed());
+            break;
+        }
+        let mut probe = [0u8; 1];
+        match trickler.read(&mut probe) {
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Ok(n) if n > 0 => {}
+            // EOF or a reset: closed.
+            Ok(_) | Err(_) => {
+                closed_after = Some(t0.elapsed());
+                break;
+            }
+        }
+    }
+    let closed_after = closed_after.expect("the trickler was never closed");
+    assert!(closed_after < Duration::from_secs(2), "closed after {closed_after:?}");
+    let stats = server.call(|r| r.stats());
+    assert_eq!(stats.idle_closed, 1, "only the trickler: {stats}");
+    server.stop();
+}

@@ -150,11 +150,17 @@ impl StructServer {
             let _ = write!(hex, "{b:02x} ");
         }
         log::debug!("{}: record {}-> {}", t.peer_addr(), hex, text.trim_end().replace('\n', ", "));
+        t.progress();
         t.write(text.as_bytes());
     }
 }
 
 impl Protocol for StructServer {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        // Whole records are what the idle timeout counts (see `progress`).
+        t.progress();
+    }
+
     fn data_received(&mut self, mut data: &[u8], t: &mut dyn Transport) {
         if !self.partial.is_empty() {
             let take = (RECORD_LEN - self.partial.len()).min(data.len());

@@ -165,6 +165,7 @@ impl AmfServer {
             match decode_packet(&self.buf, &self.limits) {
                 Ok((packet, used)) => {
                     self.packets += 1;
+                    t.progress();
                     let line = json::packet_to_json(&packet);
                     log::debug!(
                         "{}: packet {} of {used} bytes, version {}, {} header(s), {} message(s)",
@@ -207,6 +208,11 @@ impl Default for AmfServer {
 }
 
 impl Protocol for AmfServer {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        // Whole packets are what the idle timeout counts (see `progress`).
+        t.progress();
+    }
+
     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
         if self.failed {
             return;
