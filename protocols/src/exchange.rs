@@ -30,6 +30,11 @@ pub const NO_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// A stream reply, or why there is none.
 type Reply = Outcome<io::Result<Vec<u8>>>;
 
+/// The largest reply a client collects; past it the connection is closed
+/// and the command fails (a server that never stops sending must not grow
+/// the client without bound).
+pub const MAX_REPLY: usize = 64 * 1024 * 1024;
+
 /// Sends `request`, half-closes, and collects the reply until the server closes.
 struct Exchange {
     request: Vec<u8>,
@@ -42,7 +47,13 @@ impl Protocol for Exchange {
         t.write(&self.request);
         t.shutdown_write();
     }
-    fn data_received(&mut self, data: &[u8], _: &mut dyn Transport) {
+    fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
+        if self.reply.len() + data.len() > MAX_REPLY {
+            let why = format!("the reply passed {} MiB; stopped reading it", MAX_REPLY >> 20);
+            self.outcome.set(Err(io::Error::new(io::ErrorKind::InvalidData, why)));
+            t.abort_connection();
+            return;
+        }
         self.reply.extend_from_slice(data);
     }
     fn connection_lost(&mut self, reason: &Disconnect, _: &mut dyn Context) {
@@ -232,8 +243,17 @@ pub fn udp_exchange(
 /// Prints a reply on stdout, with a newline if it lacks one.
 pub fn print_reply(reply: &[u8]) -> Result<(), ClientError> {
     let mut out = io::stdout().lock();
-    let r = out.write_all(reply).and_then(|_| if reply.ends_with(b"\n") { Ok(()) } else { out.write_all(b"\n") });
-    r.and_then(|_| out.flush()).map_err(|e| ClientError::usage(format!("stdout: {e}")))
+    // A text reply without a final newline gets one, so the prompt does not
+    // follow it on the same line; a binary one is written exactly as it came.
+    let newline = !reply.ends_with(b"\n") && is_text(reply);
+    let r = out.write_all(reply).and_then(|_| if newline { out.write_all(b"\n") } else { Ok(()) });
+    // A closed stdout is the world's doing, not a usage mistake: exit 1.
+    r.and_then(|_| out.flush()).map_err(|e| ClientError::runtime_msg(format!("stdout: {e}")))
+}
+
+/// UTF-8 with no control characters but tabs, newlines and carriage returns.
+pub fn is_text(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|s| s.chars().all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r')))
 }
 
 /// Reads all of stdin.

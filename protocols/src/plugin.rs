@@ -87,6 +87,11 @@ impl ClientError {
         ClientError { endpoint: endpoint.to_string(), message: message.to_string(), usage: false }
     }
 
+    /// A runtime failure that concerns no endpoint (stdout closed, say).
+    pub fn runtime_msg(message: impl fmt::Display) -> Self {
+        ClientError { endpoint: String::new(), message: message.to_string(), usage: false }
+    }
+
     /// A usage mistake (bad argument).
     pub fn usage(message: impl fmt::Display) -> Self {
         ClientError { endpoint: String::new(), message: message.to_string(), usage: true }
