@@ -11,9 +11,14 @@
 //!
 //! Stdin is watched by the reactor like a socket ([`twirl::fd`]): it is made
 //! non-blocking (and restored on exit) and read when readable. A regular file
-//! cannot be watched that way (epoll refuses files), so a redirected file is
-//! read whole before the loop starts. It replaces netcat and telnet for every
-//! handout exercise: seed 003's chat, seed 001's IMAP session, the labs.
+//! cannot be watched that way (epoll refuses files), so the connection reads
+//! a redirected file itself, as a producer: a chunk at a time while its
+//! output is below the high-water mark, on again at `resume_writing`. Stdin
+//! from a pipe or a terminal is flow-controlled too: it is not read while
+//! the connection holds more than a high-water mark unsent (it looks again
+//! every few milliseconds). So a 100 MB file goes out whole, at the pace
+//! the peer takes it, in bounded memory. It replaces netcat and telnet for
+//! every handout exercise: seed 003's chat, seed 001's IMAP session, the labs.
 //!
 //! ```text
 //! $ twirl cat tcp:127.0.0.1:7100
@@ -46,7 +51,22 @@ struct Link {
     /// Stdin read before the connection was up.
     early: Vec<u8>,
     stdin_done: bool,
+    /// Stdin is a regular file: the connection reads it as a producer.
+    file: bool,
 }
+
+/// Unsent bytes past which stdin is not read (the reactor's high-water mark).
+const HIGH_WATER: usize = 64 * 1024;
+/// How often paused stdin looks again at the connection's backlog.
+const RECHECK: Duration = Duration::from_millis(5);
+/// Timer tags of the stdin source.
+const LINGER_TAG: u64 = 0;
+const RECHECK_TAG: u64 = 1;
+/// The connection's timer tag to go on reading a file.
+const PRODUCE_TAG: u64 = 2;
+/// One read from stdin, and one datagram at most.
+const CHUNK: usize = 64 * 1024;
+const DATAGRAM: usize = 8 * 1024;
 
 type SharedLink = Rc<RefCell<Link>>;
 
@@ -115,8 +135,10 @@ impl Stdin {
                 }
             }
             Sink::Datagram(sock) => {
-                if let Err(e) = sock.send(data) {
-                    log::warn!("cat: send failed: {e}");
+                for d in data.chunks(DATAGRAM) {
+                    if let Err(e) = sock.send(d) {
+                        log::warn!("cat: send failed: {e}");
+                    }
                 }
             }
         }
@@ -135,7 +157,7 @@ impl Stdin {
                 }
             }
             Sink::Datagram(_) => {
-                cx.call_later(UDP_LINGER, 0);
+                cx.call_later(UDP_LINGER, LINGER_TAG);
             }
         }
     }
@@ -147,9 +169,39 @@ impl FdHandler for Stdin {
     }
 
     fn ready(&mut self, _: Readiness, cx: &mut dyn Context) -> FdNext {
+        self.read_some(cx)
+    }
+
+    fn timer_fired(&mut self, tag: u64, cx: &mut dyn Context) -> FdNext {
+        if tag == RECHECK_TAG {
+            return self.read_some(cx);
+        }
+        self.done.set(Ok(()));
+        FdNext::Remove
+    }
+}
+
+impl Stdin {
+    /// True while the connection holds a high-water mark unsent.
+    fn backlogged(&self, cx: &dyn Context) -> bool {
+        let Sink::Stream(link) = &self.sink else { return false };
+        let l = link.borrow();
+        match l.conn {
+            Some(c) => cx.buffered_len_of(c).is_some_and(|n| n > HIGH_WATER),
+            None => l.early.len() > HIGH_WATER,
+        }
+    }
+
+    /// Reads stdin until `WouldBlock`, EOF, a budget, or a backlog.
+    fn read_some(&mut self, cx: &mut dyn Context) -> FdNext {
         // Larger than Stdin's own buffer, so reads bypass it.
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; CHUNK];
         for _ in 0..64 {
+            if self.backlogged(cx) {
+                // No event will say the connection drained: look again soon.
+                cx.call_later(RECHECK, RECHECK_TAG);
+                return FdNext::Wait;
+            }
             match io::stdin().lock().read(&mut buf) {
                 Ok(0) => {
                     self.finish(cx);
@@ -169,11 +221,6 @@ impl FdHandler for Stdin {
         // 64 reads taken and stdin not drained: no new event will say so.
         FdNext::Again
     }
-
-    fn timer_fired(&mut self, _: u64, _: &mut dyn Context) -> FdNext {
-        self.done.set(Ok(()));
-        FdNext::Remove
-    }
 }
 
 /// The connection: socket bytes to stdout.
@@ -188,8 +235,23 @@ impl Protocol for Peer {
         l.conn = Some(t.id());
         let early = std::mem::take(&mut l.early);
         t.write(&early);
-        if l.stdin_done {
+        let file = l.file;
+        if l.stdin_done && !file {
             t.shutdown_write();
+        }
+        drop(l);
+        if file {
+            self.produce(t);
+        }
+    }
+    fn resume_writing(&mut self, t: &mut dyn Transport) {
+        if self.link.borrow().file {
+            self.produce(t);
+        }
+    }
+    fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {
+        if tag == PRODUCE_TAG {
+            self.produce(t);
         }
     }
     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
@@ -199,6 +261,40 @@ impl Protocol for Peer {
     }
     fn connection_lost(&mut self, reason: &Disconnect, _: &mut dyn Context) {
         self.done.set(reason.to_io_error().map_or(Ok(()), Err));
+    }
+}
+
+impl Peer {
+    /// Stdin is a file: writes it a chunk at a time while the output is
+    /// below the high-water mark; half-closes at its end.
+    fn produce(&mut self, t: &mut dyn Transport) {
+        if self.link.borrow().stdin_done {
+            return;
+        }
+        let mut buf = vec![0u8; CHUNK];
+        // The socket may take chunks as fast as they are read: a bound on
+        // one call, then a continuation through a zero-delay timer.
+        for _ in 0..256 {
+            if t.writing_paused() || t.is_closing() {
+                return;
+            }
+            match io::stdin().lock().read(&mut buf) {
+                Ok(0) => return self.end_of_stdin(t),
+                Ok(n) => t.write(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::warn!("cat: stdin: {e}");
+                    return self.end_of_stdin(t);
+                }
+            }
+        }
+        // 16 MiB in one go: let others have the loop, then go on.
+        t.call_later(Duration::ZERO, PRODUCE_TAG);
+    }
+
+    fn end_of_stdin(&mut self, t: &mut dyn Transport) {
+        self.link.borrow_mut().stdin_done = true;
+        t.shutdown_write();
     }
 }
 
@@ -246,7 +342,8 @@ impl FdHandler for Datagrams {
 }
 
 /// Adds stdin to the loop. Descriptors epoll refuses (a regular file,
-/// `/dev/null`) are read whole instead and handed over before the loop runs.
+/// `/dev/null`) are read by the connection itself as a producer (UDP: sent
+/// in datagrams before the loop runs).
 fn watch_stdin(reactor: &mut Reactor, sink: Sink, done: &Done) -> io::Result<Option<NonBlocking>> {
     let guard = NonBlocking::set(io::stdin().as_raw_fd())?;
     match reactor.add_fd(Stdin { sink: sink.clone(), done: done.clone() }, FdInterest::Read) {
@@ -254,17 +351,14 @@ fn watch_stdin(reactor: &mut Reactor, sink: Sink, done: &Done) -> io::Result<Opt
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => drop(guard),
         Err(e) => return Err(e),
     }
-    let mut data = Vec::new();
-    io::stdin().lock().read_to_end(&mut data)?;
     match sink {
-        Sink::Stream(link) => {
-            let mut l = link.borrow_mut();
-            l.early.extend_from_slice(&data);
-            l.stdin_done = true;
-        }
+        // The connection reads the file itself, at the pace the peer takes it.
+        Sink::Stream(link) => link.borrow_mut().file = true,
         Sink::Datagram(sock) => {
-            if !data.is_empty() {
-                sock.send(&data)?;
+            let mut data = Vec::new();
+            io::stdin().lock().read_to_end(&mut data)?;
+            for d in data.chunks(DATAGRAM) {
+                sock.send(d)?;
             }
             let done = done.clone();
             reactor.call_later(UDP_LINGER, move |_| {

@@ -320,3 +320,119 @@ fn twirl_client_writes_a_binary_reply_exactly() {
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait_exit(), Some(0));
 }
+
+/// Resident memory of a process, in bytes (from /proc).
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+#[test]
+fn clients_that_never_read_leave_the_server_small() {
+    let mut server = Server::start(&["echo@tcp:0", "time@tcp:0"], &[], Stdio::null(), 2);
+    let (echo, time) = (server.addr(0), server.addr(1));
+    let before = rss(server.child.id());
+    // 16 clients send 16 MiB each to echo, 8 send newlines to time, and none
+    // of them reads: backpressure holds each to about one high-water mark.
+    let mut writers = Vec::new();
+    for i in 0..24 {
+        let addr = if i < 16 { echo } else { time };
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_write_timeout(Some(Duration::from_millis(500))).expect("timeout");
+        writers.push(std::thread::spawn(move || {
+            let mut s = s;
+            let chunk = if i < 16 { vec![b'x'; 64 * 1024] } else { vec![b'\n'; 64 * 1024] };
+            let mut sent = 0usize;
+            while sent < 16 << 20 {
+                if s.write_all(&chunk).is_err() {
+                    break;
+                }
+                sent += chunk.len();
+            }
+            (s, sent)
+        }));
+    }
+    let mut held = Vec::new();
+    for w in writers {
+        let (s, sent) = w.join().expect("writer");
+        assert!(sent < 16 << 20, "a client sent all {sent} bytes: the server buffered it all");
+        held.push(s);
+    }
+    let grew = rss(server.child.id()).saturating_sub(before);
+    assert!(grew < 32 << 20, "the server grew by {} MiB for 24 clients that never read", grew >> 20);
+    // And a client that does read is served at once.
+    let t0 = Instant::now();
+    let mut probe = TcpStream::connect(echo).expect("connect");
+    probe.set_read_timeout(Some(WAIT)).expect("timeout");
+    probe.write_all(b"still here").expect("write");
+    let mut reply = [0u8; 10];
+    probe.read_exact(&mut reply).expect("served");
+    assert_eq!(&reply, b"still here");
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    drop(held);
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(), Some(0));
+}
+
+#[test]
+fn twirl_cat_sends_a_100_mb_file_in_full() {
+    let mut server = Server::start(&["discard@tcp:0"], &[], Stdio::null(), 1);
+    let path = std::env::temp_dir().join(format!("twirl-cat-{}.bin", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&path).expect("create");
+        let block = vec![b'z'; 1 << 20];
+        for _ in 0..100 {
+            f.write_all(&block).expect("write");
+        }
+    }
+    let stdin = std::fs::File::open(&path).expect("open");
+    let out = Command::new(bin()).args(["cat", &server.endpoints[0]]).stdin(stdin).output().expect("twirl cat");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    server.signal(libc::SIGUSR1);
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(), Some(0));
+}
+
+#[test]
+fn twirl_client_against_an_endless_stream_stops_at_its_bound() {
+    // A server that sends forever, whatever the client does.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let block = vec![b'z'; 64 * 1024];
+            while s.write_all(&block).is_ok() {}
+        }
+    });
+    let t0 = Instant::now();
+    let out = Command::new(bin()).args(["client", "echo", &format!("tcp:{addr}"), "x"]).output().expect("client");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("MiB") && out.stdout.is_empty(), "{err}");
+    assert!(t0.elapsed() < WAIT, "{:?}", t0.elapsed());
+}
+
+#[test]
+fn a_closed_stdout_ends_the_client_with_one_line_and_exit_1() {
+    let mut server = Server::start(&["echo@tcp:0"], &[], Stdio::null(), 1);
+    let mut child = Command::new(bin())
+        .args(["client", "echo", &server.endpoints[0], "hello"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("client");
+    drop(child.stdout.take()); // nobody will read what it prints
+    let out = child.wait_with_output().expect("client");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("stdout"), "{err}");
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(), Some(0));
+}
