@@ -45,6 +45,15 @@ pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
 
 /// The timer tag the receiver keeps for its own idle flush.
 const FLUSH_TAG: u64 = u64::MAX;
+/// The timer tag of a turn given up after [`LINES_PER_TURN`] lines.
+const YIELD_TAG: u64 = u64::MAX - 1;
+
+/// Lines delivered in one go at most. A read full of short lines (64 KiB
+/// of `\n` is 65,536 lines, each perhaps a reply) would otherwise hold the
+/// loop for as long as those callbacks take; past this many, the receiver
+/// stops reading, keeps the rest, and goes on next turn, after everyone
+/// else had theirs.
+pub const LINES_PER_TURN: usize = 1024;
 
 /// Delivery state a handler can change from its callbacks.
 #[derive(Debug)]
@@ -141,7 +150,7 @@ pub trait LineHandler: 'static {
         let _ = t;
     }
 
-    /// A timer the handler set fired (tag `u64::MAX` is reserved).
+    /// A timer the handler set fired (tags `u64::MAX` and `u64::MAX - 1` are reserved).
     fn timer_fired(&mut self, tag: u64, t: &mut Lines<'_>) {
         let _ = (tag, t);
     }
@@ -160,6 +169,9 @@ pub struct LineReceiver<H> {
     /// The last delivery was a partial line flushed by the idle timer: a
     /// line ending that comes next belongs to it.
     after_flush: bool,
+    /// Lines are waiting for the next turn (see [`LINES_PER_TURN`]).
+    yielded: bool,
+    yields: u64,
 }
 
 impl<H: LineHandler> LineReceiver<H> {
@@ -173,6 +185,8 @@ impl<H: LineHandler> LineReceiver<H> {
             idle_flush: None,
             idle_timer: None,
             after_flush: false,
+            yielded: false,
+            yields: 0,
         }
     }
 
@@ -193,10 +207,26 @@ impl<H: LineHandler> LineReceiver<H> {
         Lines { transport: t, control }
     }
 
-    /// Delivers as much of `data` as the mode allows; returns the bytes used.
+    /// Times a turn was given up with lines still waiting (for tests and
+    /// the curious).
+    pub fn yields(&self) -> u64 {
+        self.yields
+    }
+
+    /// Delivers as much of `data` as the mode and [`LINES_PER_TURN`] allow;
+    /// returns the bytes used. At the end of the stream (`all`), everything.
     fn consume(&mut self, data: &[u8], t: &mut dyn Transport) -> usize {
+        self.consume_up_to(data, t, LINES_PER_TURN)
+    }
+
+    fn consume_up_to(&mut self, data: &[u8], t: &mut dyn Transport, budget: usize) -> usize {
         let mut pos = 0;
+        let mut delivered = 0;
         while pos < data.len() && !self.control.paused && !t.is_closing() {
+            if delivered >= budget {
+                self.yield_turn(t);
+                break;
+            }
             if self.control.raw {
                 let mut l = Self::lines(&mut self.control, t);
                 self.handler.raw_data_received(&data[pos..], &mut l);
@@ -231,17 +261,32 @@ impl<H: LineHandler> LineReceiver<H> {
                 l.progress();
                 self.handler.line_received(line, &mut l);
             }
+            delivered += 1;
         }
         pos
     }
 
+    /// Stops reading and goes on next turn with what is buffered.
+    fn yield_turn(&mut self, t: &mut dyn Transport) {
+        if !self.yielded {
+            self.yielded = true;
+            self.yields += 1;
+            t.pause_reading();
+            t.call_later(Duration::ZERO, YIELD_TAG);
+        }
+    }
+
     /// Processes buffered bytes (after a resume or a mode switch).
     fn process_buffer(&mut self, t: &mut dyn Transport) {
+        self.process_buffer_up_to(t, LINES_PER_TURN);
+    }
+
+    fn process_buffer_up_to(&mut self, t: &mut dyn Transport, budget: usize) {
         if self.buf.is_empty() {
             return;
         }
         let buf = std::mem::take(&mut self.buf);
-        let used = self.consume(&buf, t);
+        let used = self.consume_up_to(&buf, t, budget);
         self.buf = buf;
         self.buf.drain(..used);
     }
@@ -262,7 +307,7 @@ impl<H: LineHandler> LineReceiver<H> {
 
     /// Delivers a pending partial line as if it had ended; true if it did.
     fn flush_partial(&mut self, t: &mut dyn Transport) -> bool {
-        if self.buf.is_empty() || self.control.raw || self.control.paused || self.discarding {
+        if self.buf.is_empty() || self.control.raw || self.control.paused || self.discarding || self.yielded {
             return false;
         }
         let buf = std::mem::take(&mut self.buf);
@@ -304,7 +349,9 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
     }
 
     fn read_eof(&mut self, t: &mut dyn Transport) {
-        self.process_buffer(t);
+        // The stream is over: what is buffered is delivered now, whole.
+        self.process_buffer_up_to(t, usize::MAX);
+        self.yielded = false;
         self.flush_partial(t);
         if let Some(h) = self.idle_timer.take() {
             t.cancel_timer(h);
@@ -329,6 +376,15 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
     }
 
     fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {
+        if tag == YIELD_TAG {
+            self.yielded = false;
+            self.process_buffer(t);
+            if !self.yielded {
+                t.resume_reading();
+                self.arm_idle_flush(t);
+            }
+            return;
+        }
         if tag == FLUSH_TAG {
             self.idle_timer = None;
             self.process_buffer(t);
@@ -514,5 +570,19 @@ mod tests {
         assert_eq!(lines(&h), ["wait"]);
         h.advance(Duration::from_millis(1));
         assert_eq!(lines(&h), ["wait", "x", "y"]);
+    }
+
+    #[test]
+    fn a_read_full_of_short_lines_is_delivered_over_several_turns() {
+        let mut h = Harness::new(LineReceiver::new(Rec::default()));
+        h.connect();
+        h.feed(&[b'\n'; 5000]);
+        // All of them, in the end (the harness plays the turns through)...
+        assert_eq!(h.protocol.handler.lines.len(), 5000);
+        // ...but not in one go: four turns were given up on the way.
+        assert_eq!(h.protocol.yields(), 4);
+        assert!(!h.is_reading_paused(), "reading resumed once the lines were done");
+        h.feed(b"last\n");
+        assert_eq!(h.protocol.handler.lines.last().map(String::as_str), Some("last"));
     }
 }

@@ -393,7 +393,7 @@ impl<P: Protocol> Harness<P> {
                     return false;
                 }
                 let ended = machine::timer(&mut h.protocol, &mut h.io, &mut h.cx, kind, tag);
-                h.step(ended);
+                h.settle_turn(ended);
                 h.state == State::Open
             },
         );
@@ -479,8 +479,17 @@ impl<P: Protocol> Harness<P> {
     }
 
     /// Ends the connection if it ended; otherwise plays the rest of the
-    /// turn: the peer's answers, and continuations the machine asked for.
-    fn step(&mut self, mut ended: Option<Disconnect>) {
+    /// turn: the peer's answers, continuations the machine asked for, and
+    /// timers already due (set for now, as a protocol that yields its turn
+    /// does): the reactor would fire those next turn, without time passing.
+    fn step(&mut self, ended: Option<Disconnect>) {
+        self.settle_turn(ended);
+        if self.state == State::Open && self.cx.timers.next_deadline().is_some_and(|d| d <= self.cx.now) {
+            self.advance(Duration::ZERO);
+        }
+    }
+
+    fn settle_turn(&mut self, mut ended: Option<Disconnect>) {
         for _ in 0..100_000 {
             if let Some(reason) = ended.take() {
                 return self.finish(reason);

@@ -375,3 +375,32 @@ fn closing_while_the_peer_still_sends_delivers_the_last_bytes() {
     assert!(rx.recv_timeout(TIMEOUT).expect("closed on our EOF, before the linger ran out"), "clean");
     server.stop();
 }
+
+/// Answers each line with a newline.
+struct NewlinePerLine;
+impl twirl::line::LineHandler for NewlinePerLine {
+    fn line_received(&mut self, _: &[u8], t: &mut twirl::line::Lines<'_>) {
+        t.write(b"\n");
+    }
+}
+
+#[test]
+fn a_flood_of_empty_lines_is_answered_whole_across_turns() {
+    // Issue #12: a read full of one-byte lines is delivered over several
+    // turns (LINES_PER_TURN at a time); on a socket none may be lost.
+    const LINES: usize = 200_000;
+    let server = spawn_reactor(Config::default(), |r| {
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| twirl::line::LineReceiver::new(NewlinePerLine)).unwrap()
+    });
+    let mut c = connect(server.value);
+    let mut w = c.try_clone().expect("clone");
+    let writer = thread::spawn(move || {
+        w.write_all(&vec![b'\n'; LINES]).expect("write");
+        w.shutdown(Shutdown::Write).expect("half-close");
+    });
+    let mut back = Vec::new();
+    c.read_to_end(&mut back).expect("replies to EOF");
+    writer.join().expect("writer");
+    assert_eq!(back.len(), LINES, "one reply per line");
+    server.stop();
+}
