@@ -171,6 +171,8 @@ pub struct LineReceiver<H> {
     after_flush: bool,
     /// Lines are waiting for the next turn (see [`LINES_PER_TURN`]).
     yielded: bool,
+    /// Lines are waiting for the output to drain (`resume_writing`).
+    held: bool,
     yields: u64,
 }
 
@@ -186,6 +188,7 @@ impl<H: LineHandler> LineReceiver<H> {
             idle_timer: None,
             after_flush: false,
             yielded: false,
+            held: false,
             yields: 0,
         }
     }
@@ -225,6 +228,15 @@ impl<H: LineHandler> LineReceiver<H> {
         while pos < data.len() && !self.control.paused && !t.is_closing() {
             if delivered >= budget {
                 self.yield_turn(t);
+                break;
+            }
+            // The answers to earlier lines wait above the high-water mark:
+            // the next lines wait too (and reading stops) until they drain.
+            if delivered > 0 && budget != usize::MAX && t.writing_paused() {
+                if !self.held {
+                    self.held = true;
+                    t.pause_reading();
+                }
                 break;
             }
             if self.control.raw {
@@ -307,7 +319,13 @@ impl<H: LineHandler> LineReceiver<H> {
 
     /// Delivers a pending partial line as if it had ended; true if it did.
     fn flush_partial(&mut self, t: &mut dyn Transport) -> bool {
-        if self.buf.is_empty() || self.control.raw || self.control.paused || self.discarding || self.yielded {
+        if self.buf.is_empty()
+            || self.control.raw
+            || self.control.paused
+            || self.discarding
+            || self.yielded
+            || self.held
+        {
             return false;
         }
         let buf = std::mem::take(&mut self.buf);
@@ -352,6 +370,7 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
         // The stream is over: what is buffered is delivered now, whole.
         self.process_buffer_up_to(t, usize::MAX);
         self.yielded = false;
+        self.held = false;
         self.flush_partial(t);
         if let Some(h) = self.idle_timer.take() {
             t.cancel_timer(h);
@@ -372,14 +391,19 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
     fn resume_writing(&mut self, t: &mut dyn Transport) {
         let mut l = Self::lines(&mut self.control, t);
         self.handler.resume_writing(&mut l);
+        let held = std::mem::take(&mut self.held);
         self.process_buffer(t);
+        if held && !self.held && !self.yielded {
+            t.resume_reading();
+            self.arm_idle_flush(t);
+        }
     }
 
     fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {
         if tag == YIELD_TAG {
             self.yielded = false;
             self.process_buffer(t);
-            if !self.yielded {
+            if !self.yielded && !self.held {
                 t.resume_reading();
                 self.arm_idle_flush(t);
             }

@@ -469,7 +469,7 @@ fn good_chat(addr: SocketAddr) -> Result<(), String> {
     let b_label = b.local_addr().expect("addr").to_string();
     read_lines(&mut b, 1);
     // Right after a burst the room may count arrivals instead of announcing
-    // each (at most 20 a second): a summary then says so within a second.
+    // each (chat::NOTICE_WRITES_PER_SEC): a summary says so a moment later.
     let joined = |l: &str| l == format!("* {b_label} joined\n") || (l.starts_with("* ") && l.contains(" more joined"));
     wait_for(&joined, "join notice")?;
     b.write_all(b"hi there\n").map_err(|e| e.to_string())?;
