@@ -31,10 +31,16 @@ pub struct ListenOptions {
     pub name: String,
     /// Buffer limits for its connections. Default: [`Limits::default`].
     pub limits: Limits,
-    /// Close a connection after this long without receiving a byte
-    /// (Twisted's `TimeoutMixin`), aborting it with a logged reason.
-    /// Default: none.
+    /// Close a connection after this long without receiving a whole
+    /// message (Twisted's `TimeoutMixin`), aborting it with a logged
+    /// reason. For framed protocols (lines, length-prefixed messages,
+    /// packets, records: see `Transport::progress`) it is a progress
+    /// deadline: bytes that never complete a message do not count. For the
+    /// others, any byte does. Default: none.
     pub idle_timeout: Option<Duration>,
+    /// Close a connection this long after it opened, however busy (a bound
+    /// on what one client can hold). Default: none.
+    pub max_lifetime: Option<Duration>,
     /// Most connections open at once; over it, new ones are closed at once
     /// and counted (`Stats::refused`). Default: none.
     pub max_connections: Option<usize>,
@@ -50,6 +56,7 @@ impl ListenOptions {
             name: name.into(),
             limits: Limits::default(),
             idle_timeout: None,
+            max_lifetime: None,
             max_connections: None,
             max_per_peer: None,
         }
@@ -65,6 +72,7 @@ pub(crate) struct Policy {
     pub name: String,
     pub limits: Limits,
     pub idle_after: Option<Duration>,
+    pub max_lifetime: Option<Duration>,
     max_connections: Option<usize>,
     max_per_peer: Option<usize>,
     open: Cell<usize>,
@@ -78,6 +86,7 @@ impl Policy {
             name: opts.name.clone(),
             limits: opts.limits,
             idle_after: opts.idle_timeout,
+            max_lifetime: opts.max_lifetime,
             max_connections: opts.max_connections,
             max_per_peer: opts.max_per_peer,
             open: Cell::new(0),

@@ -83,6 +83,11 @@ pub enum Disconnect {
     Panicked(String),
     /// The reactor stopped before the connection flushed its output.
     Stopped,
+    /// The connection was open for the listener's maximum lifetime.
+    Lifetime {
+        /// The maximum lifetime.
+        limit: Duration,
+    },
     /// The reactor's buffered output passed its memory budget
     /// ([`crate::Config::memory_budget`]), and this connection held the
     /// most of it.
@@ -120,7 +125,7 @@ impl Disconnect {
             | Disconnect::AbortedByOther
             | Disconnect::HardCap { .. }
             | Disconnect::MemoryBudget { .. } => io::ErrorKind::ConnectionAborted,
-            Disconnect::Idle { .. } | Disconnect::Stopped => io::ErrorKind::TimedOut,
+            Disconnect::Idle { .. } | Disconnect::Stopped | Disconnect::Lifetime { .. } => io::ErrorKind::TimedOut,
             Disconnect::Panicked(_) => io::ErrorKind::Other,
         })
     }
@@ -148,6 +153,7 @@ impl fmt::Display for Disconnect {
             }
             Disconnect::Panicked(msg) => write!(f, "protocol panicked: {msg}"),
             Disconnect::Stopped => f.write_str("reactor stopped before the connection flushed"),
+            Disconnect::Lifetime { limit } => write!(f, "open for {:.1} s, the most allowed", limit.as_secs_f64()),
             Disconnect::MemoryBudget { budget, total, held } => write!(
                 f,
                 "the reactor's buffered output ({total} bytes) passed its memory budget of {budget} bytes, and this connection held the most ({held} bytes)"

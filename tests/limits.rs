@@ -216,3 +216,38 @@ fn a_client_trickling_bytes_that_never_make_a_line_is_idle() {
     assert_eq!(stats.idle_closed, 1, "only the trickler: {stats}");
     server.stop();
 }
+
+#[test]
+fn a_busy_connection_is_closed_at_the_listener_s_max_lifetime() {
+    let (tx, rx) = mpsc::channel();
+    let opts = ListenOptions { max_lifetime: Some(Duration::from_millis(300)), ..ListenOptions::new("short") };
+    let server = spawn_reactor(Config::default(), move |r| listen(r, opts, move |_: &Addr| Reporting(tx.clone())));
+    let mut c = connect(server.value);
+    c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let t0 = Instant::now();
+    // Busy all along: a byte every 50 ms.
+    let mut closed = false;
+    while t0.elapsed() < Duration::from_secs(3) {
+        if c.write_all(b"x").is_err() {
+            closed = true;
+            break;
+        }
+        let mut b = [0u8; 16];
+        match c.read(&mut b) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Ok(_) => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(closed, "still open after {:?}", t0.elapsed());
+    let reason = rx.recv_timeout(TIMEOUT).expect("connection_lost");
+    assert!(reason.contains("the most allowed"), "{reason}");
+    server.stop();
+}

@@ -95,8 +95,11 @@ fn kind(e: &ServerEndpoint) -> &'static str {
 /// `--max-conns`, `--max-per-peer`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServeLimits {
-    /// Close a connection silent this long. Default 300 s.
+    /// Close a connection silent this long (no whole message, for the
+    /// framed plugins). Default 300 s.
     pub idle_timeout: Option<Duration>,
+    /// Close a connection open this long. Default: none.
+    pub max_lifetime: Option<Duration>,
     /// Most connections per listener. Default 10,000.
     pub max_connections: Option<usize>,
     /// Most connections per peer address; `None` chooses by the interface:
@@ -110,7 +113,12 @@ pub const PER_PEER_EXPOSED: usize = 64;
 
 impl Default for ServeLimits {
     fn default() -> Self {
-        ServeLimits { idle_timeout: Some(Duration::from_secs(300)), max_connections: Some(10_000), max_per_peer: None }
+        ServeLimits {
+            idle_timeout: Some(Duration::from_secs(300)),
+            max_lifetime: None,
+            max_connections: Some(10_000),
+            max_per_peer: None,
+        }
     }
 }
 
@@ -121,6 +129,7 @@ impl ServeLimits {
         ListenOptions {
             limits: reactor.config().limits,
             idle_timeout: self.idle_timeout,
+            max_lifetime: self.max_lifetime,
             max_connections: self.max_connections,
             max_per_peer: self.max_per_peer.or(exposed.then_some(PER_PEER_EXPOSED)),
             ..ListenOptions::new(plugin.name)

@@ -89,7 +89,7 @@ impl Host for CoreCx<'_> {
         // outlives them, and a token is never reused, so a late one misses.
         // Recording every idle timer would cost each idle connection a map
         // entry.
-        if kind == TimerKind::Proto {
+        if matches!(kind, TimerKind::Proto | TimerKind::Lifetime) {
             self.core.own_timer(self.token, handle);
         }
         handle

@@ -51,6 +51,8 @@ pub(crate) enum TimerKind {
     Linger,
     /// A connection's idle check.
     Idle,
+    /// A connection's maximum lifetime ran out.
+    Lifetime,
     /// A listener's accept back-off.
     RetryAccept,
     /// A connect attempt took too long.

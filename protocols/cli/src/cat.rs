@@ -255,7 +255,9 @@ impl Protocol for Peer {
         }
     }
     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
-        if stdout_write(data).is_err() {
+        if let Err(e) = stdout_write(data) {
+            // Said first, so the close that follows is not taken for the cause.
+            self.done.set(Err(io::Error::new(e.kind(), format!("stdout: {e}"))));
             t.abort_connection();
         }
     }
@@ -325,8 +327,8 @@ impl FdHandler for Datagrams {
         for _ in 0..256 {
             match self.sock.recv(&mut buf) {
                 Ok(n) => {
-                    if stdout_write(&buf[..n]).is_err() {
-                        self.done.set(Ok(()));
+                    if let Err(e) = stdout_write(&buf[..n]) {
+                        self.done.set(Err(io::Error::new(e.kind(), format!("stdout: {e}"))));
                         return FdNext::Remove;
                     }
                 }

@@ -46,9 +46,13 @@ enum Command {
         /// Log a one-line statistics summary every SECS seconds.
         #[arg(long, value_name = "SECS")]
         stats: Option<f64>,
-        /// Close a connection that sends nothing for SECS seconds (0: never).
+        /// Close a connection that sends nothing (no whole line, packet or
+        /// record, for the framed plugins) for SECS seconds (0: never).
         #[arg(long, value_name = "SECS", default_value_t = 300.0)]
         idle_timeout: f64,
+        /// Close a connection open for SECS seconds (0: never).
+        #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+        max_lifetime: f64,
         /// Most connections per listener (0: no cap).
         #[arg(long, value_name = "N", default_value_t = 10_000)]
         max_conns: usize,
@@ -119,8 +123,19 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::List => list(),
-        Command::Serve { trace, stats, idle_timeout, max_conns, max_per_peer, memory_budget, reply_rate, specs } => {
-            match (serve_limits(idle_timeout, max_conns, max_per_peer), config(memory_budget, reply_rate)) {
+        Command::Serve {
+            trace,
+            stats,
+            idle_timeout,
+            max_lifetime,
+            max_conns,
+            max_per_peer,
+            memory_budget,
+            reply_rate,
+            specs,
+        } => {
+            let limits = serve_limits(idle_timeout, max_lifetime, max_conns, max_per_peer);
+            match (limits, config(memory_budget, reply_rate)) {
                 (Ok(limits), Ok(config)) => serve(trace, stats, config, &limits, &specs),
                 (Err(e), _) | (_, Err(e)) => Err(e),
             }
@@ -198,11 +213,18 @@ fn list() -> Result<(), Failure> {
     Ok(())
 }
 
-fn serve_limits(idle: f64, max_conns: usize, max_per_peer: Option<usize>) -> Result<serve::ServeLimits, Failure> {
+fn serve_limits(
+    idle: f64,
+    lifetime: f64,
+    max_conns: usize,
+    max_per_peer: Option<usize>,
+) -> Result<serve::ServeLimits, Failure> {
     let idle = seconds("--idle-timeout", idle, true)?;
+    let lifetime = seconds("--max-lifetime", lifetime, true)?;
     let cap = |n: usize| (n > 0).then_some(n);
     Ok(serve::ServeLimits {
         idle_timeout: (!idle.is_zero()).then_some(idle),
+        max_lifetime: (!lifetime.is_zero()).then_some(lifetime),
         max_connections: cap(max_conns),
         max_per_peer: match max_per_peer {
             Some(0) => Some(usize::MAX),

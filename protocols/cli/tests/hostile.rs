@@ -436,3 +436,41 @@ fn a_closed_stdout_ends_the_client_with_one_line_and_exit_1() {
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait_exit(), Some(0));
 }
+
+#[test]
+fn a_closed_stdout_ends_cat_with_one_line_and_exit_1() {
+    let mut server = Server::start(&["chargen@tcp:0"], &[], Stdio::null(), 1);
+    let mut child = Command::new(bin())
+        .args(["cat", &server.endpoints[0]])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cat");
+    drop(child.stdout.take()); // chargen streams; nobody reads it
+    let stdin = child.stdin.take();
+    let out = child.wait_with_output().expect("cat");
+    drop(stdin);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("stdout"), "{err}");
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(), Some(0));
+}
+
+#[test]
+fn sighup_stops_gracefully_like_sigterm() {
+    let mut server = Server::start(&["echo@tcp:0"], &[], Stdio::null(), 1);
+    let a = server.addr(0);
+    let mut c = TcpStream::connect(a).expect("connect");
+    c.set_read_timeout(Some(WAIT)).expect("timeout");
+    c.write_all(b"x").expect("write");
+    let mut b = [0u8; 1];
+    c.read_exact(&mut b).expect("echo");
+    server.signal(libc::SIGHUP);
+    let mut rest = Vec::new();
+    assert_eq!(c.read_to_end(&mut rest).expect("a FIN, not a reset"), 0);
+    drop(c);
+    assert_eq!(server.wait_exit(), Some(0));
+}

@@ -355,6 +355,10 @@ pub(crate) fn start_idle<P: Pipe, H: Host>(io: &mut ConnIo<P>, host: &mut H) {
         let timer = host.schedule(after, None, TimerKind::Idle, 0);
         io.idle = Some(Idle { last_rx: host.now(), timer });
     }
+    // Cancelled with the connection's own timers when it ends.
+    if let Some(limit) = io.policy.max_lifetime {
+        host.schedule(limit, None, TimerKind::Lifetime, 0);
+    }
 }
 
 /// A new connection: `connection_made`, then settle. Returns why it ended,
@@ -488,6 +492,17 @@ pub(crate) fn timer<P: Pipe, H: Host>(
         TimerKind::Proto if !io.lingering => call(protocol, io, host, |p, t| p.timer_fired(tag, t)),
         TimerKind::Linger if io.lingering => return Some(Disconnect::Clean),
         TimerKind::Idle => idle_check(io, host),
+        TimerKind::Lifetime => {
+            let limit = io.policy.max_lifetime.unwrap_or_default();
+            log::info!(
+                "{} ({}, {}): closing: open for {:.1} s, the most allowed",
+                io.id,
+                io.peer,
+                io.policy.name,
+                limit.as_secs_f64()
+            );
+            io.end(Disconnect::Lifetime { limit });
+        }
         _ => {}
     }
     settle(protocol, io, host)
