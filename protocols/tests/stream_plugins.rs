@@ -51,6 +51,41 @@ fn chat_relays_lines_and_announces_joins_and_leaves() {
 }
 
 #[test]
+fn a_burst_of_chat_joins_costs_the_room_o1_per_member_each() {
+    // Issue #12: each of 600 arrivals told to everyone would be 180,000
+    // notices; the room spends a bounded number of writes a second on them
+    // and sums up the rest.
+    const JOINS: usize = 600;
+    let server = AllPlugins::start(Config::default(), ServeLimits::default());
+    let addr = server.tcp("chat");
+    let mut first = BufReader::new(connect(addr));
+    assert!(line(&mut first).starts_with("* you are"), "greeting");
+    let before = server.stats().bytes_out;
+    let t0 = std::time::Instant::now();
+    let members: Vec<TcpStream> = (0..JOINS).map(|_| connect(addr)).collect();
+    // The first member hears of every arrival, one by one or summed up.
+    let mut heard = 0;
+    let mut lines = 0;
+    while heard < JOINS {
+        let l = line(&mut first);
+        lines += 1;
+        if l.ends_with(" joined\n") {
+            heard += l.strip_prefix("* ").and_then(|r| r.split(' ').next()?.parse().ok()).filter(|_| l.contains(" more ")).unwrap_or(1);
+        }
+        assert!(lines <= JOINS, "more lines than arrivals: {l}");
+    }
+    let notices = server.stats().bytes_out - before;
+    // The budget's bound for the seconds the burst took (notices of at most
+    // 32 bytes, plus a welcome and a share of the summaries per member);
+    // without it, about JOINS² / 2 notices of ~26 bytes (4.7 MB).
+    let seconds = t0.elapsed().as_secs() + 1;
+    let bound = seconds as usize * twirl_protocols::plugins::chat::NOTICE_WRITES_PER_SEC * 32 + JOINS * 100;
+    assert!((notices as usize) <= bound, "{notices} bytes of notices for {JOINS} arrivals in {seconds} s");
+    drop(members);
+    server.stop();
+}
+
+#[test]
 fn chat_disconnects_a_member_that_stops_reading_and_keeps_serving_the_rest() {
     let server = AllPlugins::start(Config::default(), ServeLimits::default());
     let addr = server.tcp("chat");
