@@ -256,10 +256,19 @@ pub fn is_text(bytes: &[u8]) -> bool {
     std::str::from_utf8(bytes).is_ok_and(|s| s.chars().all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r')))
 }
 
-/// Reads all of stdin.
+/// Reads all of stdin, up to [`MAX_REPLY`] bytes (a request this client
+/// holds whole; `twirl cat` streams any amount with flow control).
 pub fn read_stdin() -> Result<Vec<u8>, ClientError> {
     let mut buf = Vec::new();
-    io::Read::read_to_end(&mut io::stdin(), &mut buf).map_err(|e| ClientError::usage(format!("stdin: {e}")))?;
+    let limit = MAX_REPLY as u64 + 1;
+    io::Read::read_to_end(&mut io::Read::take(io::stdin(), limit), &mut buf)
+        .map_err(|e| ClientError::usage(format!("stdin: {e}")))?;
+    if buf.len() > MAX_REPLY {
+        return Err(ClientError::usage(format!(
+            "stdin: more than {} MiB; twirl cat sends any amount, with flow control",
+            MAX_REPLY >> 20
+        )));
+    }
     Ok(buf)
 }
 

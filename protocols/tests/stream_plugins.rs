@@ -70,7 +70,11 @@ fn a_burst_of_chat_joins_costs_the_room_o1_per_member_each() {
         let l = line(&mut first);
         lines += 1;
         if l.ends_with(" joined\n") {
-            heard += l.strip_prefix("* ").and_then(|r| r.split(' ').next()?.parse().ok()).filter(|_| l.contains(" more ")).unwrap_or(1);
+            heard += l
+                .strip_prefix("* ")
+                .and_then(|r| r.split(' ').next()?.parse().ok())
+                .filter(|_| l.contains(" more "))
+                .unwrap_or(1);
         }
         assert!(lines <= JOINS, "more lines than arrivals: {l}");
     }

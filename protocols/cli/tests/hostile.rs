@@ -474,3 +474,46 @@ fn sighup_stops_gracefully_like_sigterm() {
     drop(c);
     assert_eq!(server.wait_exit(), Some(0));
 }
+
+#[test]
+fn tricklers_at_max_conns_are_closed_as_idle_and_let_real_clients_in() {
+    let mut server = Server::start(&["--max-conns", "20", "--idle-timeout", "1", "chat@tcp:0"], &[], Stdio::piped(), 1);
+    let mut stderr = server.child.stderr.take().expect("stderr");
+    let (log_tx, log_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        let _ = stderr.read_to_string(&mut all);
+        let _ = log_tx.send(all);
+    });
+    let a = server.addr(0);
+    // 20 clients fill the listener, each sending a byte now and then, never a line.
+    let tricklers: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(a).expect("connect")).collect();
+    let t0 = Instant::now();
+    let mut refused = 0;
+    let mut served_after = None;
+    while t0.elapsed() < Duration::from_secs(5) {
+        for mut t in &tricklers {
+            let _ = t.write_all(b"x");
+        }
+        let mut c = TcpStream::connect(a).expect("connect");
+        c.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        let mut buf = [0u8; 64];
+        match c.read(&mut buf) {
+            Ok(n) if n > 0 && buf.starts_with(b"* you are") => {
+                served_after = Some(t0.elapsed());
+                break;
+            }
+            _ => refused += 1,
+        }
+    }
+    let served_after = served_after.expect("a real client never got in");
+    assert!(refused > 0, "the listener was full at first");
+    assert!(served_after < Duration::from_secs(3), "{served_after:?}");
+    drop(tricklers);
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(), Some(0));
+    let log = log_rx.recv_timeout(WAIT).expect("stderr");
+    let refusals = log.lines().filter(|l| l.contains("INFO") && l.contains("refused")).count();
+    assert!(refusals >= 1, "refusals are logged at info: {log}");
+    assert!(refusals <= 4, "at most once a second: {refusals} lines for {refused} refusals");
+}
