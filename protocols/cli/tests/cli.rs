@@ -1,84 +1,14 @@
 //! The `twirl` binary end to end: `list`, `serve`'s listening lines and
 //! signals, exit codes, and accepting under descriptor exhaustion.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_twirl");
-const WAIT: Duration = Duration::from_secs(10);
+mod common;
 
-/// A `twirl serve` child, killed on drop if still running.
-struct Server {
-    child: Child,
-    lines: Vec<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Starts `cmd` and waits for `expected` listening lines on stdout.
-    fn start(mut cmd: Command, expected: usize) -> Server {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn twirl");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut lines = Vec::new();
-        while lines.len() < expected {
-            match rx.recv_timeout(WAIT) {
-                Ok(l) => lines.push(l),
-                Err(e) => panic!("waiting for listening lines (got {lines:?}): {e}"),
-            }
-        }
-        Server { child, lines }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The address in a `listening PLUGIN on tcp:ADDR:PORT` line.
-    fn tcp_addr(&self, i: usize) -> SocketAddr {
-        let ep = self.lines[i].rsplit(' ').next().expect("endpoint");
-        ep.strip_prefix("tcp:").expect("tcp endpoint").parse().expect("socket address")
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) with a pid we spawned and still own (not yet waited).
-        let rc = unsafe { libc::kill(self.pid() as i32, sig) };
-        assert_eq!(rc, 0);
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "twirl did not exit in time");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn twirl(args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args);
-    c
-}
+use common::{Server, WAIT, twirl};
 
 fn echo_once(addr: SocketAddr, msg: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).expect("connect");
@@ -117,7 +47,7 @@ fn serve_prints_bound_endpoints_serves_and_stops_on_sigterm() {
     assert!(server.lines[0].starts_with("listening echo on tcp:127.0.0.1:"), "{:?}", server.lines);
     assert!(server.lines[1].starts_with("listening echo on udp:127.0.0.1:"), "{:?}", server.lines);
     assert_eq!(server.lines[2], format!("listening echo on unix:{}", sock.display()));
-    let addr = server.tcp_addr(0);
+    let addr = server.addr(0);
     assert_ne!(addr.port(), 0, "the line shows the port actually bound");
     assert_eq!(echo_once(addr, b"ping"), b"ping");
 
@@ -133,7 +63,7 @@ fn serve_prints_bound_endpoints_serves_and_stops_on_sigterm() {
 #[test]
 fn sigint_with_a_connection_open_exits_zero() {
     let mut server = Server::start(twirl(&["serve", "echo@tcp:0"]), 1);
-    let mut idle = TcpStream::connect(server.tcp_addr(0)).unwrap();
+    let mut idle = TcpStream::connect(server.addr(0)).unwrap();
     idle.set_read_timeout(Some(WAIT)).unwrap();
     idle.write_all(b"x").unwrap();
     let mut b = [0u8; 1];
@@ -188,9 +118,9 @@ fn accept_under_emfile_neither_spins_nor_dies_and_recovers() {
     // A low descriptor limit in the child only: the server holds about ten
     // descriptors of its own, so a handful of clients exhaust it.
     let mut cmd = Command::new("sh");
-    cmd.args(["-c", &format!("ulimit -n 16 && exec {BIN} serve echo@tcp:0")]);
+    cmd.args(["-c", &format!("ulimit -n 16 && exec {} serve echo@tcp:0", common::bin())]).stderr(Stdio::piped());
     let server = Server::start(cmd, 1);
-    let addr = server.tcp_addr(0);
+    let addr = server.addr(0);
 
     let mut clients = Vec::new();
     for i in 0..12 {

@@ -3,78 +3,25 @@
 //! volume under a flood, SIGTERM in the middle of transfers, a spoofed UDP
 //! datagram between two services, and what `twirl client` prints.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The binary under test; `TWIRL_TEST_BIN` points these tests at another
-/// build (an older one, to see them fail there).
-fn bin() -> String {
-    std::env::var("TWIRL_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_twirl").to_string())
-}
-const WAIT: Duration = Duration::from_secs(10);
+mod common;
 
-/// A `twirl serve` child (killed on drop) and the endpoints it printed.
-struct Server {
-    child: Child,
-    endpoints: Vec<String>,
-}
+use common::{Server, WAIT, bin};
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Starts `twirl serve ARGS` with `env` and stderr as given, and waits for
+/// `expected` listening lines.
+fn serve(args: &[&str], env: &[(&str, &str)], stderr: Stdio, expected: usize) -> Server {
+    let mut cmd = Command::new(bin());
+    cmd.arg("serve").args(args).stderr(stderr);
+    for (k, v) in env {
+        cmd.env(k, v);
     }
-}
-
-impl Server {
-    /// Starts `twirl serve ARGS` with stderr as given, and waits for
-    /// `expected` listening lines.
-    fn start(args: &[&str], env: &[(&str, &str)], stderr: Stdio, expected: usize) -> Server {
-        let mut cmd = Command::new(bin());
-        cmd.arg("serve").args(args).stdout(Stdio::piped()).stderr(stderr);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn twirl");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut endpoints = Vec::new();
-        while endpoints.len() < expected {
-            let line = rx.recv_timeout(WAIT).expect("a listening line");
-            endpoints.push(line.rsplit(' ').next().expect("endpoint").to_string());
-        }
-        Server { child, endpoints }
-    }
-
-    fn addr(&self, i: usize) -> SocketAddr {
-        let ep = &self.endpoints[i];
-        let (_, a) = ep.split_once(':').expect("kind:addr");
-        a.parse().expect("socket address")
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on a child we spawned and have not waited for.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
-    }
-
-    fn wait_exit(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "twirl did not exit in time");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
+    Server::start(cmd, expected)
 }
 
 fn udp_ask(to: SocketAddr, request: &[u8]) -> Option<Vec<u8>> {
@@ -108,7 +55,7 @@ fn numeric_flags_out_of_range_exit_2_naming_the_flag() {
 fn a_stderr_pipe_nobody_reads_does_not_stop_the_server() {
     // Debug logging writes a line per bad datagram; stderr is a pipe this
     // test never reads, so it fills (64 KiB) after a few hundred lines.
-    let server = Server::start(&["json@udp:0"], &[("RUST_LOG", "debug")], Stdio::piped(), 1);
+    let server = serve(&["json@udp:0"], &[("RUST_LOG", "debug")], Stdio::piped(), 1);
     let to = server.addr(0);
     let u = UdpSocket::bind("127.0.0.1:0").expect("bind");
     for i in 0..3000 {
@@ -125,7 +72,7 @@ fn a_stderr_pipe_nobody_reads_does_not_stop_the_server() {
 
 #[test]
 fn a_flood_of_requests_writes_next_to_no_log() {
-    let server = Server::start(&["json@udp:0"], &[], Stdio::piped(), 1);
+    let server = serve(&["json@udp:0"], &[], Stdio::piped(), 1);
     let mut server = server;
     let mut stderr = server.child.stderr.take().expect("stderr");
     let (tx, rx) = mpsc::channel();
@@ -147,7 +94,7 @@ fn a_flood_of_requests_writes_next_to_no_log() {
         let _ = u.recv_from(&mut buf);
     }
     server.signal(libc::SIGTERM);
-    assert_eq!(server.wait_exit(), Some(0));
+    assert_eq!(server.wait_exit().code(), Some(0));
     let log = rx.recv_timeout(WAIT).expect("stderr closed");
     let per_byte = log.len() as f64 / sent as f64;
     assert!(
@@ -160,7 +107,7 @@ fn a_flood_of_requests_writes_next_to_no_log() {
 
 #[test]
 fn sigterm_mid_transfer_flushes_every_client_without_a_reset() {
-    let mut server = Server::start(&["caps@tcp:0"], &[], Stdio::null(), 1);
+    let mut server = serve(&["caps@tcp:0"], &[], Stdio::null(), 1);
     let addr = server.addr(0);
     const CLIENTS: usize = 20;
     const EACH: usize = 4 << 20;
@@ -215,7 +162,7 @@ fn sigterm_mid_transfer_flushes_every_client_without_a_reset() {
         let (sent, got) = c.join().expect("client").expect("an EOF, never a reset");
         assert!(got <= sent, "got {got}, sent {sent}");
     }
-    assert_eq!(server.wait_exit(), Some(0));
+    assert_eq!(server.wait_exit().code(), Some(0));
 }
 
 /// Sends one UDP datagram with a forged source, through a raw socket
@@ -277,12 +224,8 @@ fn stat(log: &str, key: &str) -> u64 {
 fn one_spoofed_datagram_between_two_services_costs_no_reply() {
     // Two echo services, and time and daytime: a datagram forged to come
     // from one service to another would have them answer each other forever.
-    let mut server = Server::start(
-        &["--stats", "0.2", "echo@udp:0", "echo@udp:0", "time@udp:0", "daytime@udp:0"],
-        &[],
-        Stdio::piped(),
-        4,
-    );
+    let mut server =
+        serve(&["--stats", "0.2", "echo@udp:0", "echo@udp:0", "time@udp:0", "daytime@udp:0"], &[], Stdio::piped(), 4);
     let (a, b, time, daytime) = (server.addr(0), server.addr(1), server.addr(2), server.addr(3));
     if spoof(a, b, b"ping").is_none() {
         eprintln!("SKIPPED: raw sockets are not allowed here (not root)");
@@ -293,7 +236,7 @@ fn one_spoofed_datagram_between_two_services_costs_no_reply() {
     assert_eq!(udp_ask(a, b"real").as_deref(), Some(&b"real"[..]));
     std::thread::sleep(Duration::from_millis(600));
     server.signal(libc::SIGTERM);
-    assert_eq!(server.wait_exit(), Some(0));
+    assert_eq!(server.wait_exit().code(), Some(0));
     let mut log = String::new();
     server.child.stderr.take().expect("stderr").read_to_string(&mut log).expect("stderr");
     let (out, refused) = (stat(&log, "datagrams_out"), stat(&log, "replies_refused"));
@@ -303,8 +246,8 @@ fn one_spoofed_datagram_between_two_services_costs_no_reply() {
 
 #[test]
 fn twirl_client_writes_a_binary_reply_exactly() {
-    let mut server = Server::start(&["echo@tcp:0"], &[], Stdio::null(), 1);
-    let endpoint = server.endpoints[0].clone();
+    let mut server = serve(&["echo@tcp:0"], &[], Stdio::null(), 1);
+    let endpoint = server.endpoint(0).to_string();
     let binary = [0u8, 0xff, 0x01, b'a'];
     let mut child = Command::new(bin())
         .args(["client", "echo", &endpoint])
@@ -318,7 +261,7 @@ fn twirl_client_writes_a_binary_reply_exactly() {
     let text = Command::new(bin()).args(["client", "echo", &endpoint, "hello"]).output().expect("client");
     assert_eq!(text.stdout, b"hello\n", "a text reply ends its line");
     server.signal(libc::SIGTERM);
-    assert_eq!(server.wait_exit(), Some(0));
+    assert_eq!(server.wait_exit().code(), Some(0));
 }
 
 /// Resident memory of a process, in bytes (from /proc).
@@ -334,7 +277,7 @@ fn rss(pid: u32) -> u64 {
 
 #[test]
 fn clients_that_never_read_leave_the_server_small() {
-    let mut server = Server::start(&["echo@tcp:0", "time@tcp:0"], &[], Stdio::null(), 2);
+    let mut server = serve(&["echo@tcp:0", "time@tcp:0"], &[], Stdio::null(), 2);
     let (echo, time) = (server.addr(0), server.addr(1));
     let before = rss(server.child.id());
     // 16 clients send 16 MiB each to echo, 8 send newlines to time, and none
@@ -376,12 +319,12 @@ fn clients_that_never_read_leave_the_server_small() {
     assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
     drop(held);
     server.signal(libc::SIGTERM);
-    assert_eq!(server.wait_exit(), Some(0));
+    assert_eq!(server.wait_exit().code(), Some(0));
 }
 
 #[test]
 fn twirl_cat_sends_a_100_mb_file_in_full() {
-    let mut server = Server::start(&["discard@tcp:0"], &[], Stdio::null(), 1);
+    let mut server = serve(&["discard@tcp:0"], &[], Stdio::null(), 1);
     let path = std::env::temp_dir().join(format!("twirl-cat-{}.bin", std::process::id()));
     {
         let mut f = std::fs::File::create(&path).expect("create");
@@ -391,12 +334,12 @@ fn twirl_cat_sends_a_100_mb_file_in_full() {
         }
     }
     let stdin = std::fs::File::open(&path).expect("open");
-    let out = Command::new(bin()).args(["cat", &server.endpoints[0]]).stdin(stdin).output().expect("twirl cat");
+    let out = Command::new(bin()).args(["cat", server.endpoint(0)]).stdin(stdin).output().expect("twirl cat");
     let _ = std::fs::remove_file(&path);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     server.signal(libc::SIGUSR1);
     server.signal(libc::SIGTERM);
-    assert_eq!(server.wait_exit(), Some(0));
+    assert_eq!(server.wait_exit().code(), Some(0));
 }
 
 #[test]
@@ -420,9 +363,9 @@ fn twirl_client_against_an_endless_stream_stops_at_its_bound() {
 
 #[test]
 fn a_closed_stdout_ends_the_client_with_one_line_and_exit_1() {
-    let mut server = Server::start(&["echo@tcp:0"], &[], Stdio::null(), 1);
+    let mut server = serve(&["echo@tcp:0"], &[], Stdio::null(), 1);
     let mut child = Command::new(bin())
-        .args(["client", "echo", &server.endpoints[0], "hello"])
+        .args(["client", "echo", server.endpoint(0), "hello"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -434,14 +377,14 @@ fn a_closed_stdout_ends_the_client_with_one_line_and_exit_1() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("stdout"), "{err}");
     server.signal(libc::SIGTERM);
-    assert_eq!(server.wait_exit(), Some(0));
+    assert_eq!(server.wait_exit().code(), Some(0));
 }
 
 #[test]
 fn a_closed_stdout_ends_cat_with_one_line_and_exit_1() {
-    let mut server = Server::start(&["chargen@tcp:0"], &[], Stdio::null(), 1);
+    let mut server = serve(&["chargen@tcp:0"], &[], Stdio::null(), 1);
     let mut child = Command::new(bin())
-        .args(["cat", &server.endpoints[0]])
+        .args(["cat", server.endpoint(0)])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -456,12 +399,12 @@ fn a_closed_stdout_ends_cat_with_one_line_and_exit_1() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("stdout"), "{err}");
     server.signal(libc::SIGTERM);
-    assert_eq!(server.wait_exit(), Some(0));
+    assert_eq!(server.wait_exit().code(), Some(0));
 }
 
 #[test]
 fn sighup_stops_gracefully_like_sigterm() {
-    let mut server = Server::start(&["echo@tcp:0"], &[], Stdio::null(), 1);
+    let mut server = serve(&["echo@tcp:0"], &[], Stdio::null(), 1);
     let a = server.addr(0);
     let mut c = TcpStream::connect(a).expect("connect");
     c.set_read_timeout(Some(WAIT)).expect("timeout");
@@ -472,12 +415,12 @@ fn sighup_stops_gracefully_like_sigterm() {
     let mut rest = Vec::new();
     assert_eq!(c.read_to_end(&mut rest).expect("a FIN, not a reset"), 0);
     drop(c);
-    assert_eq!(server.wait_exit(), Some(0));
+    assert_eq!(server.wait_exit().code(), Some(0));
 }
 
 #[test]
 fn tricklers_at_max_conns_are_closed_as_idle_and_let_real_clients_in() {
-    let mut server = Server::start(&["--max-conns", "20", "--idle-timeout", "1", "chat@tcp:0"], &[], Stdio::piped(), 1);
+    let mut server = serve(&["--max-conns", "20", "--idle-timeout", "1", "chat@tcp:0"], &[], Stdio::piped(), 1);
     let mut stderr = server.child.stderr.take().expect("stderr");
     let (log_tx, log_rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -511,7 +454,7 @@ fn tricklers_at_max_conns_are_closed_as_idle_and_let_real_clients_in() {
     assert!(served_after < Duration::from_secs(3), "{served_after:?}");
     drop(tricklers);
     server.signal(libc::SIGTERM);
-    assert_eq!(server.wait_exit(), Some(0));
+    assert_eq!(server.wait_exit().code(), Some(0));
     let log = log_rx.recv_timeout(WAIT).expect("stderr");
     let refusals = log.lines().filter(|l| l.contains("INFO") && l.contains("refused")).count();
     assert!(refusals >= 1, "refusals are logged at info: {log}");
