@@ -66,6 +66,88 @@ impl Protocol for Exchange {
     }
 }
 
+/// Sends stdin to a stream endpoint with flow control and writes what
+/// comes back to stdout as it arrives (nothing is held whole: any amount
+/// goes through in bounded memory); half-closes at stdin's end and returns,
+/// once the server has closed, how many bytes were sent.
+///
+/// Stdin is read a chunk at a time while the connection's output is below
+/// its high-water mark, and again at `resume_writing`; the replies are read
+/// meanwhile (backpressure off), since a client that stopped reading them
+/// while its own output waits is the deadlock lab's client.
+pub fn stream_stdin(endpoint: &ClientEndpoint) -> Result<u64, ClientError> {
+    let outcome: Outcome<io::Result<u64>> = Outcome::new();
+    let mut reactor = new_reactor(endpoint)?;
+    let o = outcome.clone();
+    let factory = OneShot::new(outcome.clone(), move |_: &Addr| StdinPump { sent: 0, done: false, outcome: o });
+    connect_stream(&mut reactor, endpoint, factory)?;
+    wait(&mut reactor, endpoint, &outcome, NO_TIMEOUT)
+}
+
+/// Stdin to the connection, the connection to stdout.
+struct StdinPump {
+    sent: u64,
+    done: bool,
+    outcome: Outcome<io::Result<u64>>,
+}
+
+/// The pump's timer tag: go on reading stdin next turn.
+const PUMP_AGAIN: u64 = 0;
+
+impl StdinPump {
+    fn pump(&mut self, t: &mut dyn Transport) {
+        let mut buf = vec![0u8; 64 * 1024];
+        for _ in 0..256 {
+            if self.done || t.writing_paused() || t.is_closing() {
+                return;
+            }
+            match io::Read::read(&mut io::stdin().lock(), &mut buf) {
+                Ok(0) => {
+                    self.done = true;
+                    t.shutdown_write();
+                }
+                Ok(n) => {
+                    self.sent += n as u64;
+                    t.write(&buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.outcome.set(Err(io::Error::new(e.kind(), format!("stdin: {e}"))));
+                    t.abort_connection();
+                    return;
+                }
+            }
+        }
+        // 16 MiB in one go: let the replies be read, then go on.
+        t.call_later(Duration::ZERO, PUMP_AGAIN);
+    }
+}
+
+impl Protocol for StdinPump {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        t.set_backpressure(false);
+        self.pump(t);
+    }
+    fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
+        let mut out = io::stdout().lock();
+        if let Err(e) = out.write_all(data).and_then(|_| out.flush()) {
+            self.outcome.set(Err(io::Error::new(e.kind(), format!("stdout: {e}"))));
+            t.abort_connection();
+        }
+    }
+    fn resume_writing(&mut self, t: &mut dyn Transport) {
+        self.pump(t);
+    }
+    fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {
+        if tag == PUMP_AGAIN {
+            self.pump(t);
+        }
+    }
+    fn connection_lost(&mut self, reason: &Disconnect, _: &mut dyn Context) {
+        self.outcome.set(reason.to_io_error().map_or(Ok(self.sent), Err));
+    }
+}
+
 /// Connects `reactor` to a stream endpoint with a one-shot factory.
 pub fn connect_stream(
     reactor: &mut Reactor,

@@ -460,3 +460,61 @@ fn tricklers_at_max_conns_are_closed_as_idle_and_let_real_clients_in() {
     assert!(refusals >= 1, "refusals are logged at info: {log}");
     assert!(refusals <= 4, "at most once a second: {refusals} lines for {refused} refusals");
 }
+
+#[test]
+fn twirl_client_streams_100_mb_of_stdin_through_echo_in_bounded_memory() {
+    let mut server = serve(&["echo@tcp:0"], &[], Stdio::null(), 1);
+    let path = std::env::temp_dir().join(format!("twirl-client-{}.bin", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&path).expect("create");
+        let block: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        for _ in 0..100 {
+            f.write_all(&block).expect("write");
+        }
+    }
+    let mut child = Command::new(bin())
+        .args(["client", "echo", server.endpoint(0)])
+        .stdin(std::fs::File::open(&path).expect("open"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("client");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let (mut total, mut buf) = (0usize, vec![0u8; 1 << 16]);
+        let mut ok = true;
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            ok &= buf[..n].iter().enumerate().all(|(i, b)| *b == ((total + i) % (1 << 20) % 251) as u8);
+            total += n;
+        }
+        (total, ok)
+    });
+    let pid = child.id();
+    let mut peak = 0;
+    let t0 = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() && t0.elapsed() < Duration::from_secs(60) {
+        peak = peak.max(
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .map(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("VmRSS:"))
+                        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                        .unwrap_or(0)
+                })
+                .unwrap_or(0),
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = child.wait().expect("wait");
+    let _ = std::fs::remove_file(&path);
+    let (total, ok) = reader.join().expect("reader");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(total, 100 << 20, "all of it came back");
+    assert!(ok, "and unchanged");
+    assert!(peak < 32 * 1024, "the client peaked at {peak} KiB of RSS");
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit().code(), Some(0));
+}

@@ -36,7 +36,7 @@ use std::time::Duration;
 use twirl::endpoint::ClientEndpoint;
 use twirl::{Addr, Context, Disconnect, OneShot, Outcome, Protocol, Reactor, Transport};
 
-use crate::exchange::{REPLY_TIMEOUT, connect_stream, print_reply, read_stdin, stream_exchange, wait};
+use crate::exchange::{REPLY_TIMEOUT, connect_stream, print_reply, stream_exchange, stream_stdin, wait};
 use crate::plugin::{ClientError, Plugin};
 
 /// Uppercases the stream, byte by byte, with no framing.
@@ -153,7 +153,11 @@ fn client(endpoint: &ClientEndpoint, args: &[String]) -> Result<(), ClientError>
         let timeout = REPLY_TIMEOUT + Duration::from_secs(total / 10_000_000);
         return print_reply(&wait(&mut reactor, endpoint, &outcome, timeout)?);
     }
-    let request = if args.is_empty() { read_stdin()? } else { args.join(" ").into_bytes() };
+    if args.is_empty() {
+        // Any amount, streamed both ways with flow control.
+        return stream_stdin(endpoint).map(|_| ());
+    }
+    let request = args.join(" ").into_bytes();
     print_reply(&stream_exchange(endpoint, &request, REPLY_TIMEOUT)?)
 }
 

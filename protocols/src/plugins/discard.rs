@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use twirl::endpoint::ClientEndpoint;
 use twirl::{Addr, DatagramProtocol, DatagramTransport, Protocol, Transport};
 
-use crate::exchange::{REPLY_TIMEOUT, print_reply, read_stdin, stream_exchange};
+use crate::exchange::{REPLY_TIMEOUT, print_reply, read_stdin, stream_exchange, stream_stdin};
 use crate::plugin::{ClientError, Plugin};
 
 /// Drops the stream.
@@ -35,6 +35,11 @@ impl DatagramProtocol for DiscardUdp {
 /// reports how much went; over TCP it waits until the server has closed,
 /// which shows everything was received.
 fn client(endpoint: &ClientEndpoint, args: &[String]) -> Result<(), ClientError> {
+    if args.is_empty() && !matches!(endpoint, ClientEndpoint::Udp(..)) {
+        // Any amount, with flow control; the server closing shows all arrived.
+        let sent = stream_stdin(endpoint)?;
+        return print_reply(format!("sent {sent} bytes").as_bytes());
+    }
     let data = if args.is_empty() { read_stdin()? } else { args.join(" ").into_bytes() };
     match endpoint {
         ClientEndpoint::Udp(..) => {

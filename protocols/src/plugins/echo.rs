@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use twirl::endpoint::ClientEndpoint;
 use twirl::{Addr, DatagramProtocol, DatagramTransport, Protocol, Transport};
 
-use crate::exchange::{REPLY_TIMEOUT, UdpRetry, print_reply, read_stdin, stream_exchange, udp_exchange};
+use crate::exchange::{REPLY_TIMEOUT, UdpRetry, print_reply, read_stdin, stream_exchange, stream_stdin, udp_exchange};
 use crate::plugin::{ClientError, Plugin};
 
 /// Echo over a stream: one method.
@@ -40,6 +40,10 @@ impl DatagramProtocol for EchoUdp {
 /// `twirl client echo ENDPOINT [WORD]...`: sends the words joined by
 /// spaces (or all of stdin when there are none) and prints the reply.
 fn client(endpoint: &ClientEndpoint, args: &[String]) -> Result<(), ClientError> {
+    if args.is_empty() && !matches!(endpoint, ClientEndpoint::Udp(..)) {
+        // Any amount, streamed both ways with flow control.
+        return stream_stdin(endpoint).map(|_| ());
+    }
     let request = if args.is_empty() { read_stdin()? } else { args.join(" ").into_bytes() };
     let reply = match endpoint {
         ClientEndpoint::Udp(..) => {
