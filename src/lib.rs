@@ -82,6 +82,7 @@ mod flow;
 mod guard;
 mod handle;
 pub mod line;
+mod loglimit;
 pub mod outcome;
 mod policy;
 pub mod prefixed;

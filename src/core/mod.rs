@@ -429,7 +429,7 @@ impl Core {
                 break;
             }
             let why = Disconnect::MemoryBudget { budget: budget as usize, total: total as usize, held };
-            log::warn!("{}: {why}; aborting it", ConnId(token));
+            crate::loglimit::conn_event(log::Level::Warn, format_args!("{}: {why}; aborting it", ConnId(token)));
             if let Some(s) = self.source_mut(token)
                 && s.abort(why)
             {

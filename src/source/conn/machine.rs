@@ -155,7 +155,7 @@ impl<P: Pipe> ConnIo<P> {
         if self.wbuf.would_exceed(rest.len(), limits) {
             stats.cap_aborts += 1;
             let why = Disconnect::HardCap { cap: limits.hard_cap, buffered: self.wbuf.len(), written: rest.len() };
-            log::warn!("{} ({}): {why}; aborting", self.id, self.peer);
+            crate::loglimit::conn_event(log::Level::Warn, format_args!("{} ({}): {why}; aborting", self.id, self.peer));
             self.end(why);
             return true;
         }
@@ -494,12 +494,11 @@ pub(crate) fn timer<P: Pipe, H: Host>(
         TimerKind::Idle => idle_check(io, host),
         TimerKind::Lifetime => {
             let limit = io.policy.max_lifetime.unwrap_or_default();
-            log::info!(
-                "{} ({}, {}): closing: open for {:.1} s, the most allowed",
-                io.id,
-                io.peer,
-                io.policy.name,
-                limit.as_secs_f64()
+            let (id, peer, name) = (io.id, &io.peer, &io.policy.name);
+            let open = limit.as_secs_f64();
+            crate::loglimit::conn_event(
+                log::Level::Info,
+                format_args!("{id} ({peer}, {name}): closing: open for {open:.1} s, the most allowed"),
             );
             io.end(Disconnect::Lifetime { limit });
         }
@@ -518,7 +517,8 @@ fn idle_check<P: Pipe, H: Host>(io: &mut ConnIo<P>, host: &mut H) {
     if silent >= after {
         host.stats().idle_closed += 1;
         let why = Disconnect::Idle { silent, limit: after };
-        log::info!("{} ({}, {}): closing: {why}", io.id, io.peer, io.policy.name);
+        let (id, peer, name) = (io.id, &io.peer, &io.policy.name);
+        crate::loglimit::conn_event(log::Level::Info, format_args!("{id} ({peer}, {name}): closing: {why}"));
         io.end(why);
     } else {
         idle.timer = host.schedule(after - silent, None, TimerKind::Idle, 0);
