@@ -518,3 +518,31 @@ fn twirl_client_streams_100_mb_of_stdin_through_echo_in_bounded_memory() {
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait_exit().code(), Some(0));
 }
+
+#[test]
+fn a_trickled_amf_packet_does_not_wake_the_server_at_every_retry() {
+    // Issue #12: a partial AMF packet trickled a byte at a time was decoded
+    // again every 20 ms (a retry timer each time). The retry now backs off,
+    // and the count of timers fired shows it.
+    let mut server = serve(&["--stats", "0.5", "amf@tcp:0"], &[], Stdio::piped(), 1);
+    let mut s = TcpStream::connect(server.addr(0)).expect("connect");
+    // The start of a packet with one message whose body is a long object.
+    let mut packet = vec![0, 0, 0, 0, 0, 1, 0, 1, b't', 0, 2, b'/', b'1', 0xff, 0xff, 0xff, 0xff, 0x03];
+    for i in 0..100u8 {
+        packet.extend_from_slice(&[0, 2, b'k', b'0' + i % 10, 0x00]);
+        packet.extend_from_slice(&f64::from(i).to_be_bytes());
+    }
+    // 300 bytes over about 3 s, never a whole packet.
+    for b in packet.iter().take(300) {
+        s.write_all(&[*b]).expect("write");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The counters are logged every half second; the last line counts.
+    server.signal(libc::SIGTERM);
+    drop(s);
+    assert_eq!(server.wait_exit().code(), Some(0));
+    let mut log = String::new();
+    server.child.stderr.take().expect("stderr").read_to_string(&mut log).expect("stderr");
+    let fired = stat(&log, "timers_fired");
+    assert!(fired < 20, "{fired} timers fired in 3 s of trickling (with the 20 ms retry, before, about 50 here)");
+}
