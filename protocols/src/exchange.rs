@@ -186,25 +186,16 @@ pub fn stream_exchange(endpoint: &ClientEndpoint, request: &[u8], timeout: Durat
 /// Runs the reactor until `outcome` is filled or `timeout` passes
 /// ([`Reactor::run_until`]), and words the result for the command line: the
 /// value, the error the protocol reported, `no reply in time`, or `the
-/// reactor stopped before a reply`.
-///
-/// The timeout fills `outcome` itself, first. `run_until`'s own deadline
-/// stops the reactor gracefully, which closes the connection, and a
-/// protocol that reports in `connection_lost` would then fill the slot with
-/// what that close looks like (an empty reply, `closed after 0 bytes`)
-/// before `run_until` looks; that must not pass for the answer. Its
-/// deadline, a little later, is only a backstop.
+/// reactor stopped before a reply`. (What a protocol reports while the
+/// deadline's graceful stop closes its connection does not pass for the
+/// answer: `run_until` reports the timeout.)
 pub fn wait<T: 'static>(
     reactor: &mut Reactor,
     endpoint: &ClientEndpoint,
     outcome: &Outcome<io::Result<T>>,
     timeout: Duration,
 ) -> Result<T, ClientError> {
-    let o = outcome.clone();
-    reactor.call_later(timeout, move |_| {
-        o.set(Err(io::Error::new(io::ErrorKind::TimedOut, "no reply in time")));
-    });
-    match reactor.run_until(outcome, timeout + Duration::from_secs(1)) {
+    match reactor.run_until(outcome, timeout) {
         Ok(result) => result.map_err(|e| ClientError::runtime(endpoint, e)),
         Err(e) => Err(ClientError::runtime(endpoint, unfinished(e))),
     }

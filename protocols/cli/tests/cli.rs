@@ -8,7 +8,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{Server, WAIT, twirl};
+use common::{Server, WAIT, output, twirl};
 
 fn echo_once(addr: SocketAddr, msg: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).expect("connect");
@@ -22,7 +22,7 @@ fn echo_once(addr: SocketAddr, msg: &[u8]) -> Vec<u8> {
 
 #[test]
 fn list_prints_one_line_per_plugin() {
-    let out = twirl(&["list"]).output().expect("run");
+    let out = output(twirl(&["list"]));
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -51,7 +51,7 @@ fn serve_prints_bound_endpoints_serves_and_stops_on_sigterm() {
     assert_ne!(addr.port(), 0, "the line shows the port actually bound");
     assert_eq!(echo_once(addr, b"ping"), b"ping");
 
-    let out = twirl(&["client", "echo", &format!("unix:{}", sock.display()), "via", "unix"]).output().unwrap();
+    let out = output(twirl(&["client", "echo", &format!("unix:{}", sock.display()), "via", "unix"]));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "via unix\n");
 
     server.signal(libc::SIGTERM);
@@ -84,23 +84,23 @@ fn assert_one_line_error(out: &std::process::Output, code: i32, word: &str) {
 
 #[test]
 fn usage_errors_exit_2_naming_the_bad_word() {
-    assert_one_line_error(&twirl(&["serve", "nosuchplugin"]).output().unwrap(), 2, "nosuchplugin");
-    assert_one_line_error(&twirl(&["serve", "echo@tcp:70000"]).output().unwrap(), 2, "70000");
-    assert_one_line_error(&twirl(&["serve", "echo@sctp:1"]).output().unwrap(), 2, "sctp");
-    assert_one_line_error(&twirl(&["client", "nosuch", "tcp:127.0.0.1:1"]).output().unwrap(), 2, "nosuch");
-    assert_one_line_error(&twirl(&["client", "echo", "tcp:nohostport"]).output().unwrap(), 2, "tcp:nohostport");
-    assert_one_line_error(&twirl(&["frobnicate"]).output().unwrap(), 2, "frobnicate");
+    assert_one_line_error(&output(twirl(&["serve", "nosuchplugin"])), 2, "nosuchplugin");
+    assert_one_line_error(&output(twirl(&["serve", "echo@tcp:70000"])), 2, "70000");
+    assert_one_line_error(&output(twirl(&["serve", "echo@sctp:1"])), 2, "sctp");
+    assert_one_line_error(&output(twirl(&["client", "nosuch", "tcp:127.0.0.1:1"])), 2, "nosuch");
+    assert_one_line_error(&output(twirl(&["client", "echo", "tcp:nohostport"])), 2, "tcp:nohostport");
+    assert_one_line_error(&output(twirl(&["frobnicate"])), 2, "frobnicate");
 }
 
 #[test]
 fn runtime_errors_exit_1_naming_the_endpoint() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let out = twirl(&["serve", &format!("echo@tcp:{port}")]).output().unwrap();
+    let out = output(twirl(&["serve", &format!("echo@tcp:{port}")]));
     assert_one_line_error(&out, 1, &format!("tcp:127.0.0.1:{port}"));
 
     drop(taken);
-    let out = twirl(&["client", "echo", &format!("tcp:127.0.0.1:{port}"), "hi"]).output().unwrap();
+    let out = output(twirl(&["client", "echo", &format!("tcp:127.0.0.1:{port}"), "hi"]));
     assert_one_line_error(&out, 1, &format!("tcp:127.0.0.1:{port}"));
 }
 

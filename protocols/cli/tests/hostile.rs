@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Server, WAIT, bin};
+use common::{Server, WAIT, bin, finish, output, rss};
 
 /// Starts `twirl serve ARGS` with `env` and stderr as given, and waits for
 /// `expected` listening lines.
@@ -43,7 +43,11 @@ fn numeric_flags_out_of_range_exit_2_naming_the_flag() {
         ("--memory-budget", "0"),
         ("--memory-budget", "inf"),
     ] {
-        let out = Command::new(bin()).args(["serve", &format!("{flag}={value}"), "echo@tcp:0"]).output().expect("run");
+        let out = output({
+            let mut c = Command::new(bin());
+            c.args(["serve", &format!("{flag}={value}"), "echo@tcp:0"]);
+            c
+        });
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
         assert!(err.contains(flag) && !err.contains("panicked"), "{flag} {value}: {err}");
@@ -256,23 +260,16 @@ fn twirl_client_writes_a_binary_reply_exactly() {
         .spawn()
         .expect("client");
     child.stdin.take().expect("stdin").write_all(&binary).expect("write");
-    let out = child.wait_with_output().expect("output");
+    let out = finish(child, WAIT);
     assert_eq!(out.stdout, binary, "no byte added to a binary reply");
-    let text = Command::new(bin()).args(["client", "echo", &endpoint, "hello"]).output().expect("client");
+    let text = output({
+        let mut c = Command::new(bin());
+        c.args(["client", "echo", &endpoint, "hello"]);
+        c
+    });
     assert_eq!(text.stdout, b"hello\n", "a text reply ends its line");
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait_exit().code(), Some(0));
-}
-
-/// Resident memory of a process, in bytes (from /proc).
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS");
-    kb * 1024
 }
 
 #[test]
@@ -334,7 +331,11 @@ fn twirl_cat_sends_a_100_mb_file_in_full() {
         }
     }
     let stdin = std::fs::File::open(&path).expect("open");
-    let out = Command::new(bin()).args(["cat", server.endpoint(0)]).stdin(stdin).output().expect("twirl cat");
+    let out = output({
+        let mut c = Command::new(bin());
+        c.args(["cat", server.endpoint(0)]).stdin(stdin);
+        c
+    });
     let _ = std::fs::remove_file(&path);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     server.signal(libc::SIGUSR1);
@@ -354,45 +355,33 @@ fn twirl_client_against_an_endless_stream_stops_at_its_bound() {
         }
     });
     let t0 = Instant::now();
-    let out = Command::new(bin()).args(["client", "echo", &format!("tcp:{addr}"), "x"]).output().expect("client");
+    let out = output({
+        let mut c = Command::new(bin());
+        c.args(["client", "echo", &format!("tcp:{addr}"), "x"]);
+        c
+    });
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("MiB") && out.stdout.is_empty(), "{err}");
     assert!(t0.elapsed() < WAIT, "{:?}", t0.elapsed());
 }
 
-#[test]
-fn a_closed_stdout_ends_the_client_with_one_line_and_exit_1() {
-    let mut server = serve(&["echo@tcp:0"], &[], Stdio::null(), 1);
+/// Runs `twirl ARGS ENDPOINT AFTER` against `plugin@tcp:0` with its stdout
+/// closed from the start: it must end with one line naming stdout, exit 1.
+fn closed_stdout_ends_with_one_line(plugin: &str, args: &[&str], after: &[&str]) {
+    let mut server = serve(&[&format!("{plugin}@tcp:0")], &[], Stdio::null(), 1);
     let mut child = Command::new(bin())
-        .args(["client", "echo", server.endpoint(0), "hello"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("client");
-    drop(child.stdout.take()); // nobody will read what it prints
-    let out = child.wait_with_output().expect("client");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.contains("stdout"), "{err}");
-    server.signal(libc::SIGTERM);
-    assert_eq!(server.wait_exit().code(), Some(0));
-}
-
-#[test]
-fn a_closed_stdout_ends_cat_with_one_line_and_exit_1() {
-    let mut server = serve(&["chargen@tcp:0"], &[], Stdio::null(), 1);
-    let mut child = Command::new(bin())
-        .args(["cat", server.endpoint(0)])
+        .args(args)
+        .arg(server.endpoint(0))
+        .args(after)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("cat");
-    drop(child.stdout.take()); // chargen streams; nobody reads it
-    let stdin = child.stdin.take();
-    let out = child.wait_with_output().expect("cat");
+        .expect("spawn");
+    drop(child.stdout.take()); // nobody will read what it prints
+    let stdin = child.stdin.take(); // held open: the end must come from stdout
+    let out = finish(child, WAIT);
     drop(stdin);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -400,6 +389,17 @@ fn a_closed_stdout_ends_cat_with_one_line_and_exit_1() {
     assert!(err.contains("stdout"), "{err}");
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait_exit().code(), Some(0));
+}
+
+#[test]
+fn a_closed_stdout_ends_the_client_with_one_line_and_exit_1() {
+    closed_stdout_ends_with_one_line("echo", &["client", "echo"], &["hello"]);
+}
+
+#[test]
+fn a_closed_stdout_ends_cat_with_one_line_and_exit_1() {
+    // chargen streams at once, so cat has something to print.
+    closed_stdout_ends_with_one_line("chargen", &["cat"], &[]);
 }
 
 #[test]
@@ -496,25 +496,16 @@ fn twirl_client_streams_100_mb_of_stdin_through_echo_in_bounded_memory() {
     let mut peak = 0;
     let t0 = Instant::now();
     while child.try_wait().expect("try_wait").is_none() && t0.elapsed() < Duration::from_secs(60) {
-        peak = peak.max(
-            std::fs::read_to_string(format!("/proc/{pid}/status"))
-                .map(|s| {
-                    s.lines()
-                        .find_map(|l| l.strip_prefix("VmRSS:"))
-                        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-                        .unwrap_or(0)
-                })
-                .unwrap_or(0),
-        );
+        peak = peak.max(rss(pid));
         std::thread::sleep(Duration::from_millis(10));
     }
-    let status = child.wait().expect("wait");
+    let status = finish(child, WAIT).status;
     let _ = std::fs::remove_file(&path);
     let (total, ok) = reader.join().expect("reader");
     assert!(status.success(), "{status:?}");
     assert_eq!(total, 100 << 20, "all of it came back");
     assert!(ok, "and unchanged");
-    assert!(peak < 32 * 1024, "the client peaked at {peak} KiB of RSS");
+    assert!(peak < 32 << 20, "the client peaked at {} KiB of RSS", peak >> 10);
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait_exit().code(), Some(0));
 }

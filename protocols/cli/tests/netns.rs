@@ -31,7 +31,7 @@ impl Netns {
 
     /// Runs a command (inside the namespace if `inside`).
     fn run(&self, args: &[&str], inside: bool) -> Result<String, String> {
-        let mut cmd = if inside {
+        let cmd = if inside {
             let mut c = Command::new("ip");
             c.args(["netns", "exec", &self.0]).args(args);
             c
@@ -40,7 +40,7 @@ impl Netns {
             c.args(&args[1..]);
             c
         };
-        let out = cmd.output().map_err(|e| format!("{}: {e}", args[0]))?;
+        let out = common::output(cmd);
         if !out.status.success() {
             return Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()));
         }

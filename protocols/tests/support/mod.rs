@@ -529,12 +529,18 @@ pub fn all_good(server: &AllPlugins) -> Result<(), String> {
 /// Runs `cmd` with `stdin` fed in; kills it and fails if it outlives `within`.
 pub fn run(mut cmd: Command, stdin: &[u8], within: Duration) -> Output {
     let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-    let pid = child.id();
     let mut input = child.stdin.take().expect("stdin");
     let data = stdin.to_vec();
     thread::spawn(move || {
         let _ = input.write_all(&data);
     });
+    finish(child, within)
+}
+
+/// Waits for a spawned child's exit and output, at most `within` (then
+/// kills it and panics).
+pub fn finish(child: std::process::Child, within: Duration) -> Output {
+    let pid = child.id();
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
@@ -544,7 +550,7 @@ pub fn run(mut cmd: Command, stdin: &[u8], within: Duration) -> Output {
         Err(_) => {
             // SAFETY: kill(2) on a child we spawned; it has not been reaped (wait is still pending).
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("{cmd:?} did not finish within {within:?}");
+            panic!("child {pid} did not finish within {within:?}");
         }
     }
 }

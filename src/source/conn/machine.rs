@@ -97,11 +97,6 @@ impl<P: Pipe> ConnIo<P> {
         }
     }
 
-    /// Reading is stopped because the output waits above the high-water mark.
-    pub(crate) fn backpressured(&self) -> bool {
-        self.backpressure && self.producer_paused
-    }
-
     /// True once nothing more may be written: closing, half-closed, or ending.
     pub(crate) fn write_closed(&self) -> bool {
         self.closing || self.shutdown_requested || self.abort.is_some()
@@ -318,7 +313,7 @@ impl<P: Pipe, H: Host> Transport for ConnCtx<'_, P, H> {
         self.io.pipe.set_nodelay(nodelay)
     }
     fn set_backpressure(&mut self, on: bool) {
-        if self.io.backpressured() && !on {
+        if self.io.backpressure && self.io.producer_paused && !on {
             // Reading resumes; what arrived meanwhile raised no event.
             self.host.again();
         }
@@ -419,12 +414,10 @@ fn read<P: Pipe, H: Host>(
         // A closing connection drains what the peer sends (and drops it),
         // so that a peer still sending is not left blocked, unable to read
         // what we flush, and the close ends without a reset.
-        if !io.closing && (io.reading_paused || io.backpressured()) {
-            return;
-        }
-        // Past the mark within this turn's reads: stop now; the settle
-        // that follows pauses the producer and with it the reading.
-        if !io.closing && io.backpressure && io.wbuf.len() > io.policy.limits.high_water {
+        // Backpressure: paused at the mark, or past it within this turn's
+        // reads (the settle that follows pauses the producer).
+        let backlogged = io.backpressure && (io.producer_paused || io.wbuf.len() > io.policy.limits.high_water);
+        if !io.closing && (io.reading_paused || backlogged) {
             return;
         }
         match io.pipe.read(buf) {

@@ -5,12 +5,34 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+pub use support::finish;
+
 /// The bound on every wait.
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Runs `cmd` to its end, stdout and stderr piped, at most [`WAIT`].
+pub fn output(mut cmd: Command) -> Output {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    finish(child, WAIT)
+}
+
+/// Resident memory of a process, in bytes (from /proc).
+pub fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    kb * 1024
+}
 
 /// The binary under test; `TWIRL_TEST_BIN` points the tests at another
 /// build (an older one, to see them fail there).
