@@ -97,6 +97,9 @@ pub mod transport;
 pub use crate::core::{Config, Readiness, UdpReplies, default_memory_budget};
 pub use addr::Addr;
 pub use backoff::{Backoff, Reconnecting, StopTrying};
+/// The `bytes` crate, re-exported: [`Transport::write_bytes`] and the framers'
+/// owned frames use its [`Bytes`](bytes::Bytes) and [`BytesMut`](bytes::BytesMut).
+pub use bytes;
 pub use flow::Limits;
 pub use handle::ReactorHandle;
 pub use outcome::{OneShot, Outcome};

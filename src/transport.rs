@@ -9,6 +9,8 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::addr::Addr;
 pub use crate::timer::TimerHandle;
 
@@ -186,6 +188,18 @@ pub trait Context {
     /// (after `lose_connection` or `shutdown_write`): then the bytes were
     /// dropped. Flow control applies to it as to any write.
     fn write_to(&mut self, conn: ConnId, data: &[u8]) -> bool;
+    /// [`write_to`](Context::write_to) taking ownership of `data`: what the
+    /// socket does not take now is queued as it is, without a copy.
+    fn write_bytes_to(&mut self, conn: ConnId, data: Bytes) -> bool {
+        self.write_to(conn, &data)
+    }
+    /// Writes one message to many connections (a chat room's line to its
+    /// members): each queues a reference to the same bytes, so a message
+    /// to N connections is one allocation, not N copies. Returns how many
+    /// connections took it (see [`write_to`](Context::write_to)).
+    fn write_to_each(&mut self, conns: &[ConnId], data: &Bytes) -> usize {
+        conns.iter().filter(|c| self.write_bytes_to(**c, data.clone())).count()
+    }
     /// Asks another connection to close after flushing; false if no such connection.
     fn close_conn(&mut self, conn: ConnId) -> bool;
     /// Closes another connection now, dropping its unsent bytes (a chat
@@ -212,6 +226,12 @@ pub trait Transport: Context {
     /// are dropped, and logged at debug level (`write_to` on the
     /// connection's id returns false then).
     fn write(&mut self, data: &[u8]);
+    /// [`write`](Transport::write) taking ownership of `data`: what the
+    /// socket does not take now is queued as it is, without a copy (a
+    /// frame kept from a framer, a message shared with other connections).
+    fn write_bytes(&mut self, data: Bytes) {
+        self.write(&data)
+    }
     /// Closes after everything written so far has been sent.
     fn lose_connection(&mut self);
     /// Closes now, dropping anything unsent.
