@@ -7,6 +7,11 @@
 //! mark, to `resume_writing`. A protocol that ignores this cannot grow memory
 //! without end: past the hard cap the connection is aborted.
 
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
+
 /// Per-connection buffer limits (documented defaults in [`Limits::default`]).
 ///
 /// # Examples
@@ -40,52 +45,149 @@ pub(crate) enum Flow {
     Resume,
 }
 
-/// Bytes written but not yet taken by the socket.
-#[derive(Debug, Default)]
-pub(crate) struct WriteBuf {
-    buf: Vec<u8>,
-    head: usize,
+/// What a protocol wrote: bytes it lent (copied if they must wait) or
+/// bytes it gave (queued as they are).
+pub(crate) enum Payload<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Bytes),
 }
 
-/// Capacity kept after the buffer drains; more is given back so that idle
-/// connections cost little memory.
-const KEEP_CAPACITY: usize = 4096;
+impl Payload<'_> {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Borrowed(b) => b,
+            Payload::Owned(b) => b,
+        }
+    }
+}
+
+/// Bytes written but not yet taken by the socket: a queue of [`Bytes`].
+///
+/// Small writes (the protocol's `&[u8]`, which must be copied anyway) are
+/// coalesced into a [`BytesMut`] tail, so a burst of them is a few large
+/// pieces; owned writes ([`Bytes`], perhaps shared with other connections)
+/// are queued as they are, without a copy. Sending takes a prefix of the
+/// queue in one vectored write; a sent piece is released, never moved.
+///
+/// An empty buffer owns nothing (one null pointer): an idle connection pays
+/// for no queue, and a drained queue is given back at once.
+#[derive(Debug, Default)]
+pub(crate) struct WriteBuf {
+    queue: Option<Box<Queue>>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    /// Frozen pieces, oldest first; the front one may be partly sent.
+    chunks: VecDeque<Bytes>,
+    /// Coalesced small writes, after every chunk.
+    tail: BytesMut,
+    /// Bytes in `chunks` and `tail`.
+    len: usize,
+}
+
+/// A tail this long is frozen into a chunk before more is appended, so
+/// that growing it never copies more than this again.
+const TAIL_MAX: usize = 64 * 1024;
+
+/// At most this many pieces go into one vectored write.
+pub(crate) const MAX_IOVECS: usize = 64;
 
 impl WriteBuf {
     pub(crate) fn len(&self) -> usize {
-        self.buf.len() - self.head
+        self.queue.as_ref().map_or(0, |q| q.len)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.queue.is_none()
     }
 
-    pub(crate) fn pending(&self) -> &[u8] {
-        &self.buf[self.head..]
+    fn queue(&mut self) -> &mut Queue {
+        self.queue.get_or_insert_with(Box::default)
     }
 
+    /// Queues a copy of `data` (coalesced with the small writes before it).
     pub(crate) fn push(&mut self, data: &[u8]) {
-        if self.head > 0 && self.head >= self.buf.len() / 2 {
-            self.buf.drain(..self.head);
-            self.head = 0;
+        if data.is_empty() {
+            return;
         }
-        self.buf.extend_from_slice(data);
+        let q = self.queue();
+        if !q.tail.is_empty() && q.tail.len() + data.len() > TAIL_MAX {
+            let full = q.tail.split().freeze();
+            q.chunks.push_back(full);
+        }
+        q.tail.extend_from_slice(data);
+        q.len += data.len();
     }
 
-    pub(crate) fn consume(&mut self, n: usize) {
-        self.head += n;
-        if self.head >= self.buf.len() {
-            self.buf.clear();
-            self.head = 0;
-            if self.buf.capacity() > KEEP_CAPACITY {
-                self.buf = Vec::new();
+    /// Queues `data` itself, without a copy.
+    pub(crate) fn push_bytes(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        let q = self.queue();
+        if !q.tail.is_empty() {
+            let small = q.tail.split().freeze();
+            q.chunks.push_back(small);
+        }
+        q.len += data.len();
+        q.chunks.push_back(data);
+    }
+
+    /// Fills `out` with the first pieces of the queue, at most `budget`
+    /// bytes in all, and returns how many it filled. `extra`, if given, is
+    /// sent after the whole queue (a write that joins the corked ones).
+    pub(crate) fn slices<'a>(&'a self, budget: usize, extra: &'a [u8], out: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        let mut room = budget;
+        let Some(q) = &self.queue else {
+            if !extra.is_empty() && !out.is_empty() && room > 0 {
+                out[0] = IoSlice::new(&extra[..extra.len().min(room)]);
+                return 1;
             }
+            return 0;
+        };
+        let pieces = q.chunks.iter().map(|c| &c[..]).chain([&q.tail[..], extra]);
+        for piece in pieces {
+            if n == out.len() || room == 0 {
+                break;
+            }
+            if piece.is_empty() {
+                continue;
+            }
+            let take = piece.len().min(room);
+            out[n] = IoSlice::new(&piece[..take]);
+            n += 1;
+            room -= take;
+        }
+        n
+    }
+
+    /// Drops the first `n` bytes, which were sent.
+    pub(crate) fn consume(&mut self, mut n: usize) {
+        let Some(q) = &mut self.queue else { return };
+        n = n.min(q.len);
+        q.len -= n;
+        for _ in 0..q.chunks.len() {
+            let Some(front) = q.chunks.front_mut() else { break };
+            if n < front.len() {
+                front.advance(n);
+                n = 0;
+                break;
+            }
+            n -= front.len();
+            q.chunks.pop_front();
+        }
+        if n > 0 {
+            q.tail.advance(n);
+        }
+        if q.len == 0 {
+            self.queue = None;
         }
     }
 
     pub(crate) fn clear(&mut self) {
-        self.buf = Vec::new();
-        self.head = 0;
+        self.queue = None;
     }
 
     /// True if adding `extra` bytes would pass the hard cap.
@@ -115,6 +217,12 @@ impl WriteBuf {
 mod tests {
     use super::*;
 
+    fn pending(b: &WriteBuf) -> Vec<u8> {
+        let mut out = [IoSlice::new(&[]); 256];
+        let n = b.slices(usize::MAX, &[], &mut out);
+        out[..n].iter().flat_map(|s| s.iter().copied()).collect()
+    }
+
     #[test]
     fn water_marks_pause_once_and_resume_once() {
         let limits = Limits { high_water: 10, low_water: 4, hard_cap: 100 };
@@ -131,7 +239,7 @@ mod tests {
         assert_eq!(b.flow(&limits, &mut paused), None);
         b.consume(1);
         assert_eq!(b.flow(&limits, &mut paused), Some(Flow::Resume));
-        assert_eq!(b.pending(), b"more");
+        assert_eq!(pending(&b), b"more");
         assert!(!b.would_exceed(96, &limits));
         assert!(b.would_exceed(97, &limits));
     }
@@ -140,17 +248,53 @@ mod tests {
     fn drained_buffer_gives_memory_back() {
         let mut b = WriteBuf::default();
         b.push(&vec![0u8; 100_000]);
-        b.consume(100_000);
+        b.push_bytes(Bytes::from_static(b"shared"));
+        b.consume(100_006);
         assert!(b.is_empty());
-        assert_eq!(b.buf.capacity(), 0);
+        assert!(b.queue.is_none());
     }
 
     #[test]
-    fn push_after_partial_consume_keeps_order() {
+    fn copies_and_owned_pieces_keep_their_order() {
         let mut b = WriteBuf::default();
-        b.push(b"abcdef");
-        b.consume(4);
-        b.push(b"gh");
-        assert_eq!(b.pending(), b"efgh");
+        b.push(b"ab");
+        b.push(b"cd");
+        let shared = Bytes::from(b"EFGH".to_vec());
+        b.push_bytes(shared.clone());
+        b.push(b"ij");
+        assert_eq!(pending(&b), b"abcdEFGHij");
+        b.consume(5);
+        assert_eq!(pending(&b), b"FGHij");
+        b.push_bytes(shared);
+        assert_eq!(pending(&b), b"FGHijEFGH");
+        assert_eq!(b.len(), 9);
+    }
+
+    #[test]
+    fn slices_stop_at_the_budget_and_add_the_extra_piece_last() {
+        let mut b = WriteBuf::default();
+        b.push(b"head");
+        b.push_bytes(Bytes::from_static(b"body"));
+        let mut out = [IoSlice::new(&[]); 4];
+        let n = b.slices(6, b"!", &mut out);
+        let got: Vec<&[u8]> = out[..n].iter().map(|s| &s[..]).collect();
+        assert_eq!(got, [&b"head"[..], &b"bo"[..]]);
+        let n = b.slices(100, b"!", &mut out);
+        let got: Vec<&[u8]> = out[..n].iter().map(|s| &s[..]).collect();
+        assert_eq!(got, [&b"head"[..], &b"body"[..], &b"!"[..]]);
+        let empty = WriteBuf::default();
+        assert_eq!(empty.slices(3, b"tail", &mut out), 1);
+        assert_eq!(&out[0][..], b"tai");
+    }
+
+    #[test]
+    fn a_long_run_of_small_writes_becomes_a_few_large_pieces() {
+        let mut b = WriteBuf::default();
+        for _ in 0..100_000 {
+            b.push(b"0123456789");
+        }
+        let q = b.queue.as_ref().expect("queued");
+        assert_eq!(q.len, 1_000_000);
+        assert!(q.chunks.len() <= 1_000_000 / TAIL_MAX + 1, "{} pieces", q.chunks.len());
     }
 }

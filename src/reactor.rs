@@ -46,11 +46,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use mio::{Events, Poll};
 
 use crate::core::{Config, Core, Deferred, Repeating, TimerAction};
 use crate::dispatch::{self, SIGNALS, WAKER};
 use crate::endpoint::ServerEndpoint;
+use crate::flow::Payload;
 use crate::handle::{ReactorHandle, Shared};
 use crate::policy::{ListenOptions, Policy, ReplyGuard};
 use crate::protocol::{ClientFactory, DatagramProtocol, Factory};
@@ -282,7 +284,16 @@ impl Reactor {
 
     /// Writes to a connection by id; false if it is not open.
     pub fn write_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
-        let ok = self.core.write_to(conn.0, data);
+        let ok = self.core.write_to(conn.0, Payload::Borrowed(data));
+        self.core.process_dirty();
+        ok
+    }
+
+    /// Writes to a connection by id, taking ownership of `data` (queued
+    /// without a copy if the socket does not take it all); false if it is
+    /// not open.
+    pub fn write_bytes_to(&mut self, conn: ConnId, data: Bytes) -> bool {
+        let ok = self.core.write_to(conn.0, Payload::Owned(data));
         self.core.process_dirty();
         ok
     }

@@ -35,8 +35,12 @@ pub struct Stats {
     pub bytes_out: u64,
     /// `read` calls that returned data or EOF.
     pub reads: u64,
-    /// `write` calls that sent something.
+    /// `write`/`sendmsg` calls that sent something (one per system call,
+    /// however many pieces it carried).
     pub writes: u64,
+    /// Of `writes`, those that sent several pieces at once (a vectored
+    /// write: corked writes joined, or queued pieces sent together).
+    pub vectored_writes: u64,
     /// Writes the socket took only part of.
     pub partial_writes: u64,
     /// Reads and writes that returned `WouldBlock`.
@@ -92,7 +96,7 @@ impl fmt::Display for Stats {
              bytes_in={} bytes_out={} reads={} writes={} partial_writes={} would_blocks={} \
              buffered={} peak_buffered={} timers_fired={} datagrams_in={} datagrams_out={} \
              datagrams_dropped={} cap_aborts={} refused={} idle_closed={} panics={} backpressured={} \
-             budget_aborts={} replies_refused={}",
+             budget_aborts={} replies_refused={} vectored_writes={}",
             self.turns,
             self.events,
             self.max_events_per_turn,
@@ -118,7 +122,8 @@ impl fmt::Display for Stats {
             self.panics,
             self.backpressured,
             self.budget_aborts,
-            self.replies_refused
+            self.replies_refused,
+            self.vectored_writes
         )
     }
 }

@@ -246,6 +246,23 @@ impl Pipe for MemoryPipe {
         self.output.extend_from_slice(&buf[..n]);
         Ok(n)
     }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        // As a socket does: the pieces in order, as far as there is room.
+        let mut n = 0;
+        for buf in bufs {
+            match self.write(buf) {
+                Ok(k) => {
+                    n += k;
+                    if k < buf.len() {
+                        break;
+                    }
+                }
+                Err(e) if n == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(n)
+    }
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.write_shut = true;
         Ok(())

@@ -7,7 +7,10 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use super::{Config, Core, TimerAction, TimerKind};
+use crate::flow::Payload;
 use crate::stats::Stats;
 use crate::timer::TimerHandle;
 use crate::transport::{ConnId, Context, Transport};
@@ -55,7 +58,10 @@ impl Context for CoreCx<'_> {
         self.core.timers.is_active(timer)
     }
     fn write_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
-        self.core.write_to(conn.0, data)
+        self.core.write_to(conn.0, Payload::Borrowed(data))
+    }
+    fn write_bytes_to(&mut self, conn: ConnId, data: Bytes) -> bool {
+        self.core.write_to(conn.0, Payload::Owned(data))
     }
     fn close_conn(&mut self, conn: ConnId) -> bool {
         self.core.close_conn(conn.0)
@@ -126,6 +132,12 @@ macro_rules! forward_context {
             }
             fn write_to(&mut self, conn: $crate::transport::ConnId, data: &[u8]) -> bool {
                 self.$($field)+.write_to(conn, data)
+            }
+            fn write_bytes_to(&mut self, conn: $crate::transport::ConnId, data: bytes::Bytes) -> bool {
+                self.$($field)+.write_bytes_to(conn, data)
+            }
+            fn write_to_each(&mut self, conns: &[$crate::transport::ConnId], data: &bytes::Bytes) -> usize {
+                self.$($field)+.write_to_each(conns, data)
             }
             fn close_conn(&mut self, conn: $crate::transport::ConnId) -> bool {
                 self.$($field)+.close_conn(conn)

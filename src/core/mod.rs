@@ -24,6 +24,7 @@ use std::time::Instant;
 use mio::Registry;
 use slab::Slab;
 
+use crate::flow::Payload;
 use crate::stats::Stats;
 use crate::timer::{TimerHandle, TimerQueue};
 use crate::transport::{ConnId, Disconnect, Transport};
@@ -124,7 +125,7 @@ pub(crate) trait Source: 'static {
 
     /// Stream connections: write from elsewhere; false if not a stream or
     /// its writing side is closed (the bytes were dropped).
-    fn write(&mut self, data: &[u8], stats: &mut Stats) -> bool {
+    fn write(&mut self, data: Payload<'_>, stats: &mut Stats) -> bool {
         let _ = (data, stats);
         false
     }
@@ -337,7 +338,7 @@ impl Core {
 
     /// Writes to a stream connection by id; false if it is not open or its
     /// writing side is closed.
-    pub(crate) fn write_to(&mut self, token: u64, data: &[u8]) -> bool {
+    pub(crate) fn write_to(&mut self, token: u64, data: Payload<'_>) -> bool {
         let Some(idx) = self.live_index(token) else { return false };
         let source = &mut self.slots[idx];
         let ok = source.write(data, &mut self.stats);

@@ -7,7 +7,7 @@
 //! other file, and dropping the listener removes the file only if it is
 //! still the socket this listener bound (same device and inode).
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -23,6 +23,8 @@ use crate::addr::{Addr, from_unix};
 pub(crate) trait Pipe {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Writes several pieces in one system call.
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
     fn shutdown_write(&mut self) -> io::Result<()>;
     /// The pending socket error, if any.
     fn take_error(&mut self) -> io::Result<Option<io::Error>>;
@@ -36,6 +38,9 @@ impl Pipe for Stream {
     }
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         Stream::write(self, buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Stream::write_vectored(self, bufs)
     }
     fn shutdown_write(&mut self) -> io::Result<()> {
         Stream::shutdown_write(self)
@@ -71,6 +76,17 @@ impl Stream {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
         }
+    }
+
+    /// `sendmsg` with MSG_NOSIGNAL, as `write` is a `send` with it: a
+    /// peer gone must be an `EPIPE` error, never a SIGPIPE that kills a
+    /// program which did not ignore it (`writev` has no such flag).
+    pub(crate) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let sock = match self {
+            Stream::Tcp(s) => socket2::SockRef::from(&*s),
+            Stream::Unix(s) => socket2::SockRef::from(&*s),
+        };
+        sock.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
     }
 
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {

@@ -13,13 +13,15 @@
 //! the last bytes we sent (an `error: ...` line, say) before the peer reads
 //! them.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::addr::Addr;
 use crate::core::{Host, TimerKind};
-use crate::flow::{Flow, WriteBuf};
+use crate::flow::{Flow, MAX_IOVECS, Payload, WriteBuf};
 use crate::guard::guarded;
 use crate::policy::Policy;
 use crate::protocol::Protocol;
@@ -27,6 +29,17 @@ use crate::source::socket::Pipe;
 use crate::stats::Stats;
 use crate::timer::TimerHandle;
 use crate::transport::{ConnId, Context, Disconnect, Transport};
+
+/// A write this large goes to the pipe at once (with whatever the
+/// callback corked before it), not at the end of the callback: copying it
+/// to wait would cost more than the system call it might save. Smaller
+/// writes within one callback are joined: a length prefix and its payload,
+/// the answers to a read full of requests.
+pub(crate) const DIRECT_WRITE: usize = 1024;
+
+/// An owned write this small that must wait is copied into the queue's
+/// tail rather than queued as a piece of its own.
+const COPY_BELOW: usize = 64;
 
 /// A connection's idle timeout: when it last received, and the timer that
 /// checks. Reads only stamp `last_rx`; the timer re-arms itself from that
@@ -62,6 +75,11 @@ pub(crate) struct ConnIo<P> {
     /// The protocol reports whole messages (`Transport::progress`): the
     /// idle timeout counts from the last one, not from the last byte.
     pub framed: bool,
+    /// A callback is running: small writes wait for its end, to go out
+    /// together (see [`DIRECT_WRITE`]).
+    pub corked: bool,
+    /// The pipe refused bytes: writes queue until it is writable.
+    pub blocked: bool,
     /// Why the connection must end, once it must (boxed: rare, and a
     /// connection's size is what an idle connection costs).
     pub abort: Option<Box<Disconnect>>,
@@ -86,6 +104,8 @@ impl<P: Pipe> ConnIo<P> {
             backpressure: true,
             producer_paused: false,
             framed: false,
+            corked: false,
+            blocked: false,
             abort: None,
             idle: None,
         }
@@ -102,102 +122,121 @@ impl<P: Pipe> ConnIo<P> {
         self.closing || self.shutdown_requested || self.abort.is_some()
     }
 
-    /// Writes now what the pipe takes, buffers the rest up to the hard cap.
-    /// False if the bytes were dropped because the writing side is closed.
-    pub(crate) fn write(&mut self, data: &[u8], stats: &mut Stats) -> bool {
+    /// Writes `data`: at once, together with anything corked before it
+    /// (one system call); or, if it is small and a callback is running,
+    /// at the end of the callback with whatever else it writes; or, if the
+    /// pipe is full, when it drains. What waits is buffered up to the hard
+    /// cap. False if the bytes were dropped because the writing side is
+    /// closed.
+    pub(crate) fn write(&mut self, data: Payload<'_>, stats: &mut Stats) -> bool {
+        let len = data.as_slice().len();
         if self.write_closed() {
-            if !data.is_empty() {
-                log::debug!(
-                    "{}: dropped {} bytes written after the connection closed for writing",
-                    self.id,
-                    data.len()
-                );
+            if len > 0 {
+                log::debug!("{}: dropped {len} bytes written after the connection closed for writing", self.id);
             }
             return false;
         }
-        if data.is_empty() {
+        if len == 0 {
             return true;
         }
-        let mut rest = data;
-        if self.wbuf.is_empty() {
-            for _ in 0..1_000_000 {
-                match self.pipe.write(rest) {
-                    Ok(n) => {
-                        stats.writes += 1;
-                        stats.bytes_out += n as u64;
-                        rest = &rest[n..];
-                        log::trace!(target: "twirl::loop", "{} wrote {n} B{}", self.id, if rest.is_empty() { "" } else { " (partial)" });
-                        if rest.is_empty() {
-                            return true;
-                        }
-                        stats.partial_writes += 1;
-                        break;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        stats.would_blocks += 1;
-                        log::trace!(target: "twirl::loop", "{} write WouldBlock", self.id);
-                        break;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.end(Disconnect::Io(e));
-                        return true;
-                    }
-                }
+        let sent = if self.blocked || (self.corked && len < DIRECT_WRITE) {
+            0
+        } else {
+            let sent = self.send(data.as_slice(), usize::MAX, stats);
+            if sent == len || self.abort.is_some() {
+                return true;
             }
-        }
+            sent
+        };
         let limits = &self.policy.limits;
-        if self.wbuf.would_exceed(rest.len(), limits) {
+        let rest = len - sent;
+        if self.wbuf.would_exceed(rest, limits) {
             stats.cap_aborts += 1;
-            let why = Disconnect::HardCap { cap: limits.hard_cap, buffered: self.wbuf.len(), written: rest.len() };
+            let why = Disconnect::HardCap { cap: limits.hard_cap, buffered: self.wbuf.len(), written: rest };
             crate::loglimit::conn_event(log::Level::Warn, format_args!("{} ({}): {why}; aborting", self.id, self.peer));
             self.end(why);
             return true;
         }
-        self.wbuf.push(rest);
-        stats.buffered_add(rest.len());
+        match data {
+            // A small owned piece costs less copied than queued as its own.
+            Payload::Owned(b) if rest > COPY_BELOW => self.wbuf.push_bytes(b.slice(sent..)),
+            other => self.wbuf.push(&other.as_slice()[sent..]),
+        }
+        stats.buffered_add(rest);
         log::trace!(target: "twirl::loop", "{} buffered {} B", self.id, self.wbuf.len());
         true
     }
 
-    /// Sends buffered bytes until `WouldBlock` or `budget`; true if the
-    /// budget ran out with bytes still pending.
-    fn flush(&mut self, stats: &mut Stats, budget: usize) -> bool {
+    /// Offers the queue and then `extra` to the pipe, in vectored writes,
+    /// until it has taken them all, refuses more (the connection is then
+    /// `blocked` until it is writable), or `budget` bytes went; returns how
+    /// much of `extra` was sent.
+    fn send(&mut self, extra: &[u8], budget: usize, stats: &mut Stats) -> usize {
         let mut sent = 0;
+        let mut extra_sent = 0;
         for _ in 0..1_000_000 {
-            if self.wbuf.is_empty() {
-                return false;
+            let queued = self.wbuf.len();
+            if (queued == 0 && extra_sent == extra.len()) || sent >= budget {
+                break;
             }
-            if sent >= budget {
-                return true;
-            }
-            let pending = self.wbuf.pending();
-            let chunk = &pending[..pending.len().min(budget - sent)];
-            match self.pipe.write(chunk) {
+            let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+            let n_iov = self.wbuf.slices(budget - sent, &extra[extra_sent..], &mut iov);
+            let asked: usize = iov[..n_iov].iter().map(|s| s.len()).sum();
+            let result = match n_iov {
+                1 => self.pipe.write(&iov[0]),
+                _ => self.pipe.write_vectored(&iov[..n_iov]),
+            };
+            match result {
                 Ok(n) => {
                     stats.writes += 1;
                     stats.bytes_out += n as u64;
-                    stats.buffered_sub(n);
-                    if n < chunk.len() {
-                        stats.partial_writes += 1;
+                    if n_iov > 1 {
+                        stats.vectored_writes += 1;
                     }
-                    self.wbuf.consume(n);
+                    let from_queue = n.min(queued);
+                    self.wbuf.consume(from_queue);
+                    stats.buffered_sub(from_queue);
+                    extra_sent += n - from_queue;
                     sent += n;
-                    log::trace!(target: "twirl::loop", "{} flushed {n} B, {} B still buffered", self.id, self.wbuf.len());
+                    log::trace!(target: "twirl::loop", "{} wrote {n} B in {n_iov} piece(s), {} B still buffered", self.id, self.wbuf.len() + extra.len() - extra_sent);
+                    if n < asked {
+                        stats.partial_writes += 1;
+                        self.blocked = true;
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     stats.would_blocks += 1;
-                    log::trace!(target: "twirl::loop", "{} flush WouldBlock", self.id);
-                    return false;
+                    log::trace!(target: "twirl::loop", "{} write WouldBlock", self.id);
+                    self.blocked = true;
+                    break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.end(Disconnect::Io(e));
-                    return false;
+                    break;
                 }
             }
         }
-        true
+        extra_sent
+    }
+
+    /// Sends what is buffered, up to `budget` bytes; true if the budget ran
+    /// out with bytes still pending and the pipe still taking them.
+    fn flush(&mut self, stats: &mut Stats, budget: usize) -> bool {
+        self.send(&[], budget, stats);
+        !self.wbuf.is_empty() && !self.blocked && self.abort.is_none()
+    }
+
+    /// The end of a callback: what it corked goes out, in one system call.
+    fn uncork<H: Host>(&mut self, host: &mut H) {
+        self.corked = false;
+        if !self.blocked && !self.wbuf.is_empty() && self.abort.is_none() {
+            let budget = host.config().write_budget;
+            if self.flush(host.stats(), budget) {
+                host.again();
+            }
+        }
     }
 }
 
@@ -229,9 +268,18 @@ impl<P: Pipe, H: Host> Context for ConnCtx<'_, P, H> {
     fn write_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
         // This connection is out of its slot while its callback runs.
         if conn == self.io.id {
-            return self.io.write(data, self.host.stats());
+            return self.io.write(Payload::Borrowed(data), self.host.stats());
         }
         self.host.write_to(conn, data)
+    }
+    fn write_bytes_to(&mut self, conn: ConnId, data: Bytes) -> bool {
+        if conn == self.io.id {
+            return self.io.write(Payload::Owned(data), self.host.stats());
+        }
+        self.host.write_bytes_to(conn, data)
+    }
+    fn write_to_each(&mut self, conns: &[ConnId], data: &Bytes) -> usize {
+        conns.iter().filter(|c| self.write_bytes_to(**c, data.clone())).count()
     }
     fn close_conn(&mut self, conn: ConnId) -> bool {
         if conn == self.io.id {
@@ -266,7 +314,10 @@ impl<P: Pipe, H: Host> Transport for ConnCtx<'_, P, H> {
         self.io.id
     }
     fn write(&mut self, data: &[u8]) {
-        self.io.write(data, self.host.stats());
+        self.io.write(Payload::Borrowed(data), self.host.stats());
+    }
+    fn write_bytes(&mut self, data: Bytes) {
+        self.io.write(Payload::Owned(data), self.host.stats());
     }
     fn lose_connection(&mut self) {
         self.io.closing = true;
@@ -336,12 +387,14 @@ pub(crate) fn call<P: Pipe, H: Host>(
     host: &mut H,
     f: impl FnOnce(&mut dyn Protocol, &mut dyn Transport),
 ) {
+    io.corked = true;
     let mut t = ConnCtx { io, host };
     if let Err(panic) = guarded(|| f(protocol, &mut t)) {
         t.host.stats().panics += 1;
         log::error!("{} ({}, {}): {panic}; aborting the connection", t.io.id, t.io.peer, t.io.policy.name);
         t.io.end(panic.into());
     }
+    t.io.uncork(t.host);
 }
 
 /// Starts the idle check, if the connection's policy has a timeout.
@@ -385,6 +438,9 @@ pub(crate) fn ready<P: Pipe, H: Host>(
         && let Some(e) = io.pipe.take_error().unwrap_or_else(Some)
     {
         io.end(Disconnect::Io(e));
+    }
+    if r.writable {
+        io.blocked = false;
     }
     if r.writable && io.abort.is_none() && !io.wbuf.is_empty() {
         let budget = host.config().write_budget;

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::addr::Addr;
 use crate::core::{Core, CoreCx, Fate, Readiness, Source, TimerKind};
+use crate::flow::Payload;
 use crate::policy::Policy;
 use crate::protocol::Protocol;
 use crate::source::socket::Stream;
@@ -103,7 +104,7 @@ impl Source for Conn {
         Fate::Done
     }
 
-    fn write(&mut self, data: &[u8], stats: &mut Stats) -> bool {
+    fn write(&mut self, data: Payload<'_>, stats: &mut Stats) -> bool {
         self.io.write(data, stats)
     }
 
