@@ -34,6 +34,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use twirl::bytes::{BufMut, Bytes, BytesMut};
 use twirl::endpoint::ClientEndpoint;
 use twirl::line::{LineHandler, LineReceiver, Lines};
 use twirl::{Addr, ConnId, Context, Disconnect, Factory};
@@ -114,7 +115,7 @@ impl Room {
         self.announced += self.members.len();
         let mut msg = self.take_summary();
         msg.push_str(line);
-        self.broadcast(from, msg.as_bytes(), cx);
+        self.broadcast(from, Bytes::from(msg), cx);
         true
     }
 
@@ -134,13 +135,15 @@ impl Room {
         self.summary_by = None;
         let msg = self.take_summary();
         if !msg.is_empty() {
-            self.broadcast(ConnId::from_raw(0), msg.as_bytes(), cx);
+            self.broadcast(ConnId::from_raw(0), Bytes::from(msg), cx);
         }
     }
 
     /// Sends `msg` to every member but `from`, disconnecting members whose
-    /// backlog passed the cap.
-    fn broadcast(&self, from: ConnId, msg: &[u8], cx: &mut dyn Context) {
+    /// backlog passed the cap. Every member is given the same bytes: a
+    /// member whose socket is full queues a reference, not a copy, so a
+    /// line waiting for a thousand slow readers is held once.
+    fn broadcast(&self, from: ConnId, msg: Bytes, cx: &mut dyn Context) {
         for (id, label) in &self.members {
             if *id == from {
                 continue;
@@ -151,7 +154,7 @@ impl Room {
                     cx.abort_conn(*id);
                 }
                 Some(_) => {
-                    cx.write_to(*id, msg);
+                    cx.write_bytes_to(*id, msg.clone());
                 }
                 None => {}
             }
@@ -198,13 +201,13 @@ impl LineHandler for Chat {
 
     fn line_received(&mut self, line: &[u8], t: &mut Lines<'_>) {
         let Some((id, label)) = &self.me else { return };
-        let mut msg = Vec::with_capacity(label.len() + line.len() + 4);
-        msg.push(b'[');
-        msg.extend_from_slice(label.as_bytes());
-        msg.extend_from_slice(b"] ");
-        msg.extend_from_slice(line);
-        msg.push(b'\n');
-        self.room.borrow().broadcast(*id, &msg, &mut **t);
+        let mut msg = BytesMut::with_capacity(label.len() + line.len() + 4);
+        msg.put_u8(b'[');
+        msg.put_slice(label.as_bytes());
+        msg.put_slice(b"] ");
+        msg.put_slice(line);
+        msg.put_u8(b'\n');
+        self.room.borrow().broadcast(*id, msg.freeze(), &mut **t);
     }
 
     fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
