@@ -471,6 +471,13 @@ impl Reactor {
                         log::error!("a call_later callback failed: {e}");
                     }
                 }
+                TimerAction::IdleSweep => {
+                    if self.core.sweep_idle() {
+                        self.core.timers.restore(handle, TimerAction::IdleSweep);
+                    } else {
+                        self.core.timers.cancel(handle);
+                    }
+                }
                 TimerAction::Every(mut f) => match crate::guard::guarded(|| f.run(self)) {
                     Ok(()) => self.core.timers.restore(handle, TimerAction::Every(f)),
                     Err(e) => {

@@ -58,6 +58,7 @@ use crate::transport::{ConnId, Context, DatagramTransport, Disconnect, Transport
 /// a record of what was asked of other connections and of the reactor.
 pub struct MemoryContext {
     now: Instant,
+    epoch: Instant,
     timers: TimerQueue<(TimerKind, u64)>,
     /// Timers the harnessed protocol set, cancelled when it ends.
     own: Vec<TimerHandle>,
@@ -81,6 +82,7 @@ impl MemoryContext {
         let now = Instant::now();
         MemoryContext {
             now,
+            epoch: now,
             timers: TimerQueue::new(now),
             own: Vec::new(),
             again: false,
@@ -171,6 +173,15 @@ impl Host for MemoryContext {
         for h in std::mem::take(&mut self.own) {
             self.timers.cancel(h);
         }
+    }
+    fn clock_ms(&self) -> u32 {
+        self.now.saturating_duration_since(self.epoch).as_millis() as u32
+    }
+    /// The reactor sweeps all its connections at this interval; the one
+    /// harnessed connection gets the same check from a timer of its own.
+    fn watch_idle(&mut self, after: Duration) {
+        let every = crate::core::idle::sweep_interval(after);
+        self.schedule(every, Some(every), TimerKind::Idle, 0);
     }
 }
 
@@ -351,10 +362,43 @@ impl<P: Protocol> Harness<P> {
         self
     }
 
+    /// Gives the connection an idle timeout, as a listener's
+    /// [`ListenOptions::idle_timeout`](crate::ListenOptions::idle_timeout)
+    /// does: silent for `after` (or, once the protocol reports whole
+    /// messages with [`Transport::progress`], without a whole message), it
+    /// is closed. Checked as often as the reactor's sweep would.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use twirl::{Disconnect, Protocol, Transport, testing::Harness};
+    /// struct Quiet;
+    /// impl Protocol for Quiet {
+    ///     fn data_received(&mut self, _: &[u8], _: &mut dyn Transport) {}
+    /// }
+    /// let mut h = Harness::new(Quiet).with_idle_timeout(Duration::from_secs(2));
+    /// h.connect();
+    /// h.advance(Duration::from_millis(1500));
+    /// h.feed(b"still here");
+    /// h.advance(Duration::from_millis(1900));
+    /// assert!(!h.is_closed(), "silent for 1.9 s only");
+    /// h.advance(Duration::from_millis(400));
+    /// assert!(matches!(h.lost_reason(), Some(Disconnect::Idle { .. })));
+    /// ```
+    pub fn with_idle_timeout(mut self, after: Duration) -> Self {
+        let opts = crate::ListenOptions {
+            limits: self.io.policy.limits,
+            idle_timeout: Some(after),
+            ..crate::ListenOptions::new("harness")
+        };
+        self.io.policy = Rc::new(Policy::listener(&opts));
+        self
+    }
+
     /// Calls `connection_made`.
     pub fn connect(&mut self) {
         if self.state == State::New {
             self.state = State::Open;
+            machine::start_idle(&mut self.io, &mut self.cx);
             let ended = machine::start(&mut self.protocol, &mut self.io, &mut self.cx);
             self.step(ended);
         }

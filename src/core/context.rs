@@ -30,6 +30,10 @@ pub(crate) trait Host: Context {
     fn again(&mut self);
     /// Cancels every timer this source set: its timers die with it.
     fn cancel_own_timers(&mut self);
+    /// The clock in wrapping milliseconds (see [`super::idle`]).
+    fn clock_ms(&self) -> u32;
+    /// This source has an idle timeout of `after`: check it from now on.
+    fn watch_idle(&mut self, after: Duration);
 }
 
 /// The reactor as any callback sees it, on behalf of the source `token`.
@@ -105,6 +109,12 @@ impl Host for CoreCx<'_> {
     }
     fn cancel_own_timers(&mut self) {
         self.core.cancel_timers_of(self.token);
+    }
+    fn clock_ms(&self) -> u32 {
+        self.core.clock_ms()
+    }
+    fn watch_idle(&mut self, after: Duration) {
+        self.core.watch_idle(after);
     }
 }
 

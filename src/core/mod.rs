@@ -16,6 +16,7 @@
 
 pub(crate) mod config;
 pub(crate) mod context;
+pub(crate) mod idle;
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -70,6 +71,8 @@ pub(crate) enum TimerAction {
     Call(Box<dyn Deferred>),
     /// A repeating closure (`Reactor::call_every`).
     Every(Box<dyn Repeating>),
+    /// The idle sweep ([`idle`]).
+    IdleSweep,
 }
 
 /// A closure the layer above runs once on a timer. The core does not know
@@ -111,6 +114,13 @@ pub(crate) trait Source: 'static {
     fn end(&mut self, core: &mut Core, token: u64) -> Fate {
         let _ = (core, token);
         Fate::Done
+    }
+
+    /// Whether it has been silent past its idle timeout, as the sweep
+    /// asks every source ([`idle`]); `now_ms` is [`Core::clock_ms`].
+    fn idleness(&self, now_ms: u32) -> idle::Idleness {
+        let _ = now_ms;
+        idle::Idleness::Unwatched
     }
 
     /// True for a descriptor watched with `Reactor::add_fd`.
@@ -199,6 +209,10 @@ pub(crate) struct Core {
     /// The timers each source set, cancelled when it leaves the loop.
     owned: HashMap<u64, Vec<TimerHandle>>,
     pub now: Instant,
+    /// When the loop started: [`Core::clock_ms`] counts from it.
+    epoch: Instant,
+    /// The idle sweep's timer and interval, while it runs.
+    idle_sweep: Option<(TimerHandle, std::time::Duration)>,
     /// Sources to continue next turn (budget ran out, or reading resumed).
     pub ready: Vec<u64>,
     /// Sources written to or closed from another's callback: settle them.
@@ -226,6 +240,8 @@ impl Core {
             timers: TimerQueue::new(now),
             owned: HashMap::new(),
             now,
+            epoch: now,
+            idle_sweep: None,
             ready: Vec::new(),
             dirty: Vec::new(),
             // Stream reads use the first `read_buffer` bytes; datagrams need

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::addr::Addr;
+use crate::core::idle::{Idleness, MAX_IDLE, silence};
 use crate::core::{Host, TimerKind};
 use crate::flow::{Flow, MAX_IOVECS, Payload, WriteBuf};
 use crate::guard::guarded;
@@ -40,15 +41,6 @@ pub(crate) const DIRECT_WRITE: usize = 1024;
 /// An owned write this small that must wait is copied into the queue's
 /// tail rather than queued as a piece of its own.
 const COPY_BELOW: usize = 64;
-
-/// A connection's idle timeout: when it last received, and the timer that
-/// checks. Reads only stamp `last_rx`; the timer re-arms itself from that
-/// stamp when it fires, so the hot path never touches the timer queue.
-#[derive(Debug)]
-pub(crate) struct Idle {
-    last_rx: Instant,
-    timer: TimerHandle,
-}
 
 /// A connection's pipe and state, apart from its protocol so that both can
 /// be borrowed at once during a callback.
@@ -83,7 +75,10 @@ pub(crate) struct ConnIo<P> {
     /// Why the connection must end, once it must (boxed: rare, and a
     /// connection's size is what an idle connection costs).
     pub abort: Option<Box<Disconnect>>,
-    pub idle: Option<Idle>,
+    /// When it last heard something (a byte, or a whole message once
+    /// `framed`), on the loop's millisecond clock: the idle sweep compares
+    /// it with the policy's timeout (see [`crate::core::idle`]).
+    pub last_rx: u32,
 }
 
 impl<P: Pipe> ConnIo<P> {
@@ -107,7 +102,7 @@ impl<P: Pipe> ConnIo<P> {
             corked: false,
             blocked: false,
             abort: None,
-            idle: None,
+            last_rx: 0,
         }
     }
 
@@ -372,9 +367,8 @@ impl<P: Pipe, H: Host> Transport for ConnCtx<'_, P, H> {
     }
     fn progress(&mut self) {
         self.io.framed = true;
-        let now = self.host.now();
-        if let Some(idle) = &mut self.io.idle {
-            idle.last_rx = now;
+        if self.io.policy.idle_after.is_some() {
+            self.io.last_rx = self.host.clock_ms();
         }
     }
 }
@@ -400,8 +394,8 @@ pub(crate) fn call<P: Pipe, H: Host>(
 /// Starts the idle check, if the connection's policy has a timeout.
 pub(crate) fn start_idle<P: Pipe, H: Host>(io: &mut ConnIo<P>, host: &mut H) {
     if let Some(after) = io.policy.idle_after {
-        let timer = host.schedule(after, None, TimerKind::Idle, 0);
-        io.idle = Some(Idle { last_rx: host.now(), timer });
+        io.last_rx = host.clock_ms();
+        host.watch_idle(after);
     }
     // Cancelled with the connection's own timers when it ends.
     if let Some(limit) = io.policy.max_lifetime {
@@ -490,11 +484,8 @@ fn read<P: Pipe, H: Host>(
                 let stats = host.stats();
                 stats.reads += 1;
                 stats.bytes_in += n as u64;
-                if let Some(idle) = &mut io.idle
-                    && !io.framed
-                    && !io.closing
-                {
-                    idle.last_rx = host.now();
+                if io.policy.idle_after.is_some() && !io.framed && !io.closing {
+                    io.last_rx = host.clock_ms();
                 }
                 log::trace!(target: "twirl::loop", "{} read {n} B", io.id);
                 if !io.closing {
@@ -556,21 +547,26 @@ pub(crate) fn timer<P: Pipe, H: Host>(
     settle(protocol, io, host)
 }
 
-/// Ends the connection if it stayed silent past its idle timeout; otherwise
-/// checks again when it next could have.
+/// Whether the connection has been silent past its idle timeout, for the
+/// sweep (see [`crate::core::idle`]).
+pub(crate) fn idleness<P>(io: &ConnIo<P>, now_ms: u32) -> Idleness {
+    match io.policy.idle_after {
+        None => Idleness::Unwatched,
+        Some(after) if silence(io.last_rx, now_ms) >= after.min(MAX_IDLE) => Idleness::Due,
+        Some(_) => Idleness::Quiet,
+    }
+}
+
+/// Ends the connection if it stayed silent past its idle timeout.
 fn idle_check<P: Pipe, H: Host>(io: &mut ConnIo<P>, host: &mut H) {
-    let now = host.now();
-    let after = io.policy.idle_after.unwrap_or(Duration::MAX);
-    let Some(idle) = &mut io.idle else { return };
-    let silent = now.saturating_duration_since(idle.last_rx);
-    if silent >= after {
+    let Some(after) = io.policy.idle_after else { return };
+    let silent = silence(io.last_rx, host.clock_ms());
+    if silent >= after.min(MAX_IDLE) && io.abort.is_none() {
         host.stats().idle_closed += 1;
         let why = Disconnect::Idle { silent, limit: after };
         let (id, peer, name) = (io.id, &io.peer, &io.policy.name);
         crate::loglimit::conn_event(log::Level::Info, format_args!("{id} ({peer}, {name}): closing: {why}"));
         io.end(why);
-    } else {
-        idle.timer = host.schedule(after - silent, None, TimerKind::Idle, 0);
     }
 }
 
@@ -665,9 +661,6 @@ pub(crate) fn finish<P: Pipe, H: Host>(
     stats.buffered_sub(io.wbuf.len());
     io.wbuf.clear();
     log::debug!("{} closed ({}): {reason}", io.id, io.peer);
-    if let Some(idle) = io.idle.take() {
-        host.cancel_timer(idle.timer);
-    }
     host.cancel_own_timers();
     if let Err(panic) = guarded(|| protocol.connection_lost(reason, host)) {
         host.stats().panics += 1;

@@ -6,6 +6,7 @@ pub(crate) mod machine;
 use std::rc::Rc;
 
 use crate::addr::Addr;
+use crate::core::idle::Idleness;
 use crate::core::{Core, CoreCx, Fate, Readiness, Source, TimerKind};
 use crate::flow::Payload;
 use crate::policy::Policy;
@@ -116,6 +117,10 @@ impl Source for Conn {
     fn abort(&mut self, why: Disconnect) -> bool {
         self.io.end(why);
         true
+    }
+
+    fn idleness(&self, now_ms: u32) -> Idleness {
+        machine::idleness(&self.io, now_ms)
     }
 
     fn buffered(&self) -> Option<usize> {
