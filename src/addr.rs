@@ -4,7 +4,7 @@
 //! none when the peer socket was never bound (the usual case for clients).
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 
 /// The address of one end of a connection.
@@ -48,6 +48,42 @@ impl fmt::Display for Addr {
 impl From<SocketAddr> for Addr {
     fn from(a: SocketAddr) -> Self {
         Addr::Inet(a)
+    }
+}
+
+/// A connection's peer, kept in 16 bytes: an IPv4 address and port inline
+/// (the usual case), anything else boxed. Every idle connection holds one,
+/// and an idle connection's size is what it costs.
+#[derive(Clone, Debug)]
+pub(crate) enum Peer {
+    V4(SocketAddrV4),
+    Other(Box<Addr>),
+}
+
+impl Peer {
+    pub(crate) fn addr(&self) -> Addr {
+        match self {
+            Peer::V4(a) => Addr::Inet(SocketAddr::V4(*a)),
+            Peer::Other(a) => (**a).clone(),
+        }
+    }
+}
+
+impl From<Addr> for Peer {
+    fn from(a: Addr) -> Self {
+        match a {
+            Addr::Inet(SocketAddr::V4(v4)) => Peer::V4(v4),
+            other => Peer::Other(Box::new(other)),
+        }
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::V4(a) => write!(f, "{a}"),
+            Peer::Other(a) => write!(f, "{a}"),
+        }
     }
 }
 

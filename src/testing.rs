@@ -358,7 +358,7 @@ impl<P: Protocol> Harness<P> {
 
     /// Sets the peer address the protocol will see.
     pub fn with_peer(mut self, peer: Addr) -> Self {
-        self.io.peer = peer;
+        self.io.peer = peer.into();
         self
     }
 

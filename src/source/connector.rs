@@ -95,10 +95,12 @@ impl Client {
     }
 }
 
-impl OnEnd for Client {
-    fn ended(mut self: Box<Self>, core: &mut Core, reason: &Disconnect) {
-        let retry = guarded(|| self.factory.connection_lost(reason, &mut CoreCx { core, token: 0 }));
-        self.retry_after(core, retry);
+/// A client's connection tells its factory, once.
+impl OnEnd for Option<Box<Client>> {
+    fn ended(&mut self, core: &mut Core, reason: &Disconnect) {
+        let Some(mut client) = self.take() else { return };
+        let retry = guarded(|| client.factory.connection_lost(reason, &mut CoreCx { core, token: 0 }));
+        client.retry_after(core, retry);
     }
 }
 

@@ -105,7 +105,7 @@ impl ListenerSource {
                         continue;
                     }
                     core.stats.accepted += 1;
-                    Conn::start(core, conn, protocol, (stream, peer), self.policy.clone(), None);
+                    Conn::start(core, conn, protocol, (stream, peer), self.policy.clone(), ());
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // The queue is empty: whatever the back-off waited for

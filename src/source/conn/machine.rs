@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::addr::Addr;
+use crate::addr::{Addr, Peer};
 use crate::core::idle::{Idleness, MAX_IDLE, silence};
 use crate::core::{Host, TimerKind};
 use crate::flow::{Flow, MAX_IOVECS, Payload, WriteBuf};
@@ -48,7 +48,7 @@ pub(crate) struct ConnIo<P> {
     pub id: ConnId,
     pub pipe: P,
     pub wbuf: WriteBuf,
-    pub peer: Addr,
+    pub peer: Peer,
     pub policy: Rc<Policy>,
     pub reading_paused: bool,
     pub read_eof: bool,
@@ -87,7 +87,7 @@ impl<P: Pipe> ConnIo<P> {
             id,
             pipe,
             wbuf: WriteBuf::default(),
-            peer,
+            peer: peer.into(),
             policy,
             reading_paused: false,
             read_eof: false,
@@ -342,7 +342,7 @@ impl<P: Pipe, H: Host> Transport for ConnCtx<'_, P, H> {
         }
     }
     fn peer_addr(&self) -> Addr {
-        self.io.peer.clone()
+        self.io.peer.addr()
     }
     fn local_addr(&self) -> io::Result<Addr> {
         self.io.pipe.local_addr()

@@ -18,20 +18,24 @@ use crate::transport::{ConnId, Disconnect, Transport};
 use machine::ConnIo;
 
 /// Told when a connection ends, after its protocol: a client's factory,
-/// which may connect again.
-pub(crate) trait OnEnd {
-    fn ended(self: Box<Self>, core: &mut Core, reason: &Disconnect);
+/// which may connect again. An accepted connection has nothing to tell
+/// (`()`, which takes no room: a connection's size is what an idle one
+/// costs).
+pub(crate) trait OnEnd: 'static {
+    fn ended(&mut self, core: &mut Core, reason: &Disconnect);
 }
 
-pub(crate) struct Conn {
+impl OnEnd for () {
+    fn ended(&mut self, _: &mut Core, _: &Disconnect) {}
+}
+
+pub(crate) struct Conn<E: OnEnd> {
     protocol: Box<dyn Protocol>,
     io: ConnIo<Stream>,
-    /// Boxed twice: a thin pointer, since most connections (accepted ones)
-    /// have none and a connection's size is what an idle one costs.
-    on_end: Option<Box<Box<dyn OnEnd>>>,
+    on_end: E,
 }
 
-impl Conn {
+impl<E: OnEnd> Conn<E> {
     /// Puts a connected socket, already registered under `token`, in the
     /// loop: `connection_made`, then whatever that asked for.
     pub(crate) fn start(
@@ -40,10 +44,10 @@ impl Conn {
         protocol: Box<dyn Protocol>,
         (stream, peer): (Stream, Addr),
         policy: Rc<Policy>,
-        on_end: Option<Box<dyn OnEnd>>,
+        on_end: E,
     ) {
         let io = ConnIo::new(ConnId(token), stream, peer, policy);
-        let mut conn = Box::new(Conn { protocol, io, on_end: on_end.map(Box::new) });
+        let mut conn = Box::new(Conn { protocol, io, on_end });
         let mut cx = CoreCx { core, token };
         machine::start_idle(&mut conn.io, &mut cx);
         let ended = machine::start(&mut *conn.protocol, &mut conn.io, &mut cx);
@@ -66,14 +70,12 @@ impl Conn {
 
     fn end_with(&mut self, core: &mut Core, token: u64, reason: Disconnect) {
         machine::finish(&mut *self.protocol, &mut self.io, &mut CoreCx { core, token }, &reason);
-        self.io.policy.release(&self.io.peer);
-        if let Some(on_end) = self.on_end.take() {
-            (*on_end).ended(core, &reason);
-        }
+        self.io.policy.release(&self.io.peer.addr());
+        self.on_end.ended(core, &reason);
     }
 }
 
-impl Source for Conn {
+impl<E: OnEnd> Source for Conn<E> {
     fn ready(&mut self, core: &mut Core, token: u64, r: Readiness) -> Fate {
         let mut buf = std::mem::take(&mut core.read_buf);
         let n = core.config.read_buffer.max(1024).min(buf.len());
@@ -135,12 +137,15 @@ impl Source for Conn {
 
 #[cfg(test)]
 mod tests {
-    /// An idle connection's memory is this struct, its slab slot and, with
-    /// an idle timeout, one timer (issue #6 asks for at most 256 bytes of
-    /// RSS per idle connection in all): keep what is per-connection small.
+    /// An idle connection's memory is this struct and its slab slot (the
+    /// idle timeout is a sweep, not a timer each): keep it small.
     #[test]
     fn a_connection_stays_small() {
-        let conn = std::mem::size_of::<super::Conn>();
-        assert!(conn <= 176, "Conn grew to {conn} bytes");
+        // Issue #13 asks for at most 128 bytes: 88 here (96 from malloc),
+        // 24 in the slab, 4 of generation. In debug builds mio adds a
+        // selector id to every socket.
+        let limit = if cfg!(debug_assertions) { 104 } else { 88 };
+        let conn = std::mem::size_of::<super::Conn<()>>();
+        assert!(conn <= limit, "Conn grew to {conn} bytes");
     }
 }
