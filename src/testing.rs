@@ -344,7 +344,7 @@ impl<P: Protocol> Harness<P> {
         };
         let peer = Addr::Inet(SocketAddr::from(([127, 0, 0, 1], 50000)));
         let policy = Rc::new(Policy::plain("harness", config.limits));
-        let read_buf = vec![0; config.read_buffer.max(1024)];
+        let read_buf = vec![0; crate::core::stream_read_buffer(&config)];
         Harness {
             protocol,
             cx: MemoryContext::new(config),

@@ -9,12 +9,18 @@ use crate::flow::Limits;
 pub struct Config {
     /// Default buffer limits for every connection.
     pub limits: Limits,
-    /// How much one stream read takes, from the one read buffer the loop
-    /// owns (connections keep none). Default 8 KiB: streaming cost less per
-    /// MB the smaller the reads and the echoed writes, down to 8 KiB (64 KiB
-    /// cost 40% more, 16 KiB 12% more, 4 KiB no less; `bench/RESULTS.md`);
-    /// small messages do not notice.
+    /// How much a connection's first read of a turn takes, from the one
+    /// read buffer the loop owns (connections keep none). Default 8 KiB.
+    /// A read that comes back full means more is waiting: the next read of
+    /// the same turn takes twice as much, up to
+    /// [`max_read_buffer`](Self::max_read_buffer). A client with a little
+    /// in flight is read in small pieces (cheaper for it on loopback), one
+    /// with megabytes in flight in large ones (fewer system calls, larger
+    /// segments).
     pub read_buffer: usize,
+    /// The most one stream read takes (see [`read_buffer`](Self::read_buffer)).
+    /// Default 64 KiB.
+    pub max_read_buffer: usize,
     /// Bytes one connection may read per turn before others get theirs.
     /// Default 64 KiB: small enough that one streaming connection delays a
     /// turn by little (the fairness benchmark), large enough to amortise the poll.
@@ -93,6 +99,7 @@ impl Default for Config {
         Config {
             limits: Limits::default(),
             read_buffer: 8 * 1024,
+            max_read_buffer: 64 * 1024,
             read_budget: 64 * 1024,
             write_budget: 64 * 1024,
             accept_budget: 128,

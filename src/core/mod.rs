@@ -226,6 +226,11 @@ pub(crate) struct Core {
     pub stopping: Option<Instant>,
 }
 
+/// The bytes stream reads may use: up to the largest read.
+pub(crate) fn stream_read_buffer(config: &Config) -> usize {
+    config.max_read_buffer.max(config.read_buffer).max(1024)
+}
+
 pub(crate) fn split(token: u64) -> (usize, u32) {
     ((token & 0xffff_ffff) as usize, (token >> 32) as u32)
 }
@@ -246,7 +251,7 @@ impl Core {
             dirty: Vec::new(),
             // Stream reads use the first `read_buffer` bytes; datagrams need
             // room for the largest accepted one.
-            read_buf: vec![0; config.read_buffer.max(1024).max(config.max_datagram)],
+            read_buf: vec![0; stream_read_buffer(&config).max(config.max_datagram)],
             config,
             stats: Stats::default(),
             stop_requested: false,

@@ -448,7 +448,8 @@ pub(crate) fn ready<P: Pipe, H: Host>(
     settle(protocol, io, host)
 }
 
-/// Reads until `WouldBlock`, a short read, EOF, or the budget.
+/// Reads until `WouldBlock`, a short read, EOF, or the budget; each read
+/// that comes back full doubles the next one, up to all of `buf`.
 fn read<P: Pipe, H: Host>(
     protocol: &mut dyn Protocol,
     io: &mut ConnIo<P>,
@@ -457,6 +458,8 @@ fn read<P: Pipe, H: Host>(
     buf: &mut [u8],
 ) {
     let mut budget = host.config().read_budget;
+    let full = buf.len();
+    let mut size = host.config().read_buffer.clamp(1, full);
     for _ in 0..1_000_000 {
         if io.read_eof || io.abort.is_some() {
             return;
@@ -470,6 +473,7 @@ fn read<P: Pipe, H: Host>(
         if !io.closing && (io.reading_paused || backlogged) {
             return;
         }
+        let buf = &mut buf[..size];
         match io.pipe.read(buf) {
             Ok(0) => {
                 host.stats().reads += 1;
@@ -496,6 +500,9 @@ fn read<P: Pipe, H: Host>(
                 // was seen (a read stops short at its mark).
                 if n < buf.len() && !read_closed && !io.urgent {
                     return;
+                }
+                if n == size {
+                    size = (size * 2).min(full);
                 }
                 budget = budget.saturating_sub(n);
                 if budget == 0 {

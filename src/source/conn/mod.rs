@@ -78,7 +78,7 @@ impl<E: OnEnd> Conn<E> {
 impl<E: OnEnd> Source for Conn<E> {
     fn ready(&mut self, core: &mut Core, token: u64, r: Readiness) -> Fate {
         let mut buf = std::mem::take(&mut core.read_buf);
-        let n = core.config.read_buffer.max(1024).min(buf.len());
+        let n = crate::core::stream_read_buffer(&core.config).min(buf.len());
         let ended = machine::ready(&mut *self.protocol, &mut self.io, &mut CoreCx { core, token }, r, &mut buf[..n]);
         core.read_buf = buf;
         self.outcome(core, token, ended)
