@@ -12,6 +12,8 @@ use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use crate::transport::ConnId;
+
 /// Per-connection buffer limits (documented defaults in [`Limits::default`]).
 ///
 /// # Examples
@@ -61,6 +63,57 @@ impl Payload<'_> {
     }
 }
 
+/// The loop's one cork: the small writes of the callback running now,
+/// which leave together when it returns (see the connection machine).
+/// Shared by every connection, since one callback runs at a time: corking
+/// costs a copy into warm memory and no allocation. A callback that runs
+/// inside another's (`with_conn`) finds it held and corks in its own queue.
+#[derive(Debug, Default)]
+pub(crate) struct Cork {
+    buf: Vec<u8>,
+    owner: Option<ConnId>,
+}
+
+/// The most a cork holds before it is sent, full, with the next write.
+const CORK_MAX: usize = 64 * 1024;
+
+impl Cork {
+    pub(crate) fn is_free_for(&self, id: ConnId) -> bool {
+        self.owner.is_none_or(|o| o == id)
+    }
+
+    pub(crate) fn is_held_by(&self, id: ConnId) -> bool {
+        self.owner == Some(id)
+    }
+
+    pub(crate) fn has_room_for(&self, len: usize) -> bool {
+        self.buf.len() + len <= CORK_MAX
+    }
+
+    pub(crate) fn hold(&mut self, id: ConnId, data: &[u8]) {
+        self.owner = Some(id);
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Takes what it holds (to send), leaving the owner as it is.
+    pub(crate) fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Returns the buffer [`take`](Self::take) lent, emptied, to be reused.
+    pub(crate) fn give_back(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        if buf.capacity() <= 2 * CORK_MAX && buf.capacity() > self.buf.capacity() {
+            self.buf = buf;
+        }
+    }
+
+    pub(crate) fn release(&mut self) {
+        self.buf.clear();
+        self.owner = None;
+    }
+}
+
 /// Bytes written but not yet taken by the socket: a queue of [`Bytes`].
 ///
 /// Small writes (the protocol's `&[u8]`, which must be copied anyway) are
@@ -91,7 +144,7 @@ struct Queue {
 const TAIL_MAX: usize = 64 * 1024;
 
 /// At most this many pieces go into one vectored write.
-pub(crate) const MAX_IOVECS: usize = 64;
+pub(crate) const MAX_IOVECS: usize = 32;
 
 impl WriteBuf {
     pub(crate) fn len(&self) -> usize {
@@ -134,20 +187,17 @@ impl WriteBuf {
         q.chunks.push_back(data);
     }
 
-    /// Fills `out` with the first pieces of the queue, at most `budget`
-    /// bytes in all, and returns how many it filled. `extra`, if given, is
-    /// sent after the whole queue (a write that joins the corked ones).
-    pub(crate) fn slices<'a>(&'a self, budget: usize, extra: &'a [u8], out: &mut [IoSlice<'a>]) -> usize {
+    /// Fills `out` with the first pieces of the queue, then `after` (what
+    /// was corked, and a write joining it), at most `budget` bytes in all,
+    /// and returns how many it filled.
+    pub(crate) fn slices<'a>(&'a self, budget: usize, after: [&'a [u8]; 2], out: &mut [IoSlice<'a>]) -> usize {
         let mut n = 0;
         let mut room = budget;
-        let Some(q) = &self.queue else {
-            if !extra.is_empty() && !out.is_empty() && room > 0 {
-                out[0] = IoSlice::new(&extra[..extra.len().min(room)]);
-                return 1;
-            }
-            return 0;
+        let (chunks, tail) = match &self.queue {
+            Some(q) => (Some(q.chunks.iter().map(|c| &c[..])), &q.tail[..]),
+            None => (None, &[][..]),
         };
-        let pieces = q.chunks.iter().map(|c| &c[..]).chain([&q.tail[..], extra]);
+        let pieces = chunks.into_iter().flatten().chain([tail, after[0], after[1]]);
         for piece in pieces {
             if n == out.len() || room == 0 {
                 break;
@@ -219,7 +269,7 @@ mod tests {
 
     fn pending(b: &WriteBuf) -> Vec<u8> {
         let mut out = [IoSlice::new(&[]); 256];
-        let n = b.slices(usize::MAX, &[], &mut out);
+        let n = b.slices(usize::MAX, [&[], &[]], &mut out);
         out[..n].iter().flat_map(|s| s.iter().copied()).collect()
     }
 
@@ -276,14 +326,14 @@ mod tests {
         b.push(b"head");
         b.push_bytes(Bytes::from_static(b"body"));
         let mut out = [IoSlice::new(&[]); 4];
-        let n = b.slices(6, b"!", &mut out);
+        let n = b.slices(6, [b"!", b"?"], &mut out);
         let got: Vec<&[u8]> = out[..n].iter().map(|s| &s[..]).collect();
         assert_eq!(got, [&b"head"[..], &b"bo"[..]]);
-        let n = b.slices(100, b"!", &mut out);
+        let n = b.slices(100, [b"!", b"?"], &mut out);
         let got: Vec<&[u8]> = out[..n].iter().map(|s| &s[..]).collect();
-        assert_eq!(got, [&b"head"[..], &b"body"[..], &b"!"[..]]);
+        assert_eq!(got, [&b"head"[..], &b"body"[..], &b"!"[..], &b"?"[..]]);
         let empty = WriteBuf::default();
-        assert_eq!(empty.slices(3, b"tail", &mut out), 1);
+        assert_eq!(empty.slices(3, [b"tail", b""], &mut out), 1);
         assert_eq!(&out[0][..], b"tai");
     }
 

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use crate::addr::Addr;
 use crate::core::{Config, Host, Readiness, TimerKind};
-use crate::flow::Limits;
+use crate::flow::{Cork, Limits};
 use crate::policy::Policy;
 use crate::protocol::{DatagramProtocol, Protocol};
 use crate::source::conn::machine::{self, ConnIo};
@@ -64,6 +64,7 @@ pub struct MemoryContext {
     own: Vec<TimerHandle>,
     again: bool,
     stats: Stats,
+    cork: Cork,
     config: Config,
     /// Writes to other connections, in order.
     pub writes_to: Vec<(ConnId, Vec<u8>)>,
@@ -87,6 +88,7 @@ impl MemoryContext {
             own: Vec::new(),
             again: false,
             stats: Stats::default(),
+            cork: Cork::default(),
             config,
             writes_to: Vec::new(),
             closed_others: Vec::new(),
@@ -153,6 +155,9 @@ impl Context for MemoryContext {
 impl Host for MemoryContext {
     fn stats(&mut self) -> &mut Stats {
         &mut self.stats
+    }
+    fn cork(&mut self) -> (&mut Cork, &mut Stats) {
+        (&mut self.cork, &mut self.stats)
     }
     fn config(&self) -> &Config {
         &self.config

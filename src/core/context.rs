@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{Config, Core, TimerAction, TimerKind};
-use crate::flow::Payload;
+use crate::flow::{Cork, Payload};
 use crate::stats::Stats;
 use crate::timer::TimerHandle;
 use crate::transport::{ConnId, Context, Transport};
@@ -20,6 +20,8 @@ use crate::transport::{ConnId, Context, Transport};
 pub(crate) trait Host: Context {
     /// The counters.
     fn stats(&mut self) -> &mut Stats;
+    /// The loop's cork (see [`Cork`]), with the counters.
+    fn cork(&mut self) -> (&mut Cork, &mut Stats);
     /// The loop's configuration.
     fn config(&self) -> &Config;
     /// Schedules one of this source's timers; those of kind `Proto` (its
@@ -87,6 +89,9 @@ impl Context for CoreCx<'_> {
 impl Host for CoreCx<'_> {
     fn stats(&mut self) -> &mut Stats {
         &mut self.core.stats
+    }
+    fn cork(&mut self) -> (&mut Cork, &mut Stats) {
+        (&mut self.core.cork, &mut self.core.stats)
     }
     fn config(&self) -> &Config {
         &self.core.config

@@ -25,7 +25,7 @@ use std::time::Instant;
 use mio::Registry;
 use slab::Slab;
 
-use crate::flow::Payload;
+use crate::flow::{Cork, Payload};
 use crate::stats::Stats;
 use crate::timer::{TimerHandle, TimerQueue};
 use crate::transport::{ConnId, Disconnect, Transport};
@@ -219,6 +219,8 @@ pub(crate) struct Core {
     pub dirty: Vec<u64>,
     /// The one read buffer, lent to whichever source reads.
     pub read_buf: Vec<u8>,
+    /// The one cork, held by whichever connection's callback runs.
+    pub cork: Cork,
     pub config: Config,
     pub stats: Stats,
     pub stop_requested: bool,
@@ -252,6 +254,7 @@ impl Core {
             // Stream reads use the first `read_buffer` bytes; datagrams need
             // room for the largest accepted one.
             read_buf: vec![0; stream_read_buffer(&config).max(config.max_datagram)],
+            cork: Cork::default(),
             config,
             stats: Stats::default(),
             stop_requested: false,

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use crate::addr::{Addr, Peer};
 use crate::core::idle::{Idleness, MAX_IDLE, silence};
 use crate::core::{Host, TimerKind};
-use crate::flow::{Flow, MAX_IOVECS, Payload, WriteBuf};
+use crate::flow::{Cork, Flow, MAX_IOVECS, Payload, WriteBuf};
 use crate::guard::guarded;
 use crate::policy::Policy;
 use crate::protocol::Protocol;
@@ -117,13 +117,13 @@ impl<P: Pipe> ConnIo<P> {
         self.closing || self.shutdown_requested || self.abort.is_some()
     }
 
-    /// Writes `data`: at once, together with anything corked before it
-    /// (one system call); or, if it is small and a callback is running,
-    /// at the end of the callback with whatever else it writes; or, if the
-    /// pipe is full, when it drains. What waits is buffered up to the hard
-    /// cap. False if the bytes were dropped because the writing side is
-    /// closed.
-    pub(crate) fn write(&mut self, data: Payload<'_>, stats: &mut Stats) -> bool {
+    /// Writes `data`. A small write during a callback waits in the loop's
+    /// `cork` (when this connection may hold it) and leaves with the
+    /// callback's other writes when it returns; a large one leaves at once,
+    /// together with the queue and what was corked (one system call). What
+    /// the pipe does not take is queued, up to the hard cap. False if the
+    /// bytes were dropped because the writing side is closed.
+    pub(crate) fn write(&mut self, data: Payload<'_>, stats: &mut Stats, cork: Option<&mut Cork>) -> bool {
         let len = data.as_slice().len();
         if self.write_closed() {
             if len > 0 {
@@ -134,17 +134,44 @@ impl<P: Pipe> ConnIo<P> {
         if len == 0 {
             return true;
         }
-        let sent = if self.blocked || (self.corked && len < DIRECT_WRITE) {
-            0
-        } else {
-            let sent = self.send(data.as_slice(), usize::MAX, stats);
-            if sent == len || self.abort.is_some() {
-                return true;
+        if self.blocked {
+            return self.enqueue(data, 0, stats);
+        }
+        let mut cork = cork.filter(|c| c.is_free_for(self.id));
+        if self.corked && len < DIRECT_WRITE {
+            match cork.as_deref_mut() {
+                Some(c) if c.has_room_for(len) => {
+                    c.hold(self.id, data.as_slice());
+                    return true;
+                }
+                // Full: what it holds leaves now, with this.
+                Some(_) => {}
+                // Another connection's callback holds it (this one runs
+                // inside it): this connection's own queue corks instead.
+                None => return self.enqueue(data, 0, stats),
             }
-            sent
-        };
+        }
+        let held = cork.as_deref_mut().map(Cork::take).unwrap_or_default();
+        let sent = self.send([&held, data.as_slice()], usize::MAX, stats);
+        let held_sent = sent.min(held.len());
+        if held_sent < held.len() && self.abort.is_none() {
+            self.enqueue(Payload::Borrowed(&held[held_sent..]), 0, stats);
+        }
+        if let Some(c) = cork {
+            c.give_back(held);
+        }
+        let data_sent = sent - held_sent;
+        if data_sent == len || self.abort.is_some() {
+            return true;
+        }
+        self.enqueue(data, data_sent, stats)
+    }
+
+    /// Queues `data` from `from` on, or ends the connection if that would
+    /// pass the hard cap.
+    fn enqueue(&mut self, data: Payload<'_>, from: usize, stats: &mut Stats) -> bool {
         let limits = &self.policy.limits;
-        let rest = len - sent;
+        let rest = data.as_slice().len() - from;
         if self.wbuf.would_exceed(rest, limits) {
             stats.cap_aborts += 1;
             let why = Disconnect::HardCap { cap: limits.hard_cap, buffered: self.wbuf.len(), written: rest };
@@ -154,46 +181,61 @@ impl<P: Pipe> ConnIo<P> {
         }
         match data {
             // A small owned piece costs less copied than queued as its own.
-            Payload::Owned(b) if rest > COPY_BELOW => self.wbuf.push_bytes(b.slice(sent..)),
-            other => self.wbuf.push(&other.as_slice()[sent..]),
+            Payload::Owned(b) if rest > COPY_BELOW => self.wbuf.push_bytes(b.slice(from..)),
+            other => self.wbuf.push(&other.as_slice()[from..]),
         }
         stats.buffered_add(rest);
         log::trace!(target: "twirl::loop", "{} buffered {} B", self.id, self.wbuf.len());
         true
     }
 
-    /// Offers the queue and then `extra` to the pipe, in vectored writes,
-    /// until it has taken them all, refuses more (the connection is then
-    /// `blocked` until it is writable), or `budget` bytes went; returns how
-    /// much of `extra` was sent.
-    fn send(&mut self, extra: &[u8], budget: usize, stats: &mut Stats) -> usize {
+    /// Offers the queue and then the two pieces of `after` to the pipe, in
+    /// as few system calls as it takes, until it has taken them all,
+    /// refuses more (the connection is then `blocked` until it is
+    /// writable), or `budget` bytes went; returns how much of `after` was
+    /// sent.
+    fn send(&mut self, after: [&[u8]; 2], budget: usize, stats: &mut Stats) -> usize {
+        let total = after[0].len() + after[1].len();
         let mut sent = 0;
-        let mut extra_sent = 0;
+        let mut after_sent = 0;
         for _ in 0..1_000_000 {
             let queued = self.wbuf.len();
-            if (queued == 0 && extra_sent == extra.len()) || sent >= budget {
+            if (queued == 0 && after_sent == total) || sent >= budget {
                 break;
             }
-            let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
-            let n_iov = self.wbuf.slices(budget - sent, &extra[extra_sent..], &mut iov);
-            let asked: usize = iov[..n_iov].iter().map(|s| s.len()).sum();
-            let result = match n_iov {
-                1 => self.pipe.write(&iov[0]),
-                _ => self.pipe.write_vectored(&iov[..n_iov]),
+            let room = budget - sent;
+            // What of `after` is left, as at most two pieces.
+            let (a, b) = match after_sent.checked_sub(after[0].len()) {
+                Some(k) => (&after[1][k..], &[][..]),
+                None => (&after[0][after_sent..], after[1]),
+            };
+            let (result, asked, pieces) = if queued == 0 && (b.is_empty() || a.len() >= room) {
+                // Nothing queued and one piece: the plain write of the fast path.
+                let chunk = &a[..a.len().min(room)];
+                (self.pipe.write(chunk), chunk.len(), 1)
+            } else {
+                let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+                let n = self.wbuf.slices(room, [a, b], &mut iov);
+                let asked: usize = iov[..n].iter().map(|s| s.len()).sum();
+                let result = match n {
+                    1 => self.pipe.write(&iov[0]),
+                    _ => self.pipe.write_vectored(&iov[..n]),
+                };
+                (result, asked, n)
             };
             match result {
                 Ok(n) => {
                     stats.writes += 1;
                     stats.bytes_out += n as u64;
-                    if n_iov > 1 {
+                    if pieces > 1 {
                         stats.vectored_writes += 1;
                     }
                     let from_queue = n.min(queued);
                     self.wbuf.consume(from_queue);
                     stats.buffered_sub(from_queue);
-                    extra_sent += n - from_queue;
+                    after_sent += n - from_queue;
                     sent += n;
-                    log::trace!(target: "twirl::loop", "{} wrote {n} B in {n_iov} piece(s), {} B still buffered", self.id, self.wbuf.len() + extra.len() - extra_sent);
+                    log::trace!(target: "twirl::loop", "{} wrote {n} B in {pieces} piece(s)", self.id);
                     if n < asked {
                         stats.partial_writes += 1;
                         self.blocked = true;
@@ -213,19 +255,31 @@ impl<P: Pipe> ConnIo<P> {
                 }
             }
         }
-        extra_sent
+        after_sent
     }
 
-    /// Sends what is buffered, up to `budget` bytes; true if the budget ran
+    /// Sends what is queued, up to `budget` bytes; true if the budget ran
     /// out with bytes still pending and the pipe still taking them.
     fn flush(&mut self, stats: &mut Stats, budget: usize) -> bool {
-        self.send(&[], budget, stats);
+        self.send([&[], &[]], budget, stats);
         !self.wbuf.is_empty() && !self.blocked && self.abort.is_none()
     }
 
-    /// The end of a callback: what it corked goes out, in one system call.
+    /// The end of a callback: what it corked leaves, in one system call.
     fn uncork<H: Host>(&mut self, host: &mut H) {
         self.corked = false;
+        let (cork, stats) = host.cork();
+        if cork.is_held_by(self.id) {
+            let held = cork.take();
+            if self.abort.is_none() && !held.is_empty() {
+                let sent = self.send([&held, &[]], usize::MAX, stats);
+                if sent < held.len() && self.abort.is_none() {
+                    self.enqueue(Payload::Borrowed(&held[sent..]), 0, stats);
+                }
+            }
+            cork.give_back(held);
+            cork.release();
+        }
         if !self.blocked && !self.wbuf.is_empty() && self.abort.is_none() {
             let budget = host.config().write_budget;
             if self.flush(host.stats(), budget) {
@@ -263,13 +317,15 @@ impl<P: Pipe, H: Host> Context for ConnCtx<'_, P, H> {
     fn write_to(&mut self, conn: ConnId, data: &[u8]) -> bool {
         // This connection is out of its slot while its callback runs.
         if conn == self.io.id {
-            return self.io.write(Payload::Borrowed(data), self.host.stats());
+            let (cork, stats) = self.host.cork();
+            return self.io.write(Payload::Borrowed(data), stats, Some(cork));
         }
         self.host.write_to(conn, data)
     }
     fn write_bytes_to(&mut self, conn: ConnId, data: Bytes) -> bool {
         if conn == self.io.id {
-            return self.io.write(Payload::Owned(data), self.host.stats());
+            let (cork, stats) = self.host.cork();
+            return self.io.write(Payload::Owned(data), stats, Some(cork));
         }
         self.host.write_bytes_to(conn, data)
     }
@@ -309,10 +365,12 @@ impl<P: Pipe, H: Host> Transport for ConnCtx<'_, P, H> {
         self.io.id
     }
     fn write(&mut self, data: &[u8]) {
-        self.io.write(Payload::Borrowed(data), self.host.stats());
+        let (cork, stats) = self.host.cork();
+        self.io.write(Payload::Borrowed(data), stats, Some(cork));
     }
     fn write_bytes(&mut self, data: Bytes) {
-        self.io.write(Payload::Owned(data), self.host.stats());
+        let (cork, stats) = self.host.cork();
+        self.io.write(Payload::Owned(data), stats, Some(cork));
     }
     fn lose_connection(&mut self) {
         self.io.closing = true;

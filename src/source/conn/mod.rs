@@ -108,7 +108,8 @@ impl<E: OnEnd> Source for Conn<E> {
     }
 
     fn write(&mut self, data: Payload<'_>, stats: &mut Stats) -> bool {
-        self.io.write(data, stats)
+        // From outside its callbacks: nothing to cork.
+        self.io.write(data, stats, None)
     }
 
     fn close(&mut self) -> bool {
