@@ -66,14 +66,64 @@ pub fn parse_stat(text: &str) -> Option<CpuTime> {
 
 /// Resident set size of a process in bytes, from `VmRSS` in `/proc/PID/status`.
 pub fn read_rss(pid: u32) -> io::Result<u64> {
+    read_status_bytes(pid, "VmRSS")
+}
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`, ...), in bytes.
+pub fn read_status_bytes(pid: u32, field: &str) -> io::Result<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("VmRSS:") {
-            let kb: u64 = rest.trim().trim_end_matches("kB").trim().parse().map_err(io::Error::other)?;
-            return Ok(kb * 1024);
+    parse_status_bytes(&text, field).ok_or_else(|| io::Error::other(format!("no {field} line in /proc/{pid}/status")))
+}
+
+/// Finds `FIELD:   N kB` in the text of `/proc/PID/status`; bytes.
+pub fn parse_status_bytes(text: &str, field: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok().map(|kb| kb * 1024)
+    })
+}
+
+/// Resets a process's peak RSS (`VmHWM`) to its current RSS, by writing 5 to
+/// `/proc/PID/clear_refs` (Linux 4.0 and later; the caller must own it).
+pub fn reset_peak_rss(pid: u32) -> io::Result<()> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5")
+}
+
+/// The kernel's queues of one TCP socket, from `/proc/net/tcp`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct TcpQueues {
+    /// Bytes written and not yet acknowledged by the peer (sent or not).
+    pub tx: u64,
+    /// Bytes received and not yet read by the application.
+    pub rx: u64,
+}
+
+/// The queues of every IPv4 TCP socket between two 127.0.0.1 ports in this
+/// network namespace, keyed by (local port, remote port).
+pub fn loopback_tcp_queues() -> io::Result<HashMap<(u16, u16), TcpQueues>> {
+    Ok(parse_proc_net_tcp(&std::fs::read_to_string("/proc/net/tcp")?))
+}
+
+/// Parses the text of `/proc/net/tcp` (see [`loopback_tcp_queues`]).
+pub fn parse_proc_net_tcp(text: &str) -> HashMap<(u16, u16), TcpQueues> {
+    const LOOPBACK: &str = "0100007F";
+    let mut out = HashMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(remote), Some(queues)) = (f.get(1), f.get(2), f.get(4)) else { continue };
+        let port = |a: &str| -> Option<u16> {
+            let (ip, port) = a.split_once(':')?;
+            (ip == LOOPBACK).then_some(())?;
+            u16::from_str_radix(port, 16).ok()
+        };
+        let Some((tx, rx)) = queues.split_once(':') else { continue };
+        if let (Some(l), Some(r), Ok(tx), Ok(rx)) =
+            (port(local), port(remote), u64::from_str_radix(tx, 16), u64::from_str_radix(rx, 16))
+        {
+            out.insert((l, r), TcpQueues { tx, rx });
         }
     }
-    Err(io::Error::other("no VmRSS line"))
+    out
 }
 
 /// Pins the calling thread (and so a process about to `exec`) to one core.
@@ -267,6 +317,52 @@ pub fn message(seed: u64, size: usize) -> Vec<u8> {
     m
 }
 
+/// How the pingpong workload frames its messages.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Lines ending in `\n` (what [`message`] makes).
+    Lines,
+    /// A 4-byte big-endian length, then that many bytes (twirl's
+    /// `PrefixedReceiver` with `Prefix::U32`).
+    Prefixed,
+}
+
+impl Framing {
+    /// Parses `lines` or `prefixed`.
+    pub fn parse(s: &str) -> Option<Framing> {
+        match s {
+            "lines" | "line" => Some(Framing::Lines),
+            "prefixed" => Some(Framing::Prefixed),
+            _ => None,
+        }
+    }
+
+    /// The smallest whole message this framing can make.
+    pub fn min_size(self) -> usize {
+        match self {
+            Framing::Lines => 2,
+            Framing::Prefixed => 6,
+        }
+    }
+
+    /// A `size`-byte message on the wire, different for each `seed`: a line,
+    /// or a 4-byte prefix and a `size - 4`-byte line as its payload (so both
+    /// framings put the same number of bytes on the wire per message).
+    pub fn message(self, seed: u64, size: usize) -> Vec<u8> {
+        match self {
+            Framing::Lines => message(seed, size),
+            Framing::Prefixed => {
+                let size = size.max(self.min_size());
+                let payload = message(seed, size - 4);
+                let mut m = Vec::with_capacity(size);
+                m.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+                m.extend_from_slice(&payload);
+                m
+            }
+        }
+    }
+}
+
 /// The byte at offset `n` of the stream workload's data: a pattern with a
 /// prime period, so a dropped, repeated or reordered chunk shows.
 pub const PATTERN_PERIOD: usize = 251;
@@ -306,6 +402,20 @@ mod tests {
     }
 
     #[test]
+    fn status_and_proc_net_tcp() {
+        let status = "Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n";
+        assert_eq!(parse_status_bytes(status, "VmRSS"), Some(1024 * 1024));
+        assert_eq!(parse_status_bytes(status, "VmHWM"), Some(2048 * 1024));
+        assert_eq!(parse_status_bytes(status, "VmSwap"), None);
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+            0: 0100007F:1F90 0100007F:C350 01 00001000:00000020 00:00000000 00000000     0        0 1 1 0\n\
+            1: 0100000A:1F90 0100007F:C351 01 00000005:00000000 00:00000000 00000000     0        0 1 1 0\n";
+        let q = parse_proc_net_tcp(tcp);
+        assert_eq!(q.len(), 1, "only 127.0.0.1 on both ends");
+        assert_eq!(q[&(8080, 50000)], TcpQueues { tx: 4096, rx: 32 });
+    }
+
+    #[test]
     fn messages_keep_length_when_reversed() {
         for size in [2, 3, 16, 64, 65, 1000] {
             for seed in 0..20 {
@@ -316,6 +426,18 @@ mod tests {
             }
         }
         assert_ne!(message(1, 64), message(2, 64));
+    }
+
+    #[test]
+    fn prefixed_messages_have_the_size_asked() {
+        for size in [6, 7, 64, 1000] {
+            let m = Framing::Prefixed.message(3, size);
+            assert_eq!(m.len(), size);
+            assert_eq!(u32::from_be_bytes([m[0], m[1], m[2], m[3]]) as usize, size - 4);
+            assert_eq!(m[4..], message(3, size - 4)[..]);
+        }
+        assert_eq!(Framing::Lines.message(5, 64), message(5, 64));
+        assert_eq!(Framing::parse("prefixed"), Some(Framing::Prefixed));
     }
 
     #[test]

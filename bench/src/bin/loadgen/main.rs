@@ -5,12 +5,21 @@
 //! ```text
 //! loadgen --workload pingpong --addr 127.0.0.1:PORT --pid PID
 //!         [--conns 100] [--size 64] [--inflight 1] [--transform echo|reverse]
-//!         [--warmup 1] [--duration 4] [--core 1]
+//!         [--framing lines|prefixed] [--warmup 1] [--duration 4] [--core 1]
 //! loadgen --workload stream   ... [--streams 1] [--chunk 16384] [--window 262144]
 //! loadgen --workload fair     ... (--streams streaming connections plus --conns pingpong ones)
 //! loadgen --workload churn    ... [--concurrency 32] [--size 64]
 //! loadgen --workload idle     ... [--conns 10000] [--settle 1]
+//! loadgen --workload fanout   ... [--members 500] [--lines 200] [--size 1024]
+//!                                 [--member-rcvbuf 4096] [--member-mss 1460]
 //! ```
+//!
+//! `--framing prefixed` makes each pingpong message a 4-byte big-endian length
+//! and a payload, `--size` bytes in all (twirl's `PrefixedReceiver` with
+//! `Prefix::U32`); the server must echo it. The stream workloads also report
+//! the server's RSS at the start and end of the measured window and its peak
+//! (`VmHWM`; the server is fresh for each run). `fanout` is the chat fan-out
+//! (see the `fanout` module) against `twirl serve chat@tcp:PORT`.
 //!
 //! It prints one line, `RESULT key=value ...`, and exits 0; on any error (a
 //! wrong byte, a connection lost, a stall, the hard deadline) it prints
@@ -24,7 +33,9 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use twirl_bench::{Args, CpuTime, Transform, message, pattern, read_cpu, read_rss};
+use twirl_bench::{Args, CpuTime, Framing, Transform, message, pattern, read_cpu, read_rss, read_status_bytes};
+
+mod fanout;
 
 /// Distinct messages per size; connection `c` sends them in turn from `c`.
 const POOL: usize = 64;
@@ -39,6 +50,7 @@ const READ_BUF: usize = 64 * 1024;
 
 type Res<T> = Result<T, String>;
 
+/// The command line.
 struct Opts {
     workload: String,
     addr: SocketAddr,
@@ -47,6 +59,7 @@ struct Opts {
     size: usize,
     inflight: usize,
     transform: Transform,
+    framing: Framing,
     warmup: Duration,
     duration: Duration,
     streams: usize,
@@ -54,20 +67,29 @@ struct Opts {
     window: u64,
     concurrency: usize,
     settle: Duration,
+    /// Fan-out: members, lines the sender sends, and each member's socket
+    /// options (0: the system's default).
+    members: usize,
+    lines: usize,
+    member_rcvbuf: usize,
+    member_mss: u32,
 }
 
 fn opts() -> Res<Opts> {
     let a = Args::from_env()?;
     let addr = a.get("addr").ok_or("--addr is required")?.parse().map_err(|e| format!("--addr: {e}"))?;
     let transform = a.get("transform").unwrap_or("echo");
+    let framing = a.get("framing").unwrap_or("lines");
+    let fanout = a.get("workload") == Some("fanout");
     let o = Opts {
         workload: a.get("workload").unwrap_or("pingpong").to_string(),
         addr,
         pid: a.get("pid").map(|p| p.parse().map_err(|_| format!("--pid '{p}'"))).transpose()?,
         conns: a.num("conns", 100)?,
-        size: a.num("size", 64)?,
+        size: a.num("size", if fanout { 1024 } else { 64 })?,
         inflight: a.num("inflight", 1)?,
         transform: Transform::parse(transform).ok_or(format!("--transform '{transform}': echo or reverse"))?,
+        framing: Framing::parse(framing).ok_or(format!("--framing '{framing}': lines or prefixed"))?,
         warmup: a.secs("warmup", 1.0)?,
         duration: a.secs("duration", 4.0)?,
         streams: a.num("streams", 1)?,
@@ -75,27 +97,39 @@ fn opts() -> Res<Opts> {
         window: a.num("window", 256 * 1024)?,
         concurrency: a.num("concurrency", 32)?,
         settle: a.secs("settle", 1.0)?,
+        members: a.num("members", 500)?,
+        lines: a.num("lines", 200)?,
+        member_rcvbuf: a.num("member-rcvbuf", 4096)?,
+        member_mss: a.num("member-mss", 1460)?,
     };
     if let Some(core) = a.get("core") {
         let core: usize = core.parse().map_err(|_| format!("--core '{core}'"))?;
         twirl_bench::pin_to_core(core).map_err(|e| format!("pin to core {core}: {e}"))?;
     }
-    if o.size < 2 || o.chunk == 0 || o.chunk > READ_BUF || o.inflight == 0 || o.concurrency == 0 {
-        return Err("--size must be >= 2, --chunk 1..=65536, --inflight and --concurrency >= 1".into());
+    if o.size < o.framing.min_size() || o.chunk == 0 || o.chunk > READ_BUF || o.inflight == 0 || o.concurrency == 0 {
+        return Err(format!(
+            "--size must be >= {} ({:?} framing), --chunk 1..=65536, --inflight and --concurrency >= 1",
+            o.framing.min_size(),
+            o.framing
+        ));
+    }
+    if o.framing == Framing::Prefixed && o.transform != Transform::Echo {
+        return Err("--framing prefixed: the server must echo (--transform echo)".into());
     }
     Ok(o)
 }
 
 fn main() {
     let result = opts().and_then(|o| {
-        twirl_bench::raise_nofile(o.conns.max(o.concurrency) as u64 * 2 + 1024);
+        twirl_bench::raise_nofile(o.conns.max(o.concurrency).max(o.members) as u64 * 2 + 1024);
         match o.workload.as_str() {
             "pingpong" => run_mixed(&o, o.conns, 0),
             "stream" => run_mixed(&o, 0, o.streams),
             "fair" => run_mixed(&o, o.conns, o.streams),
             "churn" => run_churn(&o),
             "idle" => run_idle(&o),
-            w => Err(format!("unknown workload '{w}' (pingpong, stream, fair, churn, idle)")),
+            "fanout" => fanout::run(&o),
+            w => Err(format!("unknown workload '{w}' (pingpong, stream, fair, churn, idle, fanout)")),
         }
     });
     match result {
@@ -118,6 +152,15 @@ fn self_cpu_us() -> f64 {
     };
     let tv = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
     tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// A `kB` field of the server's `/proc/PID/status` in bytes, or 0 when no
+/// `--pid` was given.
+fn server_rss(pid: Option<u32>, field: &str) -> Res<u64> {
+    match pid {
+        Some(p) => read_status_bytes(p, field).map_err(|e| format!("reading the server's {field}: {e}")),
+        None => Ok(0),
+    }
 }
 
 /// The server's CPU, or zeros when no `--pid` was given.
@@ -376,8 +419,13 @@ fn run_mixed(o: &Opts, pingpong: usize, streams: usize) -> Res<String> {
     let mut events = Events::with_capacity(1024);
     let mut st = Mixed {
         o,
-        msgs: (0..POOL).map(|i| message(i as u64, o.size)).collect(),
-        replies: (0..POOL).map(|i| o.transform.apply(&message(i as u64, o.size))).collect(),
+        msgs: (0..POOL).map(|i| o.framing.message(i as u64, o.size)).collect(),
+        replies: (0..POOL)
+            .map(|i| match o.framing {
+                Framing::Lines => o.transform.apply(&message(i as u64, o.size)),
+                Framing::Prefixed => o.framing.message(i as u64, o.size),
+            })
+            .collect(),
         pattern: pattern(READ_BUF),
         buf: vec![0; READ_BUF],
         measuring: false,
@@ -393,6 +441,7 @@ fn run_mixed(o: &Opts, pingpong: usize, streams: usize) -> Res<String> {
     let mut again: Vec<usize> = Vec::new();
     let mut phase_end: Option<Instant> = None;
     let mut start_mark: Option<Mark> = None;
+    let mut rss_start = 0;
     let connect_deadline = started + Duration::from_secs(30);
     for round in 0u64.. {
         let now = Instant::now();
@@ -433,6 +482,7 @@ fn run_mixed(o: &Opts, pingpong: usize, streams: usize) -> Res<String> {
                 return Err(format!("only {} of {total} connections ready after 30 s", st.ready));
             }
             Some(t) if now >= t && start_mark.is_none() => {
+                rss_start = server_rss(o.pid, "VmRSS")?;
                 start_mark = Some(Mark::take(o.pid)?);
                 st.measuring = true;
                 st.lat.clear();
@@ -465,6 +515,7 @@ fn run_mixed(o: &Opts, pingpong: usize, streams: usize) -> Res<String> {
         }
     }
     let end = Mark::take(o.pid)?;
+    let (rss_end, rss_peak) = (server_rss(o.pid, "VmRSS")?, server_rss(o.pid, "VmHWM")?);
     let start = start_mark.ok_or("no measured window")?;
     let secs = end.at.duration_since(start.at).as_secs_f64();
     let cpu = end.server.since(&start.server);
@@ -500,6 +551,9 @@ fn run_mixed(o: &Opts, pingpong: usize, streams: usize) -> Res<String> {
             cpu.sys_us / mb,
             cpu.minflt / mb
         );
+    }
+    if streams > 0 && o.pid.is_some() {
+        line += &format!(" window={} rss_start={rss_start} rss_end={rss_end} rss_peak={rss_peak}", o.window);
     }
     drop(conns);
     Ok(line)
