@@ -2,13 +2,21 @@
 //! against each server in interleaved rounds (A B C A B C ...), each server
 //! pinned to core 0 and the load generator to core 1, and prints a Markdown
 //! table of medians (min-max) with the ratios twirl/peer and the targets of
-//! issue #6, which it also writes to `bench/RESULTS.md`.
+//! issues #6 and #13, which it also writes to `bench/RESULTS.md`.
+//!
+//! Issue #13's workloads: the deep-pipeline stream (one connection, 16 KiB
+//! writes, 8 MiB in flight; twirl, tokio and bare mio, with the server's RSS),
+//! length-prefixed pingpong-100 (`peer-twirl --protocol prefixed` against
+//! `loadgen --framing prefixed`, with its own strace pass for the write calls
+//! per message), and the chat fan-out (`twirl serve chat`, 500 members; see
+//! `loadgen`'s `fanout` module).
 //!
 //! ```text
 //! cargo run --release -p twirl-bench --bin bench [-- --quick] [--rounds N] [--no-build] [--out PATH]
 //! ```
 //!
-//! `--quick` (one short round, under a minute once built), `--rounds N`
+//! `--quick` (one short round, about a minute once built, without the
+//! read-buffer experiments and the prefixed workload's control), `--rounds N`
 //! (default 5), `--duration SECS` and `--warmup SECS` (per run; default 4
 //! and 1), `--no-build` (use the binaries beside this one), `--no-strace`,
 //! `--out PATH` (default `bench/RESULTS.md`; `-` for none), `--no-twisted`.
@@ -40,6 +48,7 @@ const LOADGEN_CORE: usize = 1;
 /// need more than 10k on each side.
 const NOFILE: u64 = 65_536;
 
+/// A server the load generator runs against.
 #[derive(Clone)]
 struct Server {
     key: &'static str,
@@ -47,14 +56,27 @@ struct Server {
     program: PathBuf,
     /// Arguments, with `{addr}` and `{port}` filled in at start.
     args: Vec<String>,
+    /// What it does to a message (`--transform` for the load generator).
     transform: &'static str,
+    /// How it frames messages (`--framing` for the load generator).
+    framing: &'static str,
 }
 
+impl Server {
+    /// A server that echoes lines (or any bytes).
+    fn echo(key: &'static str, label: &'static str, program: PathBuf, args: &str) -> Server {
+        Server { key, label, program, args: words(args), transform: "echo", framing: "lines" }
+    }
+}
+
+/// A load-generator workload.
 #[derive(Clone)]
 struct Workload {
     key: &'static str,
     title: &'static str,
     args: Vec<String>,
+    /// The main servers it runs against (keys); `None`: all of them.
+    only: Option<&'static [&'static str]>,
 }
 
 fn words(s: &str) -> Vec<String> {
@@ -72,7 +94,16 @@ struct Settings {
     /// Repeats for steal still allowed in this whole run, so that a host
     /// that is busy for an hour cannot make the suite take hours.
     repeats_left: std::cell::Cell<usize>,
+    /// The idle timeout `twirl serve` ran idle-10k with (its default).
+    idle_timeout: String,
 }
+
+/// What the deep-pipeline stream keeps in flight: 8 MiB.
+const DEEP_WINDOW: usize = 8 << 20;
+/// Chat fan-out: members, and lines the sender sends (1 KiB each; 200 lines
+/// are 208 KB per member as delivered, under the chat's 256 KiB backlog cap).
+const FANOUT_MEMBERS: usize = 500;
+const FANOUT_LINES: usize = 200;
 
 fn main() {
     match run() {
@@ -96,6 +127,7 @@ fn run() -> Result<bool, String> {
         quick,
         twisted: String::new(),
         repeats_left: std::cell::Cell::new(MAX_REPEATS),
+        idle_timeout: String::new(),
     };
     let root = workspace_root();
     if !a.flag("no-build") {
@@ -113,29 +145,12 @@ fn run() -> Result<bool, String> {
     twirl_bench::raise_nofile(NOFILE);
 
     let mut servers = vec![
-        Server {
-            key: "twirl",
-            label: "twirl (echo plugin)",
-            program: bin.join("twirl"),
-            // Defaults but the connection cap (10,000), which the idle-10k
-            // workload plus the start-up probe would reach.
-            args: words("serve --max-conns 20000 echo@tcp:{port}"),
-            transform: "echo",
-        },
-        Server {
-            key: "tokio",
-            label: "tokio current-thread",
-            program: bin.join("peer-tokio"),
-            args: words("--addr {addr}"),
-            transform: "echo",
-        },
-        Server {
-            key: "mio",
-            label: "bare mio",
-            program: bin.join("peer-mio"),
-            args: words("--addr {addr}"),
-            transform: "echo",
-        },
+        // Defaults but the connection cap (10,000), which the idle-10k
+        // workload plus the start-up probe would reach; the idle timeout is
+        // the default (300 s), on.
+        Server::echo("twirl", "twirl (echo plugin)", bin.join("twirl"), "serve --max-conns 20000 echo@tcp:{port}"),
+        Server::echo("tokio", "tokio current-thread", bin.join("peer-tokio"), "--addr {addr}"),
+        Server::echo("mio", "bare mio", bin.join("peer-mio"), "--addr {addr}"),
     ];
     if a.flag("no-twisted") {
         s.twisted = "not measured (--no-twisted)".into();
@@ -149,6 +164,7 @@ fn run() -> Result<bool, String> {
                     program: python,
                     args: vec!["-c".into(), TWISTED_ECHO.into(), "{port}".into()],
                     transform: "echo",
+                    framing: "lines",
                 });
             }
             Err(why) => s.twisted = format!("not measured: {why}"),
@@ -161,58 +177,91 @@ fn run() -> Result<bool, String> {
         program: bin.join("twirl"),
         args: words("serve --max-conns 20000 reverse@tcp:{port}"),
         transform: "reverse",
+        framing: "lines",
+    };
+    // Length-prefixed pingpong (issue #13): twirl's reactor with
+    // `PrefixedReceiver` (4-byte prefix) answering each message with
+    // `send_message` (prefix and payload written separately), with `twirl
+    // serve`'s listener settings in these runs; and, outside `--quick`, the
+    // same binary and settings with the echo protocol, to tell the cost of
+    // the framing from that of the binary.
+    let serve_like = "--addr {addr} --idle-timeout 300 --max-conns 20000";
+    let prefixed = Server {
+        key: "twirl-prefixed",
+        label: PREFIXED_LABEL,
+        program: bin.join("peer-twirl"),
+        args: words(&format!("{serve_like} --protocol prefixed")),
+        transform: "echo",
+        framing: "prefixed",
+    };
+    let prefixed_control = Server::echo(
+        "twirl-peer-echo",
+        "twirl reactor, echo (peer-twirl --protocol echo)",
+        bin.join("peer-twirl"),
+        &format!("{serve_like} --protocol echo"),
+    );
+    let chat = Server {
+        key: "twirl-chat",
+        label: "twirl serve chat",
+        program: bin.join("twirl"),
+        args: words("serve chat@tcp:{port}"),
+        transform: "echo",
+        framing: "lines",
     };
     // Experiments, not competitors: twirl's reactor and echo protocol with
     // the read buffers that were the defaults before (64 KiB with a 256 KiB
     // budget, then 16 KiB), to keep the effect of the choice in view.
     let read_buffers = [
-        Server {
-            key: "twirl-16k",
-            label: "twirl reactor, 16 KiB read buffer",
-            program: bin.join("peer-twirl"),
-            args: words("--addr {addr} --read-buffer 16384"),
-            transform: "echo",
-        },
-        Server {
-            key: "twirl-64k",
-            label: "twirl reactor, 64 KiB read buffer",
-            program: bin.join("peer-twirl"),
-            args: words("--addr {addr} --read-buffer 65536 --read-budget 262144"),
-            transform: "echo",
-        },
+        Server::echo(
+            "twirl-16k",
+            "twirl reactor, 16 KiB read buffer",
+            bin.join("peer-twirl"),
+            "--addr {addr} --read-buffer 16384",
+        ),
+        Server::echo(
+            "twirl-64k",
+            "twirl reactor, 64 KiB read buffer",
+            bin.join("peer-twirl"),
+            "--addr {addr} --read-buffer 65536 --read-budget 262144",
+        ),
     ];
+    // The idle timeout `twirl serve` runs idle-10k with: its default.
+    s.idle_timeout = idle_timeout_default(&bin.join("twirl"));
+    println!("bench: twirl serve's idle timeout in idle-10k: {}", s.idle_timeout);
     let idle_conns = 10_000;
+    let w = |key, title, args: &str, only| Workload { key, title, args: words(args), only };
     let workloads = vec![
-        Workload {
-            key: "pp100",
-            title: "pingpong-100, 64 B",
-            args: words("--workload pingpong --conns 100 --size 64"),
-        },
-        Workload {
-            key: "pp1000",
-            title: "pingpong-1000, 64 B",
-            args: words("--workload pingpong --conns 1000 --size 64"),
-        },
-        Workload {
-            key: "stream1",
-            title: "stream-1, 16 KiB writes",
-            args: words("--workload stream --streams 1 --chunk 16384"),
-        },
-        Workload {
-            key: "churn",
-            title: "churn (connect, 64 B echo, close; 32 at a time)",
-            args: words("--workload churn --concurrency 32 --size 64"),
-        },
-        Workload {
-            key: "fair",
-            title: "fairness: 1 stream + 100 pingpong",
-            args: words("--workload fair --streams 1 --conns 100 --size 64"),
-        },
-        Workload {
-            key: "idle",
-            title: "idle-10k",
-            args: words(&format!("--workload idle --conns {idle_conns} --settle 1")),
-        },
+        w("pp100", "pingpong-100, 64 B", "--workload pingpong --conns 100 --size 64", None),
+        w("pp1000", "pingpong-1000, 64 B", "--workload pingpong --conns 1000 --size 64", None),
+        w("stream1", "stream-1, 16 KiB writes", "--workload stream --streams 1 --chunk 16384", None),
+        w(
+            "deep",
+            "stream, deep pipeline: 16 KiB writes, 8 MiB in flight",
+            &format!("--workload stream --streams 1 --chunk 16384 --window {DEEP_WINDOW}"),
+            Some(&["twirl", "tokio", "mio"]),
+        ),
+        w(
+            "churn",
+            "churn (connect, 64 B echo, close; 32 at a time)",
+            "--workload churn --concurrency 32 --size 64",
+            None,
+        ),
+        w("fair", "fairness: 1 stream + 100 pingpong", "--workload fair --streams 1 --conns 100 --size 64", None),
+        w(
+            "idle",
+            "idle-10k (twirl: default idle timeout, on)",
+            &format!("--workload idle --conns {idle_conns} --settle 1"),
+            None,
+        ),
+        w(
+            "fanout",
+            "chat fan-out: 1 sender, 500 members, 1 KiB lines",
+            &format!(
+                "--workload fanout --members {FANOUT_MEMBERS} --lines {FANOUT_LINES} --size 1024 --member-rcvbuf 4096 \
+                 --member-mss 1460 --settle 0.5"
+            ),
+            Some(&[]),
+        ),
     ];
 
     let started = Instant::now();
@@ -221,17 +270,29 @@ fn run() -> Result<bool, String> {
     for round in 1..=s.rounds {
         for w in &workloads {
             let mut line = format!("round {round}/{} {:<8}", s.rounds, w.key);
-            let mut targets: Vec<&Server> = servers.iter().collect();
-            if w.key == "pp100" {
-                targets.push(&reverse);
-            }
-            if w.key == "stream1" || w.key == "fair" {
-                targets.extend(&read_buffers);
+            let mut targets: Vec<&Server> =
+                servers.iter().filter(|srv| w.only.is_none_or(|only| only.contains(&srv.key))).collect();
+            match w.key {
+                "pp100" => {
+                    targets.extend([&reverse, &prefixed]);
+                    if !s.quick {
+                        targets.push(&prefixed_control);
+                    }
+                }
+                // Experiments, left out of `--quick` to keep it short.
+                "stream1" | "fair" if !s.quick => targets.extend(&read_buffers),
+                "fanout" => targets.push(&chat),
+                _ => {}
             }
             for srv in targets {
                 match run_one(&bin, srv, w, &s) {
                     Ok(mut m) => {
                         m.insert("round".into(), round as f64);
+                        for k in ["rss_peak", "rss_end"] {
+                            if let Some(v) = m.get(k).copied() {
+                                m.insert(format!("{k}_mib"), v / MIB);
+                            }
+                        }
                         let _ = write!(line, "  {}: {}", srv.key, headline(w.key, &m));
                         results.entry((w.key.to_string(), srv.key.to_string())).or_default().push(m);
                     }
@@ -244,20 +305,14 @@ fn run() -> Result<bool, String> {
             println!("{line}");
         }
     }
-    let mut syscalls: HashMap<String, Result<(f64, String), String>> = HashMap::new();
-    if s.strace {
-        for srv in &servers {
-            let r = strace_run(&bin, srv, &s);
-            match &r {
-                Ok((per, top)) => println!("syscalls {:<8} {per:.2}/msg ({top})", srv.key),
-                Err(e) => println!("syscalls {:<8} skipped: {e}", srv.key),
-            }
-            syscalls.insert(srv.key.to_string(), r);
+    let mut syscalls: HashMap<String, Result<Syscalls, String>> = HashMap::new();
+    for srv in servers.iter().chain([&prefixed]) {
+        let r = if s.strace { strace_run(&bin, srv, &s) } else { Err("--no-strace".into()) };
+        match &r {
+            Ok(c) => println!("syscalls {:<8} {:.2}/msg, writes {:.2}/msg ({})", srv.key, c.per_msg, c.writes, c.top),
+            Err(e) => println!("syscalls {:<8} skipped: {e}", srv.key),
         }
-    } else {
-        for srv in &servers {
-            syscalls.insert(srv.key.to_string(), Err("--no-strace".into()));
-        }
+        syscalls.insert(srv.key.to_string(), r);
     }
     let timers = run_timers(&bin, s.quick);
     if let Err(e) = &timers {
@@ -518,6 +573,8 @@ fn run_attempt(bin: &Path, srv: &Server, w: &Workload, s: &Settings) -> Result<M
         server.pid().to_string(),
         "--transform".into(),
         srv.transform.into(),
+        "--framing".into(),
+        srv.framing.into(),
         "--warmup".into(),
         s.warmup.to_string(),
         "--duration".into(),
@@ -529,6 +586,36 @@ fn run_attempt(bin: &Path, srv: &Server, w: &Workload, s: &Settings) -> Result<M
     r
 }
 
+/// Bytes in a MiB.
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// The default of `--idle-timeout` in `twirl serve --help` (what the suite's
+/// runs of `twirl serve` use, since they do not set it), or why it is unknown.
+fn idle_timeout_default(twirl: &Path) -> String {
+    let out = match Command::new(twirl).args(["serve", "--help"]).stdin(Stdio::null()).output() {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => return format!("unknown ({e})"),
+    };
+    idle_default_in_help(&out)
+}
+
+/// The default of `--idle-timeout` in the text of `twirl serve --help`.
+fn idle_default_in_help(help: &str) -> String {
+    // clap prints `--idle-timeout <SECS>`, its help, then `[default: 300]`,
+    // possibly wrapped onto the lines before the next option.
+    let mut lines = help.lines().skip_while(|l| !l.trim_start().starts_with("--idle-timeout"));
+    let Some(first) = lines.next() else { return "unknown (no --idle-timeout in `twirl serve --help`)".into() };
+    let mut text = first.to_string();
+    for l in lines.take_while(|l| !l.trim_start().starts_with('-')) {
+        text += l;
+    }
+    match text.split_once("[default: ").and_then(|(_, d)| d.split_once(']')) {
+        Some(("0", _)) => "off (default 0)".into(),
+        Some((d, _)) => format!("{d} s (the default, on)"),
+        None => "unknown (no default shown)".into(),
+    }
+}
+
 /// A short summary of one run for the progress line.
 fn headline(w: &str, m: &Metrics) -> String {
     let g = |k: &str| m.get(k).copied().unwrap_or(f64::NAN);
@@ -538,12 +625,39 @@ fn headline(w: &str, m: &Metrics) -> String {
         "churn" => format!("{:.1} µs/conn", g("cpu_us_per_conn")),
         "fair" => format!("p99 {:.0} µs", g("p99_us")),
         "idle" => format!("{:.0} B/conn", g("rss_per_conn")),
+        "deep" => format!("{:.0} µs/MB, RSS peak {:.1} MiB", g("cpu_us_per_mb"), g("rss_peak") / MIB),
+        "fanout" => format!(
+            "RSS +{:.1} MiB = {:.1}× one copy ({:.0} KiB), {:.2} µs/line",
+            g("rss_growth") / MIB,
+            g("growth_per_copy"),
+            g("one_copy") / 1024.0,
+            g("cpu_us_per_line")
+        ),
         _ => String::new(),
     }
 }
 
+/// A server's system calls per message under `strace -c -f`.
+struct Syscalls {
+    /// All of them.
+    per_msg: f64,
+    /// Those that write to a socket: `sendto`, `sendmsg`, `writev`, `write`.
+    writes: f64,
+    /// The four most frequent, with their counts per message.
+    top: String,
+}
+
+/// The label of the length-prefixed server in the tables.
+const PREFIXED_LABEL: &str = "twirl reactor, length-prefixed (peer-twirl --protocol prefixed)";
+/// Write calls per message the length-prefixed target allows: one, plus
+/// 2% for the connections' start-up and the odd partial write.
+const MAX_WRITES_PER_MSG: f64 = 1.02;
+
+/// The system calls that put bytes on a socket.
+const WRITE_CALLS: [&str; 5] = ["sendto", "sendmsg", "sendmmsg", "writev", "write"];
+
 /// Counts the server's system calls over a fixed pingpong-100 run.
-fn strace_run(bin: &Path, srv: &Server, s: &Settings) -> Result<(f64, String), String> {
+fn strace_run(bin: &Path, srv: &Server, s: &Settings) -> Result<Syscalls, String> {
     let ok = Command::new("strace").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status();
     if !ok.is_ok_and(|st| st.success()) {
         return Err("strace is not installed".into());
@@ -563,8 +677,8 @@ fn strace_run(bin: &Path, srv: &Server, s: &Settings) -> Result<(f64, String), S
     std::thread::sleep(Duration::from_millis(500));
     let secs = if s.quick { 1.0 } else { 2.0 };
     let args = words(&format!(
-        "--workload pingpong --conns 100 --size 64 --warmup 0 --duration {secs} --addr {} --transform {}",
-        server.addr, srv.transform
+        "--workload pingpong --conns 100 --size 64 --warmup 0 --duration {secs} --addr {} --transform {} --framing {}",
+        server.addr, srv.transform, srv.framing
     ));
     let r = loadgen(bin, &args, Duration::from_secs(60));
     // SAFETY: SIGINT to our own strace child makes it detach and write its summary.
@@ -604,7 +718,8 @@ fn strace_run(bin: &Path, srv: &Server, s: &Settings) -> Result<(f64, String), S
     }
     each.sort_by(|a, b| b.1.total_cmp(&a.1));
     let top: Vec<String> = each.iter().take(4).map(|(n, c)| format!("{n} {:.2}", c / msgs)).collect();
-    Ok((total / msgs, top.join(", ")))
+    let writes: f64 = each.iter().filter(|(n, _)| WRITE_CALLS.contains(&n.as_str())).map(|(_, c)| c).sum();
+    Ok(Syscalls { per_msg: total / msgs, writes: writes / msgs, top: top.join(", ") })
 }
 
 fn run_timers(bin: &Path, quick: bool) -> Result<Metrics, String> {
@@ -688,7 +803,7 @@ fn render(
     servers: &[Server],
     workloads: &[Workload],
     results: &HashMap<(String, String), Vec<Metrics>>,
-    syscalls: &HashMap<String, Result<(f64, String), String>>,
+    syscalls: &HashMap<String, Result<Syscalls, String>>,
     timers: &Result<Metrics, String>,
     failures: &[String],
     elapsed: Duration,
@@ -754,8 +869,16 @@ fn render(
         ("stream1", "server CPU µs/MB", "cpu_us_per_mb"),
         ("stream1", "  user µs/MB", "user_us_per_mb"),
         ("stream1", "MB/s echoed", "mb_per_s"),
+        ("stream1", "server peak RSS MiB", "rss_peak_mib"),
         ("stream1", "other processes' CPU % (noise)", "other_cpu_pct"),
         ("stream1", "hypervisor steal % (noise)", "steal_pct"),
+        ("deep", "server CPU µs/MB", "cpu_us_per_mb"),
+        ("deep", "  user µs/MB", "user_us_per_mb"),
+        ("deep", "  kernel µs/MB", "sys_us_per_mb"),
+        ("deep", "MB/s echoed", "mb_per_s"),
+        ("deep", "server RSS MiB: peak / at end", "rss_peak_mib|rss_end_mib"),
+        ("deep", "other processes' CPU % (noise)", "other_cpu_pct"),
+        ("deep", "hypervisor steal % (noise)", "steal_pct"),
         ("churn", "server CPU µs/conn", "cpu_us_per_conn"),
         ("churn", "  user µs/conn", "user_us_per_conn"),
         ("churn", "conns/s", "conns_per_s"),
@@ -790,27 +913,27 @@ fn render(
     let _ = write!(out, "| pingpong-100 under `strace -c -f` | syscalls/msg |");
     for srv in servers {
         let c = match syscalls.get(srv.key) {
-            Some(Ok((per, _))) => format!("{per:.2}"),
+            Some(Ok(c)) => format!("{:.2}", c.per_msg),
             _ => "–".into(),
         };
         let _ = write!(out, " {c} |");
     }
     for p in &peers {
         let r = match (syscalls.get("twirl"), syscalls.get(p.key)) {
-            (Some(Ok((t, _))), Some(Ok((x, _)))) if *x > 0.0 => format!("{:.2}×", t / x),
+            (Some(Ok(t)), Some(Ok(x))) if x.per_msg > 0.0 => format!("{:.2}×", t.per_msg / x.per_msg),
             _ => "–".into(),
         };
         let _ = write!(out, " {r} |");
     }
     let _ = writeln!(out, "\n");
     let _ = writeln!(out, "System calls per message, largest first:\n");
-    for srv in servers {
-        match syscalls.get(srv.key) {
-            Some(Ok((per, top))) => {
-                let _ = writeln!(out, "- {}: {per:.2}/msg — {top}", srv.label);
+    for (key, label) in servers.iter().map(|s| (s.key, s.label)).chain([("twirl-prefixed", PREFIXED_LABEL)]) {
+        match syscalls.get(key) {
+            Some(Ok(c)) => {
+                let _ = writeln!(out, "- {label}: {:.2}/msg — {}", c.per_msg, c.top);
             }
             Some(Err(e)) => {
-                let _ = writeln!(out, "- {}: skipped ({e})", srv.label);
+                let _ = writeln!(out, "- {label}: skipped ({e})");
             }
             None => {}
         }
@@ -847,6 +970,78 @@ fn render(
             cell(stats(get("fair", key), "p99_us"), s.rounds)
         );
     }
+
+    // Length-prefixed pingpong.
+    let _ = writeln!(
+        out,
+        "\nLength-prefixed pingpong-100 (issue #13): 64-byte messages, a 4-byte big-endian length and a 60-byte \
+         payload (`loadgen --framing prefixed`), against `peer-twirl --protocol prefixed` (`PrefixedReceiver`, \
+         each message answered with `send_message`: prefix and payload written separately), with `twirl serve`'s \
+         listener settings (`--idle-timeout 300 --max-conns 20000`); beside it twirl's echo plugin on 64-byte \
+         lines{}. Write calls are `sendto`, `sendmsg`, `writev` and `write`, from the strace pass:\n",
+        if s.quick { "" } else { " and the same `peer-twirl` echoing (`--protocol echo`), as a control" }
+    );
+    let _ = writeln!(
+        out,
+        "| server | CPU µs/msg | user µs/msg | p50 / p99 µs | msgs/s | syscalls/msg | write calls/msg |\n\
+         |---|---|---|---|---|---|---|"
+    );
+    for (key, label) in [
+        ("twirl", "twirl serve echo (lines)"),
+        ("twirl-peer-echo", "peer-twirl --protocol echo (lines)"),
+        ("twirl-prefixed", "peer-twirl --protocol prefixed"),
+    ] {
+        if get("pp100", key).is_none() && !syscalls.contains_key(key) {
+            continue;
+        }
+        let sc = syscalls.get(key).and_then(|r| r.as_ref().ok());
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {} / {} | {} | {} | {} |",
+            cell(stats(get("pp100", key), "cpu_us_per_msg"), s.rounds),
+            cell(stats(get("pp100", key), "user_us_per_msg"), s.rounds),
+            cell(stats(get("pp100", key), "p50_us"), s.rounds),
+            cell(stats(get("pp100", key), "p99_us"), s.rounds),
+            cell(stats(get("pp100", key), "msgs_per_s"), s.rounds),
+            sc.map_or("–".into(), |c| format!("{:.2}", c.per_msg)),
+            sc.map_or("–".into(), |c| format!("{:.2}", c.writes)),
+        );
+    }
+
+    // Chat fan-out.
+    let fan = |k: &str| cell(stats(get("fanout", "twirl-chat"), k), s.rounds);
+    let _ = writeln!(
+        out,
+        "\nChat fan-out (issue #13): `twirl serve chat@tcp:PORT`; {FANOUT_MEMBERS} members with a 4 KiB \
+         `SO_RCVBUF` and a 1460-byte MSS (so that the kernel holds about 100 KB per member, not the megabytes of \
+         loopback), then 1 sender; the members stop reading and the sender sends {FANOUT_LINES} lines of 1024 \
+         bytes; when the server has read them all and the members' kernel queues (`/proc/net/tcp`) have stopped \
+         changing, its RSS is read; then the members read everything back, verified. One copy of the backlog: the \
+         lines that at least one member's socket had not yet entirely taken, times the delivered line's length \
+         (what a server keeping one shared copy of each line would hold); all copies: the sum over members of \
+         the bytes not yet taken by each one's socket (what a server copying each line to each member holds). \
+         CPU per delivered line: server CPU from the first line sent to the last one read, over lines × \
+         members.\n"
+    );
+    let _ = writeln!(out, "| metric | value |\n|---|---|");
+    for (label, v) in [
+        ("delivered line, bytes (`[IP:PORT] ` + 1024)", fan("line_bytes")),
+        ("kernel queues per member, bytes (server send + member receive)", fan("kernel_per_member")),
+        ("one copy of the backlog, bytes", fan("one_copy")),
+        ("all copies (sum over members), bytes", fan("all_copies")),
+        ("server RSS before the fan-out, bytes", fan("rss_before")),
+        ("server RSS growth, bytes", fan("rss_growth")),
+        ("server peak RSS growth (VmHWM), bytes", fan("rss_peak_growth")),
+        ("RSS growth / one copy", fan("growth_per_copy")),
+        ("server CPU µs per delivered line", fan("cpu_us_per_line")),
+        ("  user µs per delivered line", fan("user_us_per_line")),
+        ("  kernel µs per delivered line", fan("sys_us_per_line")),
+        ("fan-out time, s (sender's first line to all buffered)", fan("fanout_secs")),
+        ("members disconnected", fan("disconnects")),
+    ] {
+        let _ = writeln!(out, "| {label} | {v} |");
+    }
+    let _ = writeln!(out, "\nidle-10k: `twirl serve` ran with its idle timeout at {}.", s.idle_timeout);
 
     // Targets.
     let mut targets: Vec<Target> = Vec::new();
@@ -899,29 +1094,86 @@ fn render(
     };
     for (name, w, peers, key, max, base_name) in [
         (
-            "pingpong-100: twirl CPU/msg vs best of tokio and mio",
+            "pingpong-100: twirl CPU/msg vs best of tokio and mio (#6, #13)",
             "pp100",
             &["tokio", "mio"][..],
             "cpu_us_per_msg",
             1.0,
             "best peer",
         ),
-        ("pingpong-100: twirl user CPU/msg vs tokio's", "pp100", &["tokio"], "user_us_per_msg", 1.0, "tokio"),
-        ("pingpong-1000: twirl CPU/msg vs bare mio", "pp1000", &["mio"], "cpu_us_per_msg", 1.05, "mio"),
-        ("churn: twirl CPU/conn vs bare mio", "churn", &["mio"], "cpu_us_per_conn", 1.05, "mio"),
-        ("stream-1: twirl CPU/MB vs tokio", "stream1", &["tokio"], "cpu_us_per_mb", 1.0, "tokio"),
+        ("pingpong-100: twirl user CPU/msg vs tokio's (#6)", "pp100", &["tokio"], "user_us_per_msg", 1.0, "tokio"),
+        ("pingpong-1000: twirl CPU/msg vs bare mio (#6)", "pp1000", &["mio"], "cpu_us_per_msg", 1.05, "mio"),
+        ("churn: twirl CPU/conn vs bare mio (#6)", "churn", &["mio"], "cpu_us_per_conn", 1.05, "mio"),
+        (
+            "stream-1: twirl CPU/MB vs tokio (#13; #6 asked ≤ 1.00×)",
+            "stream1",
+            &["tokio"],
+            "cpu_us_per_mb",
+            0.90,
+            "tokio",
+        ),
+        (
+            "stream, deep pipeline (8 MiB in flight): twirl CPU/MB vs best of tokio and mio (#13)",
+            "deep",
+            &["tokio", "mio"],
+            "cpu_us_per_mb",
+            1.0,
+            "best peer",
+        ),
     ] {
         targets.push(ratio_target(name, w, "twirl", peers, key, max, base_name));
     }
+    targets.push(ratio_target(
+        "length-prefixed pingpong-100: CPU/msg vs twirl echo on pingpong-100 (#13)",
+        "pp100",
+        "twirl-prefixed",
+        &["twirl"],
+        "cpu_us_per_msg",
+        1.05,
+        "echo",
+    ));
+    let writes = syscalls.get("twirl-prefixed");
+    targets.push(Target {
+        name: "length-prefixed pingpong-100: write calls per message, `strace -c -f` (#13)".into(),
+        measured: match writes {
+            Some(Ok(c)) => format!("{:.2} ({})", c.writes, c.top),
+            Some(Err(e)) => format!("not measured: {e}"),
+            None => "not measured".into(),
+        },
+        target: format!("one per message (≤ {MAX_WRITES_PER_MSG:.2})"),
+        pass: match writes {
+            Some(Ok(c)) => Some(c.writes <= MAX_WRITES_PER_MSG),
+            _ => None,
+        },
+    });
+    let per_copy = med("fanout", "twirl-chat", "growth_per_copy");
+    targets.push(Target {
+        name: format!(
+            "chat fan-out ({FANOUT_MEMBERS} members, 1 KiB lines): server RSS growth vs one copy of the backlog (#13)"
+        ),
+        measured: per_copy.map_or("not measured".into(), |r| {
+            format!(
+                "{r:.2}× ({} vs {} bytes; CPU {} µs per delivered line)",
+                fmt_num(med("fanout", "twirl-chat", "rss_growth").unwrap_or(f64::NAN)),
+                fmt_num(med("fanout", "twirl-chat", "one_copy").unwrap_or(f64::NAN)),
+                fmt_num(med("fanout", "twirl-chat", "cpu_us_per_line").unwrap_or(f64::NAN)),
+            )
+        }),
+        target: "≤ 2.00×".into(),
+        pass: per_copy.map(|r| r <= 2.0),
+    });
     let idle = med("idle", "twirl", "rss_per_conn");
     targets.push(Target {
-        name: "idle-10k: twirl RSS per idle connection".into(),
+        name: format!(
+            "idle-10k: twirl RSS per idle connection, idle timeout {} (#13; #6 asked ≤ 256 B)",
+            s.idle_timeout
+        ),
         measured: idle.map_or("not measured".into(), |v| format!("{v:.0} B")),
-        target: "≤ 256 B".into(),
-        pass: idle.map(|v| v <= 256.0),
+        target: "≤ 128 B".into(),
+        pass: idle.map(|v| v <= 128.0),
     });
     targets.push(ratio_target(
-        "reverse plugin CPU/msg vs echo plugin",
+        "reverse plugin CPU/msg vs echo plugin (#6)",
         "pp100",
         "twirl-reverse",
         &["twirl"],
@@ -934,7 +1186,7 @@ fn render(
             let bytes = t.get("reactor_heap_bytes_per_timer").copied().unwrap_or(f64::NAN);
             let pending = t.get("pending").copied().unwrap_or(0.0);
             targets.push(Target {
-                name: format!("timers: heap bytes per pending timer ({pending:.0} pending, reactor queue)"),
+                name: format!("timers: heap bytes per pending timer ({pending:.0} pending, reactor queue) (#6)"),
                 measured: format!("{bytes:.1} B"),
                 target: "≤ 64 B".into(),
                 pass: Some(bytes <= 64.0),
@@ -945,7 +1197,7 @@ fn render(
             // log(1M)/log(100k) = 1.2× the comparisons; allow up to 2× for the
             // cache misses of a heap ten times larger.
             targets.push(Target {
-                name: format!("timers: schedule/cancel growth, 100k → {pending:.0} pending"),
+                name: format!("timers: schedule/cancel growth, 100k → {pending:.0} pending (#6)"),
                 measured: format!(
                     "schedule {s1:.0} → {s2:.0} ns ({:.2}×), cancel {c1:.0} → {c2:.0} ns ({:.2}×); at 1k: schedule \
                      {:.0} ns, cancel {:.0} ns; fire {:.0} → {:.0} ns",
@@ -973,7 +1225,7 @@ fn render(
         .collect();
     let fair = (!fair.is_empty()).then(|| median(&fair));
     targets.push(Target {
-        name: "fairness: twirl pingpong p99 with one stream vs alone".into(),
+        name: "fairness: twirl pingpong p99 with one stream vs alone (#6)".into(),
         measured: fair.map_or("not measured".into(), |r| {
             format!(
                 "{r:.2}× ({} vs {} µs)",
@@ -984,7 +1236,7 @@ fn render(
         target: "≤ 2.00×".into(),
         pass: fair.map(|r| r <= 2.0),
     });
-    let _ = writeln!(out, "\n## Targets (issue #6)\n");
+    let _ = writeln!(out, "\n## Targets (issues #6 and #13)\n");
     let _ = writeln!(out, "| target | measured | goal | result |\n|---|---|---|---|");
     for t in &targets {
         let res = match t.pass {
@@ -1008,4 +1260,18 @@ fn render(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_timeout_default_from_help() {
+        let one_line = "      --stats <SECS>  Log\n      --idle-timeout <SECS>  Close a connection (0: never) [default: 300]\n      --max-lifetime <SECS>  Close [default: 0]\n";
+        assert_eq!(idle_default_in_help(one_line), "300 s (the default, on)");
+        let wrapped = "      --idle-timeout <SECS>\n          Close a connection\n\n          [default: 0]\n\n      --max-lifetime <SECS>\n          [default: 9]\n";
+        assert_eq!(idle_default_in_help(wrapped), "off (default 0)");
+        assert!(idle_default_in_help("      --max-lifetime <SECS> [default: 9]").starts_with("unknown"));
+    }
 }

@@ -3,6 +3,14 @@
 //! socket registered once for read and write (edge-triggered). Bytes the
 //! socket does not take at once wait in a per-connection buffer.
 //!
+//! It keeps reading while that buffer is not empty (mio's example reads until
+//! `WouldBlock` whatever it has to write): what it reads is appended behind
+//! what waits, and written when the socket says it is writable again. So it
+//! has no backpressure of its own; a connection whose buffer passes 64 MiB is
+//! dropped. Under a client that keeps 8 MiB in flight and reads as it writes
+//! (the deep-pipeline stream), the buffer holds at most those 8 MiB and the
+//! client's reading always frees the socket again: no deadlock.
+//!
 //! `peer-mio --addr 127.0.0.1:PORT`
 
 use std::io::{self, Read, Write};

@@ -2,6 +2,12 @@
 //! tokio tutorial writes one: a task per connection, each with its own 16 KiB
 //! read buffer (`--buffer BYTES` changes it), `read` then `write_all`.
 //!
+//! A task does not read while its `write_all` waits: its backpressure is the
+//! socket's. Under a client that keeps 8 MiB in flight and reads as it writes
+//! (the deep-pipeline stream), the write finishes as the client reads, and
+//! the rest waits in the kernel's buffers: no deadlock, and no buffering in
+//! the server beyond the 16 KiB.
+//!
 //! `peer-tokio --addr 127.0.0.1:PORT [--buffer 16384]`
 
 use std::io;
