@@ -86,6 +86,8 @@ struct Member {
     end: u64,
     /// Notices (`* ...`) after the fan-out began.
     late_notices: usize,
+    /// The server closed it.
+    gone: bool,
 }
 
 impl Member {
@@ -103,6 +105,7 @@ impl Member {
             pending_lines: 0,
             end: 0,
             late_notices: 0,
+            gone: false,
         })
     }
 }
@@ -154,21 +157,22 @@ impl Room {
             }
             m.up = true;
         }
-        if id.is_some() && phase == Phase::FanOut {
+        if m.gone || (id.is_some() && phase == Phase::FanOut) {
             return Ok(()); // members do not read during the fan-out
         }
         loop {
             let n = match m.sock.read(buf) {
-                Ok(0) => {
-                    return Err(format!(
-                        "{who} was disconnected by the server after {} bytes and {} lines (the chat's \
-                         per-member backlog cap is 256 KiB)",
-                        m.offset, m.lines
-                    ));
-                }
-                Ok(n) => n,
+                Ok(n) if n > 0 => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A member the server dropped is counted (the run fails at
+                // its end); the sender dropped ends it now.
+                Ok(_) | Err(_) if id.is_some() && phase != Phase::Join => {
+                    m.gone = true;
+                    *progress_at = Instant::now();
+                    return Ok(());
+                }
+                Ok(_) => return Err(format!("{who} was disconnected by the server after {} bytes", m.offset)),
                 Err(e) => return Err(format!("{who}: read: {e} after {} bytes", m.offset)),
             };
             *progress_at = Instant::now();
@@ -390,7 +394,8 @@ pub(super) fn run(o: &Opts) -> Res<String> {
     for i in 0..room.members.len() {
         room.read(Some(i))?;
     }
-    let mut done = room.members.iter().filter(|m| m.lines == o.lines).count();
+    let finished = |room: &Room| room.members.iter().filter(|m| m.lines == o.lines || m.gone).count();
+    let mut done = finished(&room);
     while done < o.members {
         let now = Instant::now();
         if now > hard_deadline {
@@ -408,7 +413,18 @@ pub(super) fn run(o: &Opts) -> Res<String> {
             let id = (ev.token() != sender_token).then_some(ev.token().0);
             room.read(id)?;
         }
-        done = room.members.iter().filter(|m| m.lines == o.lines).count();
+        done = finished(&room);
+    }
+    let gone: Vec<&Member> = room.members.iter().filter(|m| m.gone).collect();
+    if let Some(first) = gone.first() {
+        return Err(format!(
+            "{} of {} members were disconnected by the server (the first after {} bytes and {} lines; the chat's \
+             per-member backlog cap is 256 KiB of its own buffers)",
+            gone.len(),
+            o.members,
+            first.offset,
+            first.lines
+        ));
     }
     let end = Mark::take(o.pid)?;
     let rss_end = status("VmRSS")?;
