@@ -3,8 +3,11 @@
 //! command-line parsing, and the test messages the load generator sends.
 //!
 //! The binaries are `loadgen` (the load generator), `peer-tokio` and
-//! `peer-mio` (the servers twirl is compared with), `timers` (timer memory
-//! and scaling) and `bench` (the driver that builds and runs everything and
+//! `peer-mio` (the servers twirl is compared with), `peer-tokio-chat` (a
+//! chat room on tokio's broadcast channel, beside `twirl serve chat` in the
+//! fan-out), `peer-twirl` (twirl's reactor with settings the command does
+//! not expose, and the length-prefixed protocol), `timers` (timer memory and
+//! scaling) and `bench` (the driver that builds and runs everything and
 //! writes `bench/RESULTS.md`).
 
 use std::collections::HashMap;

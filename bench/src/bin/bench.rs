@@ -134,7 +134,7 @@ fn run() -> Result<bool, String> {
         build(&root)?;
     }
     let bin = std::env::current_exe().map_err(|e| e.to_string())?.parent().map(Path::to_path_buf).unwrap_or_default();
-    for b in ["loadgen", "peer-tokio", "peer-mio", "peer-twirl", "timers", "twirl"] {
+    for b in ["loadgen", "peer-tokio", "peer-mio", "peer-twirl", "peer-tokio-chat", "timers", "twirl"] {
         if !bin.join(b).exists() {
             return Err(format!("{} is missing: build with `cargo build --release --workspace --bins`", b));
         }
@@ -208,6 +208,10 @@ fn run() -> Result<bool, String> {
         transform: "echo",
         framing: "lines",
     };
+    // The same room on tokio, around a broadcast channel (one shared copy of
+    // each line, a position per member): for comparison.
+    let tokio_chat =
+        Server::echo("tokio-chat", "tokio chat (broadcast channel)", bin.join("peer-tokio-chat"), "--addr {addr}");
     // Experiments, not competitors: twirl's reactor and echo protocol with
     // the read buffers that were the defaults before (64 KiB with a 256 KiB
     // budget, then 16 KiB), to keep the effect of the choice in view.
@@ -281,7 +285,7 @@ fn run() -> Result<bool, String> {
                 }
                 // Experiments, left out of `--quick` to keep it short.
                 "stream1" | "fair" if !s.quick => targets.extend(&read_buffers),
-                "fanout" => targets.push(&chat),
+                "fanout" => targets.extend([&chat, &tokio_chat]),
                 _ => {}
             }
             for srv in targets {
@@ -1009,7 +1013,7 @@ fn render(
     }
 
     // Chat fan-out.
-    let fan = |k: &str| cell(stats(get("fanout", "twirl-chat"), k), s.rounds);
+    let fan = |srv: &str, k: &str| cell(stats(get("fanout", srv), k), s.rounds);
     let _ = writeln!(
         out,
         "\nChat fan-out (issue #13): `twirl serve chat@tcp:PORT`; {FANOUT_MEMBERS} members with a 4 KiB \
@@ -1021,25 +1025,29 @@ fn render(
          (what a server keeping one shared copy of each line would hold); all copies: the sum over members of \
          the bytes not yet taken by each one's socket (what a server copying each line to each member holds). \
          CPU per delivered line: server CPU from the first line sent to the last one read, over lines × \
-         members.\n"
+         members. Beside it, the same room on tokio (`peer-tokio-chat`: a `broadcast` channel holding one copy \
+         of each line and a position per member; no arrival notices).\n"
     );
-    let _ = writeln!(out, "| metric | value |\n|---|---|");
+    let _ = writeln!(out, "| metric | twirl serve chat | tokio chat (broadcast channel) |\n|---|---|---|");
     for (label, v) in [
-        ("delivered line, bytes (`[IP:PORT] ` + 1024)", fan("line_bytes")),
-        ("kernel queues per member, bytes (server send + member receive)", fan("kernel_per_member")),
-        ("one copy of the backlog, bytes", fan("one_copy")),
-        ("all copies (sum over members), bytes", fan("all_copies")),
-        ("server RSS before the fan-out, bytes", fan("rss_before")),
-        ("server RSS growth, bytes", fan("rss_growth")),
-        ("server peak RSS growth (VmHWM), bytes", fan("rss_peak_growth")),
-        ("RSS growth / one copy", fan("growth_per_copy")),
-        ("server CPU µs per delivered line", fan("cpu_us_per_line")),
-        ("  user µs per delivered line", fan("user_us_per_line")),
-        ("  kernel µs per delivered line", fan("sys_us_per_line")),
-        ("fan-out time, s (sender's first line to all buffered)", fan("fanout_secs")),
-        ("members disconnected", fan("disconnects")),
+        ("delivered line, bytes (`[IP:PORT] ` + 1024)", "line_bytes"),
+        ("kernel queues per member, bytes (server send + member receive)", "kernel_per_member"),
+        ("one copy of the backlog, bytes", "one_copy"),
+        ("all copies (sum over members), bytes", "all_copies"),
+        ("server RSS before the fan-out, bytes", "rss_before"),
+        ("server RSS growth, bytes", "rss_growth"),
+        ("server peak RSS growth (VmHWM), bytes", "rss_peak_growth"),
+        ("RSS growth / one copy", "growth_per_copy"),
+        ("server CPU µs per delivered line", "cpu_us_per_line"),
+        ("  user µs per delivered line", "user_us_per_line"),
+        ("  kernel µs per delivered line", "sys_us_per_line"),
+        ("fan-out time, s (sender's first line to all buffered)", "fanout_secs"),
+        ("members disconnected", "disconnects"),
     ] {
-        let _ = writeln!(out, "| {label} | {v} |");
+        let _ = writeln!(out, "| {label} | {} | {} |", fan("twirl-chat", v), fan("tokio-chat", v));
+    }
+    if let Some(r) = med("fanout", "tokio-chat", "growth_per_copy") {
+        let _ = writeln!(out, "\nThe tokio room's RSS growth is {r:.2}× one copy of its backlog.");
     }
     let _ = writeln!(out, "\nidle-10k: `twirl serve` ran with its idle timeout at {}.", s.idle_timeout);
 
