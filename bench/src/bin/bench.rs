@@ -284,7 +284,7 @@ fn run() -> Result<bool, String> {
                     }
                 }
                 // Experiments, left out of `--quick` to keep it short.
-                "stream1" | "fair" if !s.quick => targets.extend(&read_buffers),
+                "stream1" | "fair" | "deep" if !s.quick => targets.extend(&read_buffers),
                 "fanout" => targets.extend([&chat, &tokio_chat]),
                 _ => {}
             }
@@ -957,9 +957,14 @@ fn render(
 
     let _ = writeln!(
         out,
-        "\nRead buffer size (stream-1 and fairness; `peer-twirl` is twirl's reactor and echo protocol):\n"
+        "\nRead buffer size (stream-1, the deep pipeline and fairness; `peer-twirl` is twirl's reactor and echo \
+         protocol):\n"
     );
-    let _ = writeln!(out, "| server | stream-1 CPU µs/MB | stream-1 MB/s | fairness p99 µs |\n|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| server | stream-1 CPU µs/MB | stream-1 MB/s | deep pipeline CPU µs/MB | fairness p99 µs |\n\
+         |---|---|---|---|---|"
+    );
     for (key, label) in [
         ("twirl", "twirl serve (default Config: 8 KiB)"),
         ("twirl-16k", "peer-twirl --read-buffer 16384"),
@@ -968,9 +973,10 @@ fn render(
     ] {
         let _ = writeln!(
             out,
-            "| {label} | {} | {} | {} |",
+            "| {label} | {} | {} | {} | {} |",
             cell(stats(get("stream1", key), "cpu_us_per_mb"), s.rounds),
             cell(stats(get("stream1", key), "mb_per_s"), s.rounds),
+            cell(stats(get("deep", key), "cpu_us_per_mb"), s.rounds),
             cell(stats(get("fair", key), "p99_us"), s.rounds)
         );
     }
