@@ -3,9 +3,11 @@
 #   bench/ab.sh OLD_TWIRL NEW_TWIRL "--workload stream --streams 1 --chunk 16384"
 # The server is pinned to core 0 and the load generator to core 1, as the
 # suite does; prints the server's CPU per message (or MB, or connection).
+# The deep pipeline: "--workload stream --streams 1 --chunk 16384 --window 8388608".
+# loadgen is taken from $CARGO_TARGET_DIR/release if set, else target/release.
 set -u
 OLD="$1"; NEW="$2"; W="$3"
-LOADGEN="$(dirname "$0")/../target/release/loadgen"
+LOADGEN="${CARGO_TARGET_DIR:-$(dirname "$0")/../target}/release/loadgen"
 for round in 1 2 3 4; do
   for name in old new; do
     if [ "$name" = old ]; then BIN="$OLD"; else BIN="$NEW"; fi
