@@ -1,7 +1,7 @@
 //! twirl's echo protocol on a reactor built here, so that reactor settings
 //! the `twirl` command does not expose can be tried:
 //!
-//! `peer-twirl --addr 127.0.0.1:PORT [--read-buffer 65536] [--read-budget 262144]
+//! `peer-twirl --addr 127.0.0.1:PORT [--read-buffer 65536] [--max-read-buffer 65536] [--read-budget 262144]
 //!             [--high-water N] [--low-water N] [--backpressure] [--write-chunk N]
 //!             [--protocol echo|prefixed] [--idle-timeout SECS] [--max-conns N]`
 //!
@@ -76,6 +76,9 @@ fn main() -> io::Result<()> {
     let defaults = Config::default();
     let config = Config {
         read_buffer: args.num("read-buffer", defaults.read_buffer).map_err(io::Error::other)?,
+        // Reads start at `--read-buffer` and double while they come back
+        // full, up to this; equal to it, every read is that size.
+        max_read_buffer: args.num("max-read-buffer", defaults.max_read_buffer).map_err(io::Error::other)?,
         read_budget: args.num("read-budget", defaults.read_budget).map_err(io::Error::other)?,
         limits: Limits {
             high_water: args.num("high-water", defaults.limits.high_water).map_err(io::Error::other)?,
