@@ -63,6 +63,14 @@ pub trait Protocol: 'static {
         let _ = t;
     }
 
+    /// Everything written has been handed to the socket, and the protocol
+    /// asked to hear it with [`Transport::notify_drained`] (Twisted's pull
+    /// producer, `resumeProducing`): write the next piece now. Asked once,
+    /// told once.
+    fn drained(&mut self, t: &mut dyn Transport) {
+        let _ = t;
+    }
+
     /// A timer set with [`Context::call_later`] or [`Context::call_every`] fired.
     fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {
         let _ = (tag, t);
@@ -105,6 +113,9 @@ impl<P: Protocol + ?Sized> Protocol for Box<P> {
     }
     fn resume_writing(&mut self, t: &mut dyn Transport) {
         (**self).resume_writing(t)
+    }
+    fn drained(&mut self, t: &mut dyn Transport) {
+        (**self).drained(t)
     }
     fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {
         (**self).timer_fired(tag, t)

@@ -271,6 +271,40 @@ pub trait Transport: Context {
         let _ = on;
     }
 
+    /// Asks for one call of [`Protocol::drained`](crate::Protocol::drained)
+    /// as soon as everything written so far has been handed to the socket
+    /// (at once, after this callback, if nothing is waiting): a pull
+    /// producer writes a piece, asks, and writes the next piece when told,
+    /// so that it never holds more than one piece in memory.
+    ///
+    /// ```
+    /// use twirl::{Protocol, Transport, testing::Harness};
+    /// /// Sends `left` pieces of 1 KiB, one at a time.
+    /// struct Pieces { left: u32 }
+    /// impl Pieces {
+    ///     fn next(&mut self, t: &mut dyn Transport) {
+    ///         if self.left > 0 {
+    ///             self.left -= 1;
+    ///             t.write(&[b'x'; 1024]);
+    ///             t.notify_drained();
+    ///         }
+    ///     }
+    /// }
+    /// impl Protocol for Pieces {
+    ///     fn connection_made(&mut self, t: &mut dyn Transport) { self.next(t) }
+    ///     fn data_received(&mut self, _: &[u8], _: &mut dyn Transport) {}
+    ///     fn drained(&mut self, t: &mut dyn Transport) { self.next(t) }
+    /// }
+    /// let mut h = Harness::new(Pieces { left: 3 });
+    /// h.set_peer_reading(false);
+    /// h.connect();
+    /// assert_eq!(h.buffered_len(), 1024, "one piece waits; the next is not written yet");
+    /// h.set_peer_reading(true);
+    /// assert_eq!(h.take_output().len(), 3 * 1024);
+    /// assert_eq!(h.protocol.left, 0);
+    /// ```
+    fn notify_drained(&mut self) {}
+
     /// A whole message arrived (framing helpers call it for each line or
     /// packet). From the first call on, the idle timeout counts from the
     /// last whole message instead of the last byte, so a client that

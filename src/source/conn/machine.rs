@@ -42,6 +42,15 @@ pub(crate) const DIRECT_WRITE: usize = 1024;
 /// tail rather than queued as a piece of its own.
 const COPY_BELOW: usize = 64;
 
+/// Where a connection's half-close (`shutdown_write`) stands.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum HalfClose {
+    Open,
+    /// Asked for: the FIN goes once the buffer drains.
+    Requested,
+    Done,
+}
+
 /// A connection's pipe and state, apart from its protocol so that both can
 /// be borrowed at once during a callback.
 pub(crate) struct ConnIo<P> {
@@ -54,8 +63,8 @@ pub(crate) struct ConnIo<P> {
     pub read_eof: bool,
     pub closing: bool,
     pub lingering: bool,
-    pub shutdown_requested: bool,
-    pub shutdown_done: bool,
+    /// `shutdown_write`: asked for (sent once the buffer drains), then done.
+    pub shutdown: HalfClose,
     /// Urgent data was seen: from now on a short read does not mean drained.
     pub urgent: bool,
     /// Stop reading while the output is above the high-water mark (the
@@ -72,6 +81,9 @@ pub(crate) struct ConnIo<P> {
     pub corked: bool,
     /// The pipe refused bytes: writes queue until it is writable.
     pub blocked: bool,
+    /// The protocol asked to be told (`drained`) once its output is all
+    /// handed to the pipe.
+    pub notify_drained: bool,
     /// Why the connection must end, once it must (boxed: rare, and a
     /// connection's size is what an idle connection costs).
     pub abort: Option<Box<Disconnect>>,
@@ -93,14 +105,14 @@ impl<P: Pipe> ConnIo<P> {
             read_eof: false,
             closing: false,
             lingering: false,
-            shutdown_requested: false,
-            shutdown_done: false,
+            shutdown: HalfClose::Open,
             urgent: false,
             backpressure: true,
             producer_paused: false,
             framed: false,
             corked: false,
             blocked: false,
+            notify_drained: false,
             abort: None,
             last_rx: 0,
         }
@@ -114,7 +126,7 @@ impl<P: Pipe> ConnIo<P> {
 
     /// True once nothing more may be written: closing, half-closed, or ending.
     pub(crate) fn write_closed(&self) -> bool {
-        self.closing || self.shutdown_requested || self.abort.is_some()
+        self.closing || self.shutdown != HalfClose::Open || self.abort.is_some()
     }
 
     /// Writes `data`. A small write during a callback waits in the loop's
@@ -382,7 +394,9 @@ impl<P: Pipe, H: Host> Transport for ConnCtx<'_, P, H> {
         self.io.closing || self.io.abort.is_some()
     }
     fn shutdown_write(&mut self) {
-        self.io.shutdown_requested = true;
+        if self.io.shutdown == HalfClose::Open {
+            self.io.shutdown = HalfClose::Requested;
+        }
     }
     fn pause_reading(&mut self) {
         if !self.io.reading_paused {
@@ -422,6 +436,9 @@ impl<P: Pipe, H: Host> Transport for ConnCtx<'_, P, H> {
             self.host.again();
         }
         self.io.backpressure = on;
+    }
+    fn notify_drained(&mut self) {
+        self.io.notify_drained = true;
     }
     fn progress(&mut self) {
         self.io.framed = true;
@@ -681,6 +698,11 @@ pub(crate) fn settle<P: Pipe, H: Host>(
         if !io.wbuf.is_empty() {
             return None;
         }
+        if io.notify_drained && !io.write_closed() {
+            io.notify_drained = false;
+            call(protocol, io, host, |p, t| p.drained(t));
+            continue;
+        }
         if io.closing {
             if io.read_eof {
                 return Some(Disconnect::Clean);
@@ -697,14 +719,14 @@ pub(crate) fn settle<P: Pipe, H: Host>(
             }
             return None;
         }
-        if io.shutdown_requested && !io.shutdown_done {
-            io.shutdown_done = true;
+        if io.shutdown == HalfClose::Requested {
+            io.shutdown = HalfClose::Done;
             log::trace!(target: "twirl::loop", "{} shutdown write", io.id);
             if let Err(e) = io.pipe.shutdown_write() {
                 return Some(Disconnect::Io(e));
             }
         }
-        if io.read_eof && io.shutdown_done {
+        if io.read_eof && io.shutdown == HalfClose::Done {
             return Some(Disconnect::Clean);
         }
         return None;
