@@ -154,6 +154,10 @@ pub trait LineHandler: 'static {
     fn timer_fired(&mut self, tag: u64, t: &mut Lines<'_>) {
         let _ = (tag, t);
     }
+    /// See [`Protocol::drained`].
+    fn drained(&mut self, t: &mut Lines<'_>) {
+        let _ = t;
+    }
 }
 
 /// Wraps a [`LineHandler`] into a [`Protocol`].
@@ -397,6 +401,11 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
             t.resume_reading();
             self.arm_idle_flush(t);
         }
+    }
+
+    fn drained(&mut self, t: &mut dyn Transport) {
+        let mut l = Self::lines(&mut self.control, t);
+        self.handler.drained(&mut l);
     }
 
     fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {

@@ -139,6 +139,71 @@ fn chat_disconnects_a_member_that_stops_reading_and_keeps_serving_the_rest() {
     server.stop();
 }
 
+/// Members whose sockets fill fall behind and catch up from the room's one
+/// log when they read again: every line, in order, while the server's own
+/// buffers hold a line or a pull's worth per member, not their backlog.
+#[test]
+fn chat_members_that_fall_behind_catch_up_from_one_shared_log() {
+    let server = AllPlugins::start(Config::default(), ServeLimits::default());
+    let addr = server.tcp("chat");
+    let slow: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            // A small window in small segments: the kernel then holds about
+            // 100 KB for the member, not megabytes, and the rest is the room's.
+            s.set_recv_buffer_size(4096).unwrap();
+            s.set_tcp_mss(1460).unwrap();
+            s.connect(&addr.into()).unwrap();
+            let s: TcpStream = s.into();
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            s
+        })
+        .collect();
+    let mut slow: Vec<BufReader<TcpStream>> = slow.into_iter().map(BufReader::new).collect();
+    for (i, r) in slow.iter_mut().enumerate() {
+        assert!(line(r).starts_with("* you are"));
+        // Each hears the ones after it join.
+        for _ in i + 1..3 {
+            assert!(line(r).ends_with(" joined\n"));
+        }
+    }
+    let mut talker = connect(addr);
+    let mut talker_r = BufReader::new(talker.try_clone().unwrap());
+    line(&mut talker_r);
+    for r in &mut slow {
+        assert!(line(r).ends_with(" joined\n"), "the talker's arrival");
+    }
+    // 250 KB: more than the kernel holds for such a member, less than the
+    // backlog cap on top of it.
+    let lines = 250;
+    let body = |i: usize| format!("{i:05} {}", "y".repeat(994));
+    let sender = std::thread::spawn(move || {
+        for i in 0..lines {
+            talker.write_all(format!("{}\n", body(i)).as_bytes()).unwrap();
+        }
+        talker
+    });
+    let _talker = sender.join().unwrap();
+    // Every line went to the kernel or the room's log before anyone read.
+    let deadline = std::time::Instant::now() + WAIT;
+    while server.stats().bytes_in < (lines * 1001) as u64 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stats = server.stats();
+    assert!(
+        stats.peak_buffered < 128 * 1024,
+        "the members' own buffers held {} B at most: one line or one pull each, the rest in the shared log",
+        stats.peak_buffered
+    );
+    for r in &mut slow {
+        for i in 0..lines {
+            let l = line(r);
+            assert!(l.ends_with(&format!("] {}\n", body(i))), "line {i} in order, got {:?}", &l[..l.len().min(40)]);
+        }
+    }
+    server.stop();
+}
+
 /// The most the kernel may buffer for one TCP sender (tcp_wmem's maximum).
 fn kernel_send_buffer_max() -> usize {
     std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")

@@ -8,11 +8,14 @@
 //! single-threaded, so a plain `Rc<RefCell<..>>` does.
 //!
 //! A member that stops reading must not stall the others nor grow the
-//! server's memory without bound. Writes never block, so the others are not
-//! stalled; and before each delivery the room looks at the member's backlog
-//! (bytes written to it but not yet taken by its socket). Past
-//! [`BACKLOG_CAP`] the member is disconnected, the reason logged and the
-//! departure announced.
+//! server's memory with every line. A line goes straight to each member
+//! whose socket has room. A member whose socket is full falls *behind*: the
+//! room keeps the lines it is owed in one log shared by every member
+//! behind (each line held once, whoever owes it), and the member pulls
+//! them when its socket drains ([`twirl::Transport::notify_drained`]). So
+//! 500 members that stop reading hold one copy of what they missed, not
+//! 500. A member owed more than [`BACKLOG_CAP`] is disconnected, the
+//! reason logged once, and the departure announced.
 //!
 //! Arrivals and departures cost each member O(1), even in a burst of
 //! thousands (each one told to everyone would be O(n²)): the room spends at
@@ -30,14 +33,14 @@
 //! ```
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use twirl::bytes::{BufMut, Bytes, BytesMut};
 use twirl::endpoint::ClientEndpoint;
 use twirl::line::{LineHandler, LineReceiver, Lines};
-use twirl::{Addr, ConnId, Context, Disconnect, Factory};
+use twirl::{Addr, ConnId, Context, Disconnect, Factory, Transport};
 
 use crate::exchange::interactive;
 use crate::plugin::{ClientError, Plugin};
@@ -55,12 +58,44 @@ pub const SUMMARY_AFTER: Duration = Duration::from_millis(100);
 /// The timer tag of the summary of unannounced arrivals and departures.
 const SUMMARY: u64 = 1;
 
+/// One member: its id, its label, and, while it is behind, the number of
+/// the next logged line it is owed.
+struct Member {
+    id: ConnId,
+    label: String,
+    behind: Option<u64>,
+}
+
+/// A line owed to members that are behind.
+struct Logged {
+    from: ConnId,
+    msg: Bytes,
+    /// Bytes logged up to and including this line.
+    end: u64,
+}
+
+/// The most a member pulls from the log at once: what does not fit its
+/// socket waits in its own buffer, so this bounds what that holds.
+const PULL_BATCH: usize = 16 * 1024;
+
 /// Everyone in the room.
 #[derive(Default)]
 pub struct Room {
-    members: Vec<(ConnId, String)>,
+    members: Vec<Member>,
     /// Where each member is in `members`.
     index: HashMap<ConnId, usize>,
+    /// Lines owed to members that are behind, oldest first, each held once.
+    log: VecDeque<Logged>,
+    /// The number of `log[0]`.
+    first_seq: u64,
+    /// Bytes ever logged.
+    logged: u64,
+    /// Members behind.
+    behind: usize,
+    /// Members that fell behind during the last broadcast: each must be
+    /// told to pull when its socket drains, once the room is not borrowed
+    /// (see [`arm`]).
+    to_arm: Vec<ConnId>,
     /// The current one-second window, and the announcements made in it.
     window: Option<Instant>,
     announced: usize,
@@ -74,15 +109,19 @@ impl Room {
     /// Adds a member.
     pub fn join(&mut self, id: ConnId, label: String) {
         self.index.insert(id, self.members.len());
-        self.members.push((id, label));
+        self.members.push(Member { id, label, behind: None });
     }
 
     /// Removes a member, in O(1).
     fn leave(&mut self, id: ConnId) {
         let Some(i) = self.index.remove(&id) else { return };
-        self.members.swap_remove(i);
-        if let Some((moved, _)) = self.members.get(i) {
-            self.index.insert(*moved, i);
+        let gone = self.members.swap_remove(i);
+        if let Some(moved) = self.members.get(i) {
+            self.index.insert(moved.id, i);
+        }
+        if gone.behind.is_some() {
+            self.behind -= 1;
+            self.trim();
         }
     }
 
@@ -139,26 +178,118 @@ impl Room {
         }
     }
 
-    /// Sends `msg` to every member but `from`, disconnecting members whose
-    /// backlog passed the cap. Every member is given the same bytes: a
-    /// member whose socket is full queues a reference, not a copy, so a
-    /// line waiting for a thousand slow readers is held once.
-    fn broadcast(&self, from: ConnId, msg: Bytes, cx: &mut dyn Context) {
-        for (id, label) in &self.members {
-            if *id == from {
+    /// Sends `msg` to every member but `from`: at once to those whose
+    /// socket has room, through the log to those behind. Every member is
+    /// given the same bytes. Members owed more than the cap are
+    /// disconnected.
+    fn broadcast(&mut self, from: ConnId, msg: Bytes, cx: &mut dyn Context) {
+        let seq = self.first_seq + self.log.len() as u64;
+        for m in &mut self.members {
+            if m.id == from || m.behind.is_some() {
                 continue;
             }
-            match cx.buffered_len_of(*id) {
-                Some(backlog) if backlog + msg.len() > BACKLOG_CAP => {
-                    log::warn!("chat: disconnecting {label}: not reading ({backlog} bytes waiting)");
-                    cx.abort_conn(*id);
+            match cx.buffered_len_of(m.id) {
+                None => {}
+                Some(0) => {
+                    cx.write_bytes_to(m.id, msg.clone());
+                    // What its socket did not take waits in its buffer:
+                    // the lines after this one wait in the log.
+                    if cx.buffered_len_of(m.id).is_some_and(|n| n > 0) {
+                        m.behind = Some(seq + 1);
+                        self.behind += 1;
+                        self.to_arm.push(m.id);
+                    }
                 }
                 Some(_) => {
-                    cx.write_bytes_to(*id, msg.clone());
+                    m.behind = Some(seq);
+                    self.behind += 1;
+                    self.to_arm.push(m.id);
                 }
-                None => {}
             }
         }
+        if self.behind == 0 {
+            // Nobody owes anything: the log stays empty, its numbering
+            // goes on from here.
+            self.first_seq = seq + 1;
+            return;
+        }
+        self.logged += msg.len() as u64;
+        self.log.push_back(Logged { from, msg, end: self.logged });
+        self.cut_off_the_stuck(cx);
+        self.trim();
+    }
+
+    /// Bytes of the log a member is owed from line `next` on.
+    fn owed(&self, next: u64) -> u64 {
+        let i = (next - self.first_seq) as usize;
+        match self.log.get(i) {
+            Some(first) => self.logged - (first.end - first.msg.len() as u64),
+            None => 0,
+        }
+    }
+
+    /// Disconnects members owed more than the cap (their buffer included),
+    /// and takes them out of the room at once, so that each is logged once.
+    fn cut_off_the_stuck(&mut self, cx: &mut dyn Context) {
+        let mut stuck = Vec::new();
+        for m in &self.members {
+            let Some(next) = m.behind else { continue };
+            let backlog = self.owed(next) + cx.buffered_len_of(m.id).unwrap_or(0) as u64;
+            if backlog > BACKLOG_CAP as u64 {
+                log::warn!("chat: disconnecting {}: not reading ({backlog} bytes waiting)", m.label);
+                stuck.push(m.id);
+            }
+        }
+        for id in stuck {
+            cx.abort_conn(id);
+            self.leave(id);
+        }
+    }
+
+    /// Drops the lines every member behind has been given.
+    fn trim(&mut self) {
+        let oldest = self.members.iter().filter_map(|m| m.behind).min();
+        let end = self.first_seq + self.log.len() as u64;
+        let keep_from = oldest.unwrap_or(end);
+        for _ in self.first_seq..keep_from {
+            self.log.pop_front();
+        }
+        self.first_seq = keep_from;
+    }
+
+    /// Member `me`'s socket drained: hands it the next lines it is owed,
+    /// as many as its socket takes (up to [`PULL_BATCH`]); asks to be told
+    /// again if it is still behind.
+    fn pull(&mut self, me: ConnId, t: &mut dyn Transport) {
+        let Some(&i) = self.index.get(&me) else { return };
+        let Some(mut next) = self.members[i].behind else { return };
+        let end = self.first_seq + self.log.len() as u64;
+        let mut batch = 0;
+        while next < end && t.buffered_len() == 0 && batch < PULL_BATCH {
+            let line = &self.log[(next - self.first_seq) as usize];
+            next += 1;
+            if line.from != me {
+                batch += line.msg.len();
+                t.write_bytes(line.msg.clone());
+            }
+        }
+        if next == end {
+            self.members[i].behind = None;
+            self.behind -= 1;
+        } else {
+            self.members[i].behind = Some(next);
+            t.notify_drained();
+        }
+        self.trim();
+    }
+}
+
+/// Tells the members that fell behind to pull when their socket drains
+/// (each from its own transport: the room must not be borrowed then).
+fn arm(room: &RefCell<Room>, cx: &mut dyn Context) {
+    let ids = std::mem::take(&mut room.borrow_mut().to_arm);
+    for id in ids {
+        cx.with_conn(id, &mut |t| t.notify_drained());
     }
 }
 
@@ -190,12 +321,14 @@ impl LineHandler for Chat {
             t.call_later(SUMMARY_AFTER, SUMMARY);
         }
         drop(room);
+        arm(&self.room, &mut **t);
         self.me = Some((id, label));
     }
 
     fn timer_fired(&mut self, tag: u64, t: &mut Lines<'_>) {
         if tag == SUMMARY {
             self.room.borrow_mut().announce_summary(&mut **t);
+            arm(&self.room, &mut **t);
         }
     }
 
@@ -207,7 +340,14 @@ impl LineHandler for Chat {
         msg.put_slice(b"] ");
         msg.put_slice(line);
         msg.put_u8(b'\n');
-        self.room.borrow().broadcast(*id, msg.freeze(), &mut **t);
+        self.room.borrow_mut().broadcast(*id, msg.freeze(), &mut **t);
+        arm(&self.room, &mut **t);
+    }
+
+    fn drained(&mut self, t: &mut Lines<'_>) {
+        if let Some((id, _)) = &self.me {
+            self.room.borrow_mut().pull(*id, &mut **t);
+        }
     }
 
     fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
@@ -223,9 +363,11 @@ impl LineHandler for Chat {
             room.summary_by = None;
         }
         if room.summary_by.is_some() || room.unannounced == (0, 0) {
+            drop(room);
+            arm(&self.room, cx);
             return;
         }
-        let next = room.members.first().map(|(m, _)| *m);
+        let next = room.members.first().map(|m| m.id);
         room.summary_by = next;
         // The other member's callbacks may run (and borrow the room).
         drop(room);
@@ -241,6 +383,7 @@ impl LineHandler for Chat {
                 room.announce_summary(cx);
             }
         }
+        arm(&self.room, cx);
     }
 }
 
