@@ -184,6 +184,11 @@ impl WriteBuf {
             q.chunks.push_back(small);
         }
         q.len += data.len();
+        if q.chunks.capacity() == 0 {
+            // Often the only piece (the rest of a shared message the
+            // socket took part of): room for one, not the default four.
+            q.chunks.reserve_exact(1);
+        }
         q.chunks.push_back(data);
     }
 

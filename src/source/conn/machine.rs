@@ -663,6 +663,12 @@ pub(crate) fn with_transport<P: Pipe, H: Host>(
     settle(protocol, io, host)
 }
 
+/// Whether [`settle`] has anything to do after a write from outside the
+/// connection's callbacks: end it, or tell its protocol to pause.
+pub(crate) fn wants_settle<P>(io: &ConnIo<P>) -> bool {
+    io.abort.is_some() || (!io.producer_paused && io.wbuf.len() > io.policy.limits.high_water)
+}
+
 /// Applies what the last callback asked for; returns why the connection
 /// ended, if it did.
 pub(crate) fn settle<P: Pipe, H: Host>(

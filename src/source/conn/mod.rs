@@ -112,6 +112,10 @@ impl<E: OnEnd> Source for Conn<E> {
         self.io.write(data, stats, None)
     }
 
+    fn wants_settle(&self) -> bool {
+        machine::wants_settle(&self.io)
+    }
+
     fn close(&mut self) -> bool {
         self.io.closing = true;
         true
