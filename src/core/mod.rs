@@ -235,15 +235,6 @@ pub(crate) struct Core {
     pub stopping: Option<Instant>,
 }
 
-/// A zeroed buffer whose pages are touched now: `vec![0; n]` maps them
-/// lazily, and the loop would then take its page faults (and grow its
-/// resident memory) on the first large reads, in the middle of serving.
-fn resident(n: usize) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(n);
-    buf.resize(n, 0);
-    buf
-}
-
 /// The bytes stream reads may use: up to the largest read.
 pub(crate) fn stream_read_buffer(config: &Config) -> usize {
     config.max_read_buffer.max(config.read_buffer).max(1024)
@@ -269,7 +260,7 @@ impl Core {
             dirty: Vec::new(),
             // Stream reads use the first `read_buffer` bytes; datagrams need
             // room for the largest accepted one.
-            read_buf: resident(stream_read_buffer(&config).max(config.max_datagram)),
+            read_buf: vec![0; stream_read_buffer(&config).max(config.max_datagram)],
             cork: Cork::default(),
             config,
             stats: Stats::default(),

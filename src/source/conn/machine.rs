@@ -534,7 +534,8 @@ fn read<P: Pipe, H: Host>(
 ) {
     let mut budget = host.config().read_budget;
     let full = buf.len();
-    let mut size = host.config().read_buffer.clamp(1, full);
+    let first = host.config().read_buffer.clamp(1, full);
+    let mut size = first;
     for _ in 0..1_000_000 {
         if io.read_eof || io.abort.is_some() {
             return;
@@ -548,7 +549,11 @@ fn read<P: Pipe, H: Host>(
         if !io.closing && (io.reading_paused || backlogged) {
             return;
         }
-        let buf = &mut buf[..size];
+        // Under backpressure a read is no larger than the room left below
+        // the high-water mark (but never below the first read's size), so
+        // what an echo holds stays about one mark and one small read.
+        let room = if io.backpressure { io.policy.limits.high_water.saturating_sub(io.wbuf.len()) } else { full };
+        let buf = &mut buf[..size.min(room.max(first))];
         match io.pipe.read(buf) {
             Ok(0) => {
                 host.stats().reads += 1;
@@ -576,7 +581,7 @@ fn read<P: Pipe, H: Host>(
                 if n < buf.len() && !read_closed && !io.urgent {
                     return;
                 }
-                if n == size {
+                if n == buf.len() {
                     size = (size * 2).min(full);
                 }
                 budget = budget.saturating_sub(n);
