@@ -49,11 +49,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mio::{Events, Poll};
 
-use crate::core::{Config, Core, Deferred, Repeating, TimerAction};
+use crate::core::{Config, Core, Deferred, Repeating, TimerAction, TimerKind};
 use crate::dispatch::{self, SIGNALS, WAKER};
-use crate::endpoint::ServerEndpoint;
+use crate::endpoint::{ClientEndpoint, ServerEndpoint};
 use crate::flow::Payload;
 use crate::handle::{ReactorHandle, Shared};
+use crate::opener::LoopOpener;
 use crate::policy::{ListenOptions, Policy, ReplyGuard};
 use crate::protocol::{ClientFactory, DatagramProtocol, Factory};
 use crate::source::connector::{Client, Target};
@@ -115,10 +116,12 @@ impl Reactor {
         let registry = poll.registry().try_clone()?;
         let shared = Arc::new(Shared::new(poll.registry(), WAKER)?);
         let replies = Rc::new(RefCell::new(ReplyGuard::new(config.udp_replies.clone())));
+        let mut core = Core::new(registry, config);
+        core.opener = Some(Rc::new(LoopOpener { handle: ReactorHandle { shared: shared.clone() } }));
         Ok(Reactor {
-            events: Events::with_capacity(config.events_capacity.max(16)),
+            events: Events::with_capacity(core.config.events_capacity.max(16)),
             replies,
-            core: Core::new(registry, config),
+            core,
             poll,
             shared,
             signals: None,
@@ -236,15 +239,32 @@ impl Reactor {
     /// Connects to a TCP server; the factory builds the protocol once
     /// connected and decides about retries (see [`crate::Reconnecting`]).
     pub fn connect_tcp(&mut self, addr: SocketAddr, factory: impl ClientFactory) -> io::Result<()> {
-        self.connect(Target::Tcp(addr), Box::new(factory))
+        self.connect_target(Target::Tcp(addr), Box::new(factory))
     }
 
     /// Connects to a Unix-domain stream server.
     pub fn connect_unix(&mut self, path: impl AsRef<Path>, factory: impl ClientFactory) -> io::Result<()> {
-        self.connect(Target::Unix(path.as_ref().to_path_buf()), Box::new(factory))
+        self.connect_target(Target::Unix(path.as_ref().to_path_buf()), Box::new(factory))
     }
 
-    fn connect(&mut self, target: Target, factory: Box<dyn ClientFactory>) -> io::Result<()> {
+    /// Connects to a stream server by endpoint (`tcp:HOST:PORT` or
+    /// `unix:PATH`); a host name is resolved on a thread of its own, never
+    /// on the loop. Returns the id the connection will have (abort it by id
+    /// to cancel the connect).
+    pub fn connect(&mut self, to: &ClientEndpoint, factory: impl ClientFactory) -> io::Result<ConnId> {
+        self.core.now = Instant::now();
+        let handle = self.handle();
+        let token = crate::opener::start(&mut self.core, &handle, to, Box::new(factory))?;
+        self.core.process_dirty();
+        Ok(ConnId(token))
+    }
+
+    /// The resolver thread of a connect left its answer: go on connecting.
+    pub(crate) fn resolved(&mut self, token: u64) {
+        self.core.source_timer(token, TimerKind::Resolved, 0);
+    }
+
+    fn connect_target(&mut self, target: Target, factory: Box<dyn ClientFactory>) -> io::Result<()> {
         let policy = Rc::new(Policy::plain("client", self.core.config.limits));
         self.core.now = Instant::now();
         Box::new(Client { factory, target, policy }).connect(&mut self.core);

@@ -76,6 +76,10 @@ pub struct MemoryContext {
     pub buffered_of: std::collections::HashMap<ConnId, usize>,
     /// Whether `stop_reactor` was called.
     pub stop_requested: bool,
+    /// Connections opened with [`Context::connect`], in order: where to,
+    /// and the protocol, for the test to drive (in a `Harness` of its own,
+    /// say). Their ids are `ConnId::from_raw(1_000_000 + index)`.
+    pub connects: Vec<(crate::endpoint::ClientEndpoint, Box<dyn Protocol>)>,
 }
 
 impl MemoryContext {
@@ -95,6 +99,7 @@ impl MemoryContext {
             aborted_others: Vec::new(),
             buffered_of: std::collections::HashMap::new(),
             stop_requested: false,
+            connects: Vec::new(),
         }
     }
 
@@ -149,6 +154,10 @@ impl Context for MemoryContext {
     }
     fn stop_reactor(&mut self) {
         self.stop_requested = true;
+    }
+    fn connect(&mut self, to: &crate::endpoint::ClientEndpoint, protocol: Box<dyn Protocol>) -> io::Result<ConnId> {
+        self.connects.push((to.clone(), protocol));
+        Ok(ConnId(1_000_000 + self.connects.len() as u64 - 1))
     }
 }
 

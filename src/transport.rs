@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::addr::Addr;
+use crate::endpoint::ClientEndpoint;
+use crate::protocol::Protocol;
 pub use crate::timer::TimerHandle;
 
 /// Names one connection or datagram socket for as long as it lives.
@@ -213,6 +215,19 @@ pub trait Context {
     fn with_conn(&mut self, conn: ConnId, f: &mut dyn FnMut(&mut dyn Transport)) -> bool;
     /// Stops the reactor gracefully, as SIGTERM does.
     fn stop_reactor(&mut self);
+    /// Opens a stream connection (TCP or Unix) to `to` for `protocol`, and
+    /// returns the id the connection will have: write to it, close it or
+    /// abort it by id like any other (writes before it is connected are
+    /// refused: wait for its `connection_made`). Closing or aborting it
+    /// while it connects cancels it. A host name is resolved on a thread
+    /// of its own, never on the loop. If connecting fails, `protocol` hears
+    /// it in `connection_lost` (`Disconnect::Io` with the error), so a
+    /// relay can close the other side. An error here means it could not
+    /// even start (a UDP endpoint, no descriptors).
+    fn connect(&mut self, to: &ClientEndpoint, protocol: Box<dyn Protocol>) -> io::Result<ConnId> {
+        let _ = (to, protocol);
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this context cannot open connections"))
+    }
 }
 
 /// One stream connection (TCP or Unix), handed to every [`crate::Protocol`] callback.

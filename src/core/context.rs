@@ -5,12 +5,15 @@
 //! runs it: the reactor's core here, the manual clock of
 //! [`crate::testing::Harness`] there. Both run the same machine.
 
+use std::io;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::{Config, Core, TimerAction, TimerKind};
+use crate::endpoint::ClientEndpoint;
 use crate::flow::{Cork, Payload};
+use crate::protocol::Protocol;
 use crate::stats::Stats;
 use crate::timer::TimerHandle;
 use crate::transport::{ConnId, Context, Transport};
@@ -83,6 +86,10 @@ impl Context for CoreCx<'_> {
     }
     fn stop_reactor(&mut self) {
         self.core.stop_requested = true;
+    }
+    fn connect(&mut self, to: &ClientEndpoint, protocol: Box<dyn Protocol>) -> io::Result<ConnId> {
+        let opener = self.core.opener.clone().ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
+        opener.connect(self.core, to, protocol).map(ConnId)
     }
 }
 
@@ -172,6 +179,13 @@ macro_rules! forward_context {
             }
             fn stop_reactor(&mut self) {
                 self.$($field)+.stop_reactor()
+            }
+            fn connect(
+                &mut self,
+                to: &$crate::endpoint::ClientEndpoint,
+                protocol: Box<dyn $crate::protocol::Protocol>,
+            ) -> std::io::Result<$crate::transport::ConnId> {
+                self.$($field)+.connect(to, protocol)
             }
         }
     };

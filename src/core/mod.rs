@@ -20,12 +20,16 @@ pub(crate) mod idle;
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::io;
+use std::rc::Rc;
 use std::time::Instant;
 
 use mio::Registry;
 use slab::Slab;
 
+use crate::endpoint::ClientEndpoint;
 use crate::flow::{Cork, Payload};
+use crate::protocol::Protocol;
 use crate::stats::Stats;
 use crate::timer::{TimerHandle, TimerQueue};
 use crate::transport::{ConnId, Disconnect, Transport};
@@ -61,6 +65,8 @@ pub(crate) enum TimerKind {
     ConnectTimeout,
     /// A client waiting to connect again.
     Reconnect,
+    /// A name a connect waited for was resolved.
+    Resolved,
 }
 
 /// What the loop does when a timer fires.
@@ -73,6 +79,17 @@ pub(crate) enum TimerAction {
     Every(Box<dyn Repeating>),
     /// The idle sweep ([`idle`]).
     IdleSweep,
+}
+
+/// Opens outgoing connections for callbacks ([`Context::connect`]). The
+/// layer above installs it: the core knows no sources, and resolving a
+/// name needs a thread that can wake the loop.
+///
+/// [`Context::connect`]: crate::Context::connect
+pub(crate) trait Opener {
+    /// Starts connecting `protocol` to `to`; returns the token its
+    /// connection will have.
+    fn connect(&self, core: &mut Core, to: &ClientEndpoint, protocol: Box<dyn Protocol>) -> io::Result<u64>;
 }
 
 /// A closure the layer above runs once on a timer. The core does not know
@@ -228,6 +245,8 @@ pub(crate) struct Core {
     pub read_buf: Vec<u8>,
     /// The one cork, held by whichever connection's callback runs.
     pub cork: Cork,
+    /// How callbacks open connections, once the layer above installed it.
+    pub opener: Option<Rc<dyn Opener>>,
     pub config: Config,
     pub stats: Stats,
     pub stop_requested: bool,
@@ -262,6 +281,7 @@ impl Core {
             // room for the largest accepted one.
             read_buf: vec![0; stream_read_buffer(&config).max(config.max_datagram)],
             cork: Cork::default(),
+            opener: None,
             config,
             stats: Stats::default(),
             stop_requested: false,

@@ -16,13 +16,15 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::addr::Addr;
 use crate::core::{Core, CoreCx, Fate, Host, Readiness, Source, TimerKind};
 use crate::guard::guarded;
 use crate::policy::Policy;
-use crate::protocol::ClientFactory;
+use crate::protocol::{ClientFactory, Protocol};
 use crate::source::conn::{Conn, OnEnd};
 use crate::source::socket::Stream;
 use crate::timer::TimerHandle;
+use crate::transport::Context;
 use crate::transport::Disconnect;
 
 /// Where a client connects.
@@ -51,22 +53,34 @@ pub(crate) struct Client {
 impl Client {
     /// Starts a connection attempt.
     pub(crate) fn connect(self: Box<Self>, core: &mut Core) {
+        let token = core.reserve();
+        self.connect_at(core, token);
+    }
+
+    /// Starts a connection attempt in the slot `token`, reserved for it
+    /// (its connection will have that id).
+    pub(crate) fn connect_at(self: Box<Self>, core: &mut Core, token: u64) {
         let attempt = match &self.target {
             Target::Tcp(a) => mio::net::TcpStream::connect(*a).map(Stream::Tcp),
             Target::Unix(p) => mio::net::UnixStream::connect(p).map(Stream::Unix),
         };
         let mut stream = match attempt {
             Ok(s) => s,
-            Err(e) => return self.failed(core, e),
+            Err(e) => {
+                core.remove(token);
+                return self.failed(core, e);
+            }
         };
-        let token = core.reserve();
         if let Err(e) = stream.register(&core.registry, mio::Token(token as usize)) {
             core.remove(token);
             return self.failed(core, e);
         }
         let timeout = core.config.connect_timeout;
         let timeout = CoreCx { core, token }.schedule(timeout, None, TimerKind::ConnectTimeout, 0);
-        core.put_back(token, Box::new(Connecting { stream: Some(stream), client: Some(self), timeout }));
+        core.put_back(
+            token,
+            Box::new(Connecting { stream: Some(stream), client: Some(self), timeout, cancelled: None }),
+        );
     }
 
     /// Connecting failed: ask the factory whether to try again.
@@ -109,6 +123,8 @@ pub(crate) struct Connecting {
     stream: Option<Stream>,
     client: Option<Box<Client>>,
     timeout: TimerHandle,
+    /// Closed or aborted by id before it connected: fail at the settle.
+    cancelled: Option<Disconnect>,
 }
 
 impl Connecting {
@@ -178,6 +194,118 @@ impl Source for Connecting {
     fn stop(&mut self, core: &mut Core, _: u64) -> Fate {
         core.timers.cancel(self.timeout);
         Fate::Done
+    }
+
+    fn abort(&mut self, why: Disconnect) -> bool {
+        self.cancelled = Some(why);
+        true
+    }
+
+    fn close(&mut self) -> bool {
+        self.abort(Disconnect::AbortedByOther)
+    }
+
+    fn settle(&mut self, core: &mut Core, _: u64) -> Fate {
+        match self.cancelled.take() {
+            Some(why) => {
+                self.fail(core, io::Error::new(io::ErrorKind::ConnectionAborted, format!("connect cancelled: {why}")))
+            }
+            None => Fate::Keep,
+        }
+    }
+}
+
+/// A connect waiting for a host name to be resolved, on a thread of its
+/// own (the loop never blocks on DNS). The thread leaves its answer in
+/// `answer` and fires this source's [`TimerKind::Resolved`] through the
+/// reactor's handle.
+pub(crate) struct Resolving {
+    pub client: Option<Box<Client>>,
+    pub answer: std::sync::Arc<std::sync::Mutex<Option<io::Result<SocketAddr>>>>,
+    pub cancelled: Option<Disconnect>,
+}
+
+impl Source for Resolving {
+    fn ready(&mut self, _: &mut Core, _: u64, _: Readiness) -> Fate {
+        Fate::Keep
+    }
+
+    fn timer(&mut self, core: &mut Core, token: u64, kind: TimerKind, _: u64) -> Fate {
+        if kind != TimerKind::Resolved {
+            return Fate::Keep;
+        }
+        let answer = self.answer.lock().map(|mut a| a.take()).unwrap_or(None);
+        let (Some(answer), Some(mut client)) = (answer, self.client.take()) else { return Fate::Keep };
+        match answer {
+            Ok(addr) => {
+                client.target = Target::Tcp(addr);
+                // Connecting takes over this slot, so the id given out stays.
+                client.connect_at(core, token);
+                Fate::Replaced
+            }
+            Err(e) => {
+                client.failed(core, e);
+                Fate::Done
+            }
+        }
+    }
+
+    fn abort(&mut self, why: Disconnect) -> bool {
+        self.cancelled = Some(why);
+        true
+    }
+
+    fn close(&mut self) -> bool {
+        self.abort(Disconnect::AbortedByOther)
+    }
+
+    fn settle(&mut self, core: &mut Core, _: u64) -> Fate {
+        match (self.cancelled.take(), self.client.take()) {
+            (Some(why), Some(client)) => {
+                let e = io::Error::new(io::ErrorKind::ConnectionAborted, format!("connect cancelled: {why}"));
+                client.failed(core, e);
+                Fate::Done
+            }
+            (_, client) => {
+                self.client = client;
+                Fate::Keep
+            }
+        }
+    }
+
+    fn stop(&mut self, _: &mut Core, _: u64) -> Fate {
+        Fate::Done
+    }
+}
+
+/// The client of one connection opened from a callback
+/// (`Context::connect`): its one protocol, told if connecting fails; never
+/// retried.
+pub(crate) struct OneProtocol(pub Option<Box<dyn Protocol>>);
+
+impl ClientFactory for OneProtocol {
+    fn build_protocol(&mut self, _: &Addr) -> Box<dyn Protocol> {
+        self.0.take().unwrap_or_else(|| Box::new(Nothing))
+    }
+
+    fn connection_failed(&mut self, error: &io::Error, cx: &mut dyn Context) -> Option<Duration> {
+        if let Some(mut p) = self.0.take() {
+            let why = Disconnect::Io(io::Error::new(error.kind(), error.to_string()));
+            p.connection_lost(&why, cx);
+        }
+        None
+    }
+
+    fn connection_lost(&mut self, _: &Disconnect, _: &mut dyn Context) -> Option<Duration> {
+        None
+    }
+}
+
+/// Stands in if a one-protocol client were ever asked for a second.
+struct Nothing;
+impl Protocol for Nothing {
+    fn data_received(&mut self, _: &[u8], t: &mut dyn crate::Transport) {
+        t.abort_connection();
     }
 }
 

@@ -370,6 +370,9 @@ impl<P: Pipe, H: Host> Context for ConnCtx<'_, P, H> {
     fn stop_reactor(&mut self) {
         self.host.stop_reactor()
     }
+    fn connect(&mut self, to: &crate::endpoint::ClientEndpoint, protocol: Box<dyn Protocol>) -> io::Result<ConnId> {
+        self.host.connect(to, protocol)
+    }
 }
 
 impl<P: Pipe, H: Host> Transport for ConnCtx<'_, P, H> {
