@@ -2,11 +2,23 @@
 //! to the receiver in chunks of 16, 64 and 1024 bytes, as Twisted's own
 //! `LineReceiver` benchmark does; reported in lines (messages) per second.
 //!
-//! The receiver is driven directly through `Protocol::data_received` with the
-//! in-memory `Harness`'s transport: `Harness::feed` copies each chunk into a
-//! queue first, which would dominate at 16 bytes.
+//! The chunked groups feed the receiver with `Harness::feed`, which copies
+//! each chunk into the in-memory pipe first (the same cost for every
+//! receiver).
+//!
+//! The group "many small messages in one read" hands the receiver one read
+//! of R bytes (1 KiB to 1 MiB) full of 16-byte messages, through
+//! `Protocol::data_received` itself on the `Harness`'s transport (no copy
+//! of the read), and reports messages per second: the time per message must
+//! stay flat from 1 KiB to 1 MiB, that is the total must be linear in R. The
+//! line receiver delivers at most `LINES_PER_TURN` lines per turn and then
+//! yields (pauses reading, sets a zero-delay timer); the harness fires that
+//! timer as the reactor would, next turn, so one iteration is every turn the
+//! read takes.
 
+use std::cell::RefCell;
 use std::hint::black_box;
+use std::rc::Rc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -67,6 +79,96 @@ fn feed<P: Protocol>(h: &mut Harness<P>, data: &[u8], chunk: usize) {
     }
 }
 
+/// A protocol shared between the harness (which fires its timers) and the
+/// benchmark (which calls its `data_received` with the harness's transport).
+struct Shared<P>(Rc<RefCell<P>>);
+
+impl<P: Protocol> Protocol for Shared<P> {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        self.0.borrow_mut().connection_made(t);
+    }
+    fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
+        self.0.borrow_mut().data_received(data, t);
+    }
+    fn read_eof(&mut self, t: &mut dyn Transport) {
+        self.0.borrow_mut().read_eof(t);
+    }
+    fn pause_writing(&mut self, t: &mut dyn Transport) {
+        self.0.borrow_mut().pause_writing(t);
+    }
+    fn resume_writing(&mut self, t: &mut dyn Transport) {
+        self.0.borrow_mut().resume_writing(t);
+    }
+    fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {
+        self.0.borrow_mut().timer_fired(tag, t);
+    }
+}
+
+/// Read sizes of the "many small messages" group.
+const READS: [usize; 4] = [1024, 16 * 1024, 256 * 1024, 1024 * 1024];
+
+/// 16-byte lines (15 bytes and `\n`), `n` of them.
+fn small_lines(n: usize) -> Vec<u8> {
+    (0..n).flat_map(|i| format!("line {i:010}\n").into_bytes()).collect()
+}
+
+/// 16-byte messages (a 32-bit length and 12 bytes), `n` of them.
+fn small_messages(n: usize) -> Vec<u8> {
+    (0..n).flat_map(|i| [&12u32.to_be_bytes()[..], format!("msg {i:08}").as_bytes()].concat()).collect()
+}
+
+/// Times one `data_received` of `size` bytes of 16-byte messages (and the
+/// turns it takes) on a harnessed `protocol`, checking that `count` saw
+/// every message. Aligned, the read holds whole messages (the receiver's
+/// buffer is empty: its fast path); otherwise it starts with the last 8
+/// bytes of a message and ends with the first 8 of the next, as a read in
+/// the middle of a stream does (its buffered path).
+fn one_read<P: Protocol>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    size: usize,
+    aligned: bool,
+    stream: fn(usize) -> Vec<u8>,
+    protocol: P,
+    count: impl Fn(&P) -> u64,
+) {
+    let all = stream(size / 16 + 1);
+    let (lead, read) = if aligned { (&all[..0], &all[..size]) } else { (&all[..8], &all[8..size + 8]) };
+    let shared = Rc::new(RefCell::new(protocol));
+    let mut h = Harness::new(Shared(shared.clone()));
+    h.connect();
+    h.feed(lead);
+    let mut reads = 0;
+    let id = BenchmarkId::new(if aligned { "aligned" } else { "mid-message" }, size);
+    g.bench_with_input(id, &size, |b, _| {
+        b.iter(|| {
+            let p = shared.clone();
+            h.with_transport(|t| p.borrow_mut().data_received(read, t));
+            reads += 1;
+        })
+    });
+    assert_eq!(count(&shared.borrow()), reads * (size as u64 / 16), "every message delivered");
+}
+
+fn many_small(c: &mut Criterion) {
+    let mut g = c.benchmark_group("many small messages in one read/lines");
+    for aligned in [true, false] {
+        for size in READS {
+            g.throughput(Throughput::Elements(size as u64 / 16));
+            one_read(&mut g, size, aligned, small_lines, LineReceiver::new(CountLines(0)), |p| p.handler.0);
+        }
+    }
+    g.finish();
+    let mut g = c.benchmark_group("many small messages in one read/prefixed_u32");
+    for aligned in [true, false] {
+        for size in READS {
+            g.throughput(Throughput::Elements(size as u64 / 16));
+            let p = PrefixedReceiver::new(CountMessages(0), Prefix::U32);
+            one_read(&mut g, size, aligned, small_messages, p, |p| p.handler.0);
+        }
+    }
+    g.finish();
+}
+
 fn framing(c: &mut Criterion) {
     let (lines, nlines) = line_stream();
     let mut g = c.benchmark_group("line_receiver");
@@ -98,6 +200,6 @@ fn framing(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
-    targets = framing
+    targets = framing, many_small
 }
 criterion_main!(benches);
