@@ -419,7 +419,8 @@ mod tests {
             assert_eq!(out.len(), prefix.width() + len);
             assert_eq!(prefix.decode(&out), len, "{prefix:?}");
             assert!(out[prefix.width()..].iter().all(|&b| b == 7));
-            assert_eq!(h.cx.stats().writes, writes, "{prefix:?}, {len} bytes");
+            // At most: a large message may go out in one system call when writes are corked.
+            assert!(h.cx.stats().writes <= writes, "{prefix:?}, {len} bytes: {} writes", h.cx.stats().writes);
         }
         let mut h = Harness::new(PrefixedReceiver::new(Rec::default(), Prefix::U8));
         h.connect();
