@@ -14,7 +14,10 @@
 //! line receiver delivers at most `LINES_PER_TURN` lines per turn and then
 //! yields (pauses reading, sets a zero-delay timer); the harness fires that
 //! timer as the reactor would, next turn, so one iteration is every turn the
-//! read takes.
+//! read takes. Each receiver is timed with a read of whole messages
+//! (`aligned`: its buffer stays empty, it parses the read itself), a read
+//! that starts and ends mid-message (`mid-message`: through its buffer), and
+//! with owned frames (`owned`: `Bytes` split off its buffer, mid-message).
 
 use std::cell::RefCell;
 use std::hint::black_box;
@@ -22,6 +25,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use twirl::bytes::Bytes;
 use twirl::line::{LineHandler, LineReceiver, Lines};
 use twirl::prefixed::{MessageHandler, Prefix, PrefixedReceiver};
 use twirl::testing::Harness;
@@ -33,11 +37,19 @@ impl LineHandler for CountLines {
         black_box(line);
         self.0 += 1;
     }
+    fn line_received_owned(&mut self, line: Bytes, _: &mut Lines<'_>) {
+        black_box(line);
+        self.0 += 1;
+    }
 }
 
 struct CountMessages(u64);
 impl MessageHandler for CountMessages {
     fn message_received(&mut self, msg: &[u8], _: &mut dyn Transport) {
+        black_box(msg);
+        self.0 += 1;
+    }
+    fn message_received_owned(&mut self, msg: Bytes, _: &mut dyn Transport) {
         black_box(msg);
         self.0 += 1;
     }
@@ -117,28 +129,45 @@ fn small_messages(n: usize) -> Vec<u8> {
     (0..n).flat_map(|i| [&12u32.to_be_bytes()[..], format!("msg {i:08}").as_bytes()].concat()).collect()
 }
 
+/// How a "many small messages" read meets the receiver.
+#[derive(Clone, Copy, PartialEq)]
+enum Case {
+    /// The read holds whole messages: the receiver's buffer is empty (its fast path).
+    Aligned,
+    /// The read starts with the last 8 bytes of a message and ends with the
+    /// first 8 of the next, as a read in the middle of a stream does (the
+    /// receiver's buffered path).
+    MidMessage,
+    /// Mid-message, frames handed over owned.
+    Owned,
+}
+
+const CASES: [Case; 3] = [Case::Aligned, Case::MidMessage, Case::Owned];
+
 /// Times one `data_received` of `size` bytes of 16-byte messages (and the
 /// turns it takes) on a harnessed `protocol`, checking that `count` saw
-/// every message. Aligned, the read holds whole messages (the receiver's
-/// buffer is empty: its fast path); otherwise it starts with the last 8
-/// bytes of a message and ends with the first 8 of the next, as a read in
-/// the middle of a stream does (its buffered path).
+/// every message.
 fn one_read<P: Protocol>(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     size: usize,
-    aligned: bool,
+    case: Case,
     stream: fn(usize) -> Vec<u8>,
     protocol: P,
     count: impl Fn(&P) -> u64,
 ) {
     let all = stream(size / 16 + 1);
-    let (lead, read) = if aligned { (&all[..0], &all[..size]) } else { (&all[..8], &all[8..size + 8]) };
+    let (lead, read) = if case == Case::Aligned { (&all[..0], &all[..size]) } else { (&all[..8], &all[8..size + 8]) };
     let shared = Rc::new(RefCell::new(protocol));
     let mut h = Harness::new(Shared(shared.clone()));
     h.connect();
     h.feed(lead);
     let mut reads = 0;
-    let id = BenchmarkId::new(if aligned { "aligned" } else { "mid-message" }, size);
+    let name = match case {
+        Case::Aligned => "aligned",
+        Case::MidMessage => "mid-message",
+        Case::Owned => "owned",
+    };
+    let id = BenchmarkId::new(name, size);
     g.bench_with_input(id, &size, |b, _| {
         b.iter(|| {
             let p = shared.clone();
@@ -151,19 +180,22 @@ fn one_read<P: Protocol>(
 
 fn many_small(c: &mut Criterion) {
     let mut g = c.benchmark_group("many small messages in one read/lines");
-    for aligned in [true, false] {
+    for case in CASES {
         for size in READS {
             g.throughput(Throughput::Elements(size as u64 / 16));
-            one_read(&mut g, size, aligned, small_lines, LineReceiver::new(CountLines(0)), |p| p.handler.0);
+            let r = LineReceiver::new(CountLines(0));
+            let r = if case == Case::Owned { r.owned_frames() } else { r };
+            one_read(&mut g, size, case, small_lines, r, |p| p.handler.0);
         }
     }
     g.finish();
     let mut g = c.benchmark_group("many small messages in one read/prefixed_u32");
-    for aligned in [true, false] {
+    for case in CASES {
         for size in READS {
             g.throughput(Throughput::Elements(size as u64 / 16));
             let p = PrefixedReceiver::new(CountMessages(0), Prefix::U32);
-            one_read(&mut g, size, aligned, small_messages, p, |p| p.handler.0);
+            let p = if case == Case::Owned { p.owned_frames() } else { p };
+            one_read(&mut g, size, case, small_messages, p, |p| p.handler.0);
         }
     }
     g.finish();
