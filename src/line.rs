@@ -86,21 +86,30 @@ struct Exact {
     finder: Finder<'static>,
 }
 
+impl Exact {
+    #[inline(never)]
+    fn find(&self, data: &[u8], from: usize) -> Option<(usize, usize)> {
+        self.finder.find(&data[from..]).map(|i| (i + from, i + from + self.bytes.len()))
+    }
+}
+
 impl Delimiter {
     /// The first line end in `data` at or after `from`: the line's length
     /// (without its delimiter) and where the next line begins.
+    #[inline]
     fn find(&self, data: &[u8], from: usize) -> Option<(usize, usize)> {
         match self {
             Delimiter::Newline => memchr::memchr(b'\n', &data[from..]).map(|i| {
                 let i = i + from;
                 (if i > 0 && data[i - 1] == b'\r' { i - 1 } else { i }, i + 1)
             }),
-            Delimiter::Exact(e) => e.finder.find(&data[from..]).map(|i| (i + from, i + from + e.bytes.len())),
+            Delimiter::Exact(e) => e.find(data, from),
         }
     }
 
     /// How many bytes at the end of `data` (which holds no whole delimiter)
     /// may be the start of one: they are not part of the line.
+    #[inline]
     fn partial(&self, data: &[u8]) -> usize {
         match self {
             Delimiter::Newline => usize::from(data.last() == Some(&b'\r')),
@@ -110,6 +119,7 @@ impl Delimiter {
 
     /// Of bytes searched without finding a delimiter, how many at the end
     /// must be searched again when more arrive.
+    #[inline]
     fn overlap(&self) -> usize {
         match self {
             Delimiter::Newline => 0,
@@ -593,6 +603,18 @@ impl<H: LineHandler> LineReceiver<H> {
                 }
                 continue;
             }
+            if !self.owned && !self.discarding {
+                // The common case: a run of whole lines, borrowed.
+                let (used, lines) = self.run(input.bytes(), &mut from, t, budget, delivered);
+                delivered += lines;
+                input.advance(used);
+                if self.after_callback(input) {
+                    break;
+                }
+                if used > 0 {
+                    continue;
+                }
+            }
             let rest = input.bytes();
             let found = self.control.delimiter.find(rest, from.min(rest.len()));
             from = 0;
@@ -616,7 +638,8 @@ impl<H: LineHandler> LineReceiver<H> {
                 self.scanned = input.bytes().len().saturating_sub(self.control.delimiter.overlap());
                 break;
             };
-            if std::mem::take(&mut self.discarding) {
+            if self.discarding {
+                self.discarding = false;
                 input.advance(next);
                 continue;
             }
@@ -644,10 +667,54 @@ impl<H: LineHandler> LineReceiver<H> {
         delivered
     }
 
+    /// Delivers whole lines of at most the maximum length from the front of
+    /// `data` while nothing else needs doing (a mode switch, a handler's
+    /// request, the budget, backpressure: `consume` sees to those), having
+    /// delivered `done` already; returns the bytes used and the lines
+    /// delivered.
+    #[inline]
+    fn run(
+        &mut self,
+        data: &[u8],
+        from: &mut usize,
+        t: &mut dyn Transport,
+        budget: usize,
+        done: usize,
+    ) -> (usize, usize) {
+        let (mut pos, mut delivered) = (0, done);
+        let mut start = std::mem::take(from);
+        while pos < data.len() && delivered < budget && !self.control.paused && !t.is_closing() {
+            if delivered > 0 && budget != usize::MAX && t.writing_paused() {
+                break;
+            }
+            let rest = &data[pos..];
+            let Some((len, next)) = self.control.delimiter.find(rest, start.min(rest.len())) else {
+                // An unfinished line: `consume` searches on from there.
+                *from = start;
+                break;
+            };
+            start = 0;
+            if len > self.control.max_len {
+                break;
+            }
+            let mut l = Lines { transport: t, control: &mut self.control, after: &rest[next..], raw: &[] };
+            l.progress();
+            self.handler.line_received(&rest[..len], &mut l);
+            delivered += 1;
+            pos += next;
+            if self.control.raw || self.control.cleared || !matches!(self.control.pushback, Pushback::None) {
+                break;
+            }
+        }
+        (pos, delivered - done)
+    }
+
     /// After a callback in `consume`: drops what is unparsed if the handler
     /// cleared the buffer; true if it handed back bytes to parse first.
+    #[inline]
     fn after_callback<I: Input>(&mut self, input: &mut I) -> bool {
-        if std::mem::take(&mut self.control.cleared) {
+        if self.control.cleared {
+            self.control.cleared = false;
             let n = input.bytes().len();
             input.advance(n);
         }
@@ -676,7 +743,16 @@ impl<H: LineHandler> LineReceiver<H> {
                 break;
             }
             let mut buf = std::mem::take(&mut self.buf);
-            let delivered = self.consume(&mut buf, t, budget);
+            let delivered = if self.owned {
+                self.consume(&mut buf, t, budget)
+            } else {
+                // Borrowed lines: parse a slice, advance the buffer once.
+                let mut rest: &[u8] = &buf;
+                let delivered = self.consume(&mut rest, t, budget);
+                let used = buf.len() - rest.len();
+                Input::advance(&mut buf, used);
+                delivered
+            };
             self.buf = buf;
             if budget != usize::MAX {
                 budget = budget.saturating_sub(delivered);

@@ -121,6 +121,7 @@ fn decimal(mut n: usize, out: &mut [u8]) -> usize {
 
 /// The length at the front of `data`: `Some((header bytes, length))` once
 /// its colon is here, `None` while it may still be valid.
+#[inline]
 fn header(data: &[u8], max: usize) -> Result<Option<(usize, usize)>, NetstringError> {
     let mut len = 0usize;
     for (i, &b) in data.iter().enumerate() {
@@ -279,7 +280,16 @@ impl<H: NetstringHandler> Protocol for NetstringReceiver<H> {
         } else {
             self.buf.extend_from_slice(data);
             let mut buf = std::mem::take(&mut self.buf);
-            let parsed = self.consume(&mut buf, t);
+            let parsed = if self.owned {
+                self.consume(&mut buf, t)
+            } else {
+                // Borrowed strings: parse a slice, advance the buffer once.
+                let mut rest: &[u8] = &buf;
+                let parsed = self.consume(&mut rest, t);
+                let used = buf.len() - rest.len();
+                Input::advance(&mut buf, used);
+                parsed
+            };
             self.buf = buf;
             frame::trim(&mut self.buf);
             parsed

@@ -68,6 +68,7 @@ impl Prefix {
         }
     }
 
+    #[inline]
     fn decode(self, b: &[u8]) -> usize {
         match self {
             Prefix::U8 => usize::from(b[0]),
@@ -213,37 +214,69 @@ impl<H: MessageHandler> PrefixedReceiver<H> {
     /// Delivers whole messages from the front of `input`, discarding
     /// refused ones, until one is incomplete or the connection closes.
     fn consume<I: Input>(&mut self, input: &mut I, t: &mut dyn Transport) {
+        loop {
+            if self.skip > 0 {
+                let skipped = self.skip.min(input.bytes().len());
+                self.skip -= skipped;
+                input.advance(skipped);
+                if self.skip > 0 {
+                    return;
+                }
+            }
+            let refused = if self.owned { self.deliver_owned(input, t) } else { self.deliver(input, t) };
+            let Some(len) = refused else { return };
+            self.handler.message_too_long(len, t);
+            self.skip = len;
+        }
+    }
+
+    /// Delivers whole messages, borrowed, from the front of `input` until
+    /// one is over the maximum (its length is returned, its prefix
+    /// consumed), incomplete, or the connection closes.
+    fn deliver<I: Input>(&mut self, input: &mut I, t: &mut dyn Transport) -> Option<usize> {
+        let w = self.prefix.width();
+        let data = input.bytes();
+        let mut pos = 0;
+        let refused = loop {
+            if data.len() - pos < w || t.is_closing() {
+                break None;
+            }
+            let len = self.prefix.decode(&data[pos..pos + w]);
+            if len > self.max_len {
+                pos += w;
+                break Some(len);
+            }
+            if data.len() - pos - w < len {
+                break None;
+            }
+            t.progress();
+            self.handler.message_received(&data[pos + w..pos + w + len], t);
+            pos += w + len;
+        };
+        input.advance(pos);
+        refused
+    }
+
+    /// [`deliver`](Self::deliver), the messages owned.
+    fn deliver_owned<I: Input>(&mut self, input: &mut I, t: &mut dyn Transport) -> Option<usize> {
         let w = self.prefix.width();
         loop {
-            let skipped = self.skip.min(input.bytes().len());
-            self.skip -= skipped;
-            input.advance(skipped);
-            if self.skip > 0 {
-                return;
-            }
             let data = input.bytes();
             if data.len() < w || t.is_closing() {
-                return;
+                return None;
             }
             let len = self.prefix.decode(&data[..w]);
             if len > self.max_len {
                 input.advance(w);
-                self.handler.message_too_long(len, t);
-                self.skip = len;
-                continue;
+                return Some(len);
             }
             if data.len() - w < len {
-                return;
+                return None;
             }
             t.progress();
-            if self.owned {
-                input.advance(w);
-                let msg = input.take_frame(len);
-                self.handler.message_received_owned(msg, t);
-            } else {
-                self.handler.message_received(&data[w..w + len], t);
-                input.advance(w + len);
-            }
+            input.advance(w);
+            let msg = input.take_frame(len);
+            self.handler.message_received_owned(msg, t);
         }
     }
 }

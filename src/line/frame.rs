@@ -26,9 +26,11 @@ pub(crate) trait Input {
 
 /// The read at hand: an owned frame is a copy.
 impl Input for &[u8] {
+    #[inline(always)]
     fn bytes(&self) -> &[u8] {
         self
     }
+    #[inline(always)]
     fn advance(&mut self, n: usize) {
         *self = &self[n..];
     }
@@ -41,12 +43,15 @@ impl Input for &[u8] {
 
 /// A framer's buffer: an owned frame shares its allocation.
 impl Input for BytesMut {
+    #[inline]
     fn bytes(&self) -> &[u8] {
         self
     }
+    #[inline]
     fn advance(&mut self, n: usize) {
         Buf::advance(self, n);
     }
+    #[inline]
     fn take_frame(&mut self, n: usize) -> Bytes {
         self.split_to(n).freeze()
     }
