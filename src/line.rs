@@ -549,10 +549,15 @@ impl<H: LineHandler> LineReceiver<H> {
     /// Puts bytes handed back with [`Lines::set_line_mode_with`] (other
     /// than the tail of raw data, which `consume` takes care of) in front
     /// of the buffer.
+    #[inline]
     fn absorb_pushback(&mut self) {
-        if !matches!(self.control.pushback, Pushback::Bytes(_)) {
-            return;
+        if matches!(self.control.pushback, Pushback::Bytes(_)) {
+            self.prepend_pushback();
         }
+    }
+
+    #[cold]
+    fn prepend_pushback(&mut self) {
         if let Pushback::Bytes(back) = std::mem::replace(&mut self.control.pushback, Pushback::None) {
             let mut buf = BytesMut::with_capacity(back.len() + self.buf.len());
             buf.extend_from_slice(&back);
@@ -605,10 +610,14 @@ impl<H: LineHandler> LineReceiver<H> {
             }
             if !self.owned && !self.discarding {
                 // The common case: a run of whole lines, borrowed.
-                let (used, lines) = self.run(input.bytes(), &mut from, t, budget, delivered);
+                let (used, lines, unfinished) = self.run(input.bytes(), &mut from, t, budget, delivered);
                 delivered += lines;
                 input.advance(used);
                 if self.after_callback(input) {
+                    break;
+                }
+                if unfinished {
+                    self.unfinished(input, t);
                     break;
                 }
                 if used > 0 {
@@ -619,23 +628,7 @@ impl<H: LineHandler> LineReceiver<H> {
             let found = self.control.delimiter.find(rest, from.min(rest.len()));
             from = 0;
             let Some((len, next)) = found else {
-                // A trailing `\r` (the start of any delimiter) may be the
-                // first half of a line ending cut by the read: it is not part
-                // of the line, so a line of exactly the maximum must not be
-                // refused for it (else whether it is depends on where the
-                // stream was cut: protocols/tests/proptests.rs).
-                let partial = self.control.delimiter.partial(rest);
-                if rest.len() - partial > self.control.max_len && !self.discarding {
-                    let mut l = Lines { transport: t, control: &mut self.control, after: &[], raw: &[] };
-                    self.handler.line_too_long(rest.len(), &mut l);
-                    self.discarding = true;
-                    self.after_callback(input);
-                }
-                if self.discarding {
-                    let n = input.bytes().len().saturating_sub(partial);
-                    input.advance(n);
-                }
-                self.scanned = input.bytes().len().saturating_sub(self.control.delimiter.overlap());
+                self.unfinished(input, t);
                 break;
             };
             if self.discarding {
@@ -670,8 +663,8 @@ impl<H: LineHandler> LineReceiver<H> {
     /// Delivers whole lines of at most the maximum length from the front of
     /// `data` while nothing else needs doing (a mode switch, a handler's
     /// request, the budget, backpressure: `consume` sees to those), having
-    /// delivered `done` already; returns the bytes used and the lines
-    /// delivered.
+    /// delivered `done` already; returns the bytes used, the lines
+    /// delivered, and whether it stopped at an unfinished line.
     #[inline]
     fn run(
         &mut self,
@@ -680,8 +673,8 @@ impl<H: LineHandler> LineReceiver<H> {
         t: &mut dyn Transport,
         budget: usize,
         done: usize,
-    ) -> (usize, usize) {
-        let (mut pos, mut delivered) = (0, done);
+    ) -> (usize, usize, bool) {
+        let (mut pos, mut delivered, mut unfinished) = (0, done, false);
         let mut start = std::mem::take(from);
         while pos < data.len() && delivered < budget && !self.control.paused && !t.is_closing() {
             if delivered > 0 && budget != usize::MAX && t.writing_paused() {
@@ -689,8 +682,7 @@ impl<H: LineHandler> LineReceiver<H> {
             }
             let rest = &data[pos..];
             let Some((len, next)) = self.control.delimiter.find(rest, start.min(rest.len())) else {
-                // An unfinished line: `consume` searches on from there.
-                *from = start;
+                unfinished = true;
                 break;
             };
             start = 0;
@@ -706,7 +698,32 @@ impl<H: LineHandler> LineReceiver<H> {
                 break;
             }
         }
-        (pos, delivered - done)
+        (pos, delivered - done, unfinished)
+    }
+
+    /// What is left of `input` is an unfinished line: refuses it if it is
+    /// already too long, drops it if refused, and notes how much of it was
+    /// searched.
+    #[inline(always)]
+    fn unfinished<I: Input>(&mut self, input: &mut I, t: &mut dyn Transport) {
+        let rest = input.bytes();
+        // A trailing `\r` (the start of any delimiter) may be the first half
+        // of a line ending cut by the read: it is not part of the line, so a
+        // line of exactly the maximum must not be refused for it (else
+        // whether it is depends on where the stream was cut:
+        // protocols/tests/proptests.rs).
+        let partial = self.control.delimiter.partial(rest);
+        if rest.len() - partial > self.control.max_len && !self.discarding {
+            let mut l = Lines { transport: t, control: &mut self.control, after: &[], raw: &[] };
+            self.handler.line_too_long(rest.len(), &mut l);
+            self.discarding = true;
+            self.after_callback(input);
+        }
+        if self.discarding {
+            let n = input.bytes().len().saturating_sub(partial);
+            input.advance(n);
+        }
+        self.scanned = input.bytes().len().saturating_sub(self.control.delimiter.overlap());
     }
 
     /// After a callback in `consume`: drops what is unparsed if the handler
@@ -750,7 +767,9 @@ impl<H: LineHandler> LineReceiver<H> {
                 let mut rest: &[u8] = &buf;
                 let delivered = self.consume(&mut rest, t, budget);
                 let used = buf.len() - rest.len();
-                Input::advance(&mut buf, used);
+                if used > 0 {
+                    Input::advance(&mut buf, used);
+                }
                 delivered
             };
             self.buf = buf;

@@ -287,7 +287,9 @@ impl<H: NetstringHandler> Protocol for NetstringReceiver<H> {
                 let mut rest: &[u8] = &buf;
                 let parsed = self.consume(&mut rest, t);
                 let used = buf.len() - rest.len();
-                Input::advance(&mut buf, used);
+                if used > 0 {
+                    Input::advance(&mut buf, used);
+                }
                 parsed
             };
             self.buf = buf;

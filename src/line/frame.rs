@@ -63,6 +63,7 @@ impl Input for BytesMut {
 pub(crate) const KEEP_CAPACITY: usize = 64 * 1024;
 
 /// Releases an empty buffer's memory if it grew past [`KEEP_CAPACITY`].
+#[inline]
 pub(crate) fn trim(buf: &mut BytesMut) {
     if buf.is_empty() && buf.capacity() > KEEP_CAPACITY {
         *buf = BytesMut::new();
