@@ -390,9 +390,21 @@ pub trait LineHandler: 'static {
 pub struct LineReceiver<H> {
     /// The handler, reachable for inspection in tests.
     pub handler: H,
+    /// Bytes not parsed yet (kept apart from the parser's state, so that
+    /// the parser reads it in place: it is never moved).
     buf: BytesMut,
+    p: Parser,
+    idle_flush: Option<Duration>,
+    idle_timer: Option<TimerHandle>,
+    /// The last delivery was a partial line flushed by the idle timer: a
+    /// line ending that comes next belongs to it (`Some(bytes of it seen)`).
+    after_flush: Option<usize>,
+}
+
+/// What parsing lines needs besides the bytes and the handler.
+struct Parser {
     control: Control,
-    /// The first `scanned` bytes of `buf` hold no delimiter: a search
+    /// The first `scanned` bytes of the buffer hold no delimiter: a search
     /// resumes there (a long line trickled in is searched once, not once
     /// per read).
     scanned: usize,
@@ -400,16 +412,204 @@ pub struct LineReceiver<H> {
     owned: bool,
     /// Skipping the rest of an over-long line the handler chose to survive.
     discarding: bool,
-    idle_flush: Option<Duration>,
-    idle_timer: Option<TimerHandle>,
-    /// The last delivery was a partial line flushed by the idle timer: a
-    /// line ending that comes next belongs to it (`Some(bytes of it seen)`).
-    after_flush: Option<usize>,
     /// Lines are waiting for the next turn (see [`LINES_PER_TURN`]).
     yielded: bool,
     /// Lines are waiting for the output to drain (`resume_writing`).
     held: bool,
     yields: u64,
+}
+
+impl Parser {
+    /// Delivers lines (or raw data) from the front of `input`, as many as
+    /// the mode and `budget` allow (`usize::MAX`: at the end of the
+    /// stream, everything); returns how many deliveries it made.
+    fn consume<H: LineHandler, I: Input>(
+        &mut self,
+        handler: &mut H,
+        input: &mut I,
+        t: &mut dyn Transport,
+        budget: usize,
+    ) -> usize {
+        let mut delivered = 0;
+        let mut from = std::mem::take(&mut self.scanned);
+        while !input.bytes().is_empty() {
+            if !self.owned && !self.discarding && !self.control.raw {
+                // The common case: a run of whole lines, borrowed (it makes
+                // the checks below, and stops where one of them matters).
+                let (used, lines, unfinished) = self.run(handler, input.bytes(), &mut from, t, budget, delivered);
+                delivered += lines;
+                input.advance(used);
+                if self.after_callback(input) {
+                    break;
+                }
+                if unfinished {
+                    self.unfinished(handler, input, t);
+                    break;
+                }
+                if used > 0 {
+                    continue;
+                }
+            }
+            if self.control.paused || t.is_closing() {
+                break;
+            }
+            if delivered >= budget {
+                self.yield_turn(t);
+                break;
+            }
+            // The answers to earlier lines wait above the high-water mark:
+            // the next lines wait too (and reading stops) until they drain.
+            if delivered > 0 && budget != usize::MAX && t.writing_paused() {
+                if !self.held {
+                    self.held = true;
+                    t.pause_reading();
+                }
+                break;
+            }
+            if self.control.raw {
+                from = 0;
+                let data = input.bytes();
+                let len = data.len();
+                let mut l = Lines { transport: t, control: &mut self.control, after: &[], raw: data };
+                handler.raw_data_received(data, &mut l);
+                delivered += 1;
+                self.control.cleared = false;
+                let keep = match std::mem::replace(&mut self.control.pushback, Pushback::None) {
+                    Pushback::Tail(n) => n.min(len),
+                    other => {
+                        self.control.pushback = other;
+                        0
+                    }
+                };
+                input.advance(len - keep);
+                if matches!(self.control.pushback, Pushback::Bytes(_)) {
+                    break;
+                }
+                continue;
+            }
+            let rest = input.bytes();
+            let found = self.control.delimiter.find(rest, from.min(rest.len()));
+            from = 0;
+            let Some((len, next)) = found else {
+                self.unfinished(handler, input, t);
+                break;
+            };
+            if self.discarding {
+                self.discarding = false;
+                input.advance(next);
+                continue;
+            }
+            if len > self.control.max_len {
+                let mut l = Lines { transport: t, control: &mut self.control, after: &rest[next..], raw: &[] };
+                handler.line_too_long(len, &mut l);
+                input.advance(next);
+            } else if self.owned {
+                let mut line = input.take_frame(next);
+                line.truncate(len);
+                let mut l = Lines { transport: t, control: &mut self.control, after: input.bytes(), raw: &[] };
+                l.progress();
+                handler.line_received_owned(line, &mut l);
+            } else {
+                let mut l = Lines { transport: t, control: &mut self.control, after: &rest[next..], raw: &[] };
+                l.progress();
+                handler.line_received(&rest[..len], &mut l);
+                input.advance(next);
+            }
+            delivered += 1;
+            if self.after_callback(input) {
+                break;
+            }
+        }
+        delivered
+    }
+
+    /// Delivers whole lines of at most the maximum length from the front of
+    /// `data` while nothing else needs doing (a mode switch, a handler's
+    /// request, the budget, backpressure: `consume` sees to those), having
+    /// delivered `done` already; returns the bytes used, the lines
+    /// delivered, and whether it stopped at an unfinished line.
+    #[inline]
+    fn run<H: LineHandler>(
+        &mut self,
+        handler: &mut H,
+        data: &[u8],
+        from: &mut usize,
+        t: &mut dyn Transport,
+        budget: usize,
+        done: usize,
+    ) -> (usize, usize, bool) {
+        let (mut pos, mut delivered, mut unfinished) = (0, done, false);
+        while pos < data.len() && delivered < budget && !self.control.paused && !t.is_closing() {
+            if delivered > 0 && budget != usize::MAX && t.writing_paused() {
+                break;
+            }
+            let rest = &data[pos..];
+            let Some((len, next)) = self.control.delimiter.find(rest, (*from).min(rest.len())) else {
+                unfinished = true;
+                break;
+            };
+            *from = 0;
+            if len > self.control.max_len {
+                break;
+            }
+            let mut l = Lines { transport: t, control: &mut self.control, after: &rest[next..], raw: &[] };
+            l.progress();
+            handler.line_received(&rest[..len], &mut l);
+            delivered += 1;
+            pos += next;
+            if self.control.raw || self.control.cleared || !matches!(self.control.pushback, Pushback::None) {
+                break;
+            }
+        }
+        (pos, delivered - done, unfinished)
+    }
+
+    /// What is left of `input` is an unfinished line: refuses it if it is
+    /// already too long, drops it if refused, and notes how much of it was
+    /// searched.
+    #[inline(always)]
+    fn unfinished<H: LineHandler, I: Input>(&mut self, handler: &mut H, input: &mut I, t: &mut dyn Transport) {
+        let rest = input.bytes();
+        // A trailing `\r` (the start of any delimiter) may be the first half
+        // of a line ending cut by the read: it is not part of the line, so a
+        // line of exactly the maximum must not be refused for it (else
+        // whether it is depends on where the stream was cut:
+        // protocols/tests/proptests.rs).
+        let partial = self.control.delimiter.partial(rest);
+        if rest.len() - partial > self.control.max_len && !self.discarding {
+            let mut l = Lines { transport: t, control: &mut self.control, after: &[], raw: &[] };
+            handler.line_too_long(rest.len(), &mut l);
+            self.discarding = true;
+            self.after_callback(input);
+        }
+        if self.discarding {
+            let n = input.bytes().len().saturating_sub(partial);
+            input.advance(n);
+        }
+        self.scanned = input.bytes().len().saturating_sub(self.control.delimiter.overlap());
+    }
+
+    /// After a callback in `consume`: drops what is unparsed if the handler
+    /// cleared the buffer; true if it handed back bytes to parse first.
+    #[inline]
+    fn after_callback<I: Input>(&mut self, input: &mut I) -> bool {
+        if self.control.cleared {
+            self.control.cleared = false;
+            let n = input.bytes().len();
+            input.advance(n);
+        }
+        matches!(self.control.pushback, Pushback::Bytes(_))
+    }
+
+    /// Stops reading and goes on next turn with what is buffered.
+    fn yield_turn(&mut self, t: &mut dyn Transport) {
+        if !self.yielded {
+            self.yielded = true;
+            self.yields += 1;
+            t.pause_reading();
+            t.call_later(Duration::ZERO, YIELD_TAG);
+        }
+    }
 }
 
 impl<H: LineHandler> LineReceiver<H> {
@@ -419,29 +619,31 @@ impl<H: LineHandler> LineReceiver<H> {
         LineReceiver {
             handler,
             buf: BytesMut::new(),
-            control: Control {
-                raw: false,
-                paused: false,
-                max_len: DEFAULT_MAX_LINE,
-                delimiter: Delimiter::Newline,
-                cleared: false,
-                pushback: Pushback::None,
+            p: Parser {
+                control: Control {
+                    raw: false,
+                    paused: false,
+                    max_len: DEFAULT_MAX_LINE,
+                    delimiter: Delimiter::Newline,
+                    cleared: false,
+                    pushback: Pushback::None,
+                },
+                scanned: 0,
+                owned: false,
+                discarding: false,
+                yielded: false,
+                held: false,
+                yields: 0,
             },
-            scanned: 0,
-            owned: false,
-            discarding: false,
             idle_flush: None,
             idle_timer: None,
             after_flush: None,
-            yielded: false,
-            held: false,
-            yields: 0,
         }
     }
 
     /// Sets the maximum line length in bytes (without the delimiter).
     pub fn max_line_length(mut self, max: usize) -> Self {
-        self.control.max_len = max;
+        self.p.control.max_len = max;
         self
     }
 
@@ -475,7 +677,7 @@ impl<H: LineHandler> LineReceiver<H> {
         assert!(!delimiter.is_empty(), "a line delimiter cannot be empty");
         let bytes: Box<[u8]> = delimiter.into();
         let finder = Finder::new(&bytes[..]).into_owned();
-        self.control.delimiter = Delimiter::Exact(Box::new(Exact { bytes, finder }));
+        self.p.control.delimiter = Delimiter::Exact(Box::new(Exact { bytes, finder }));
         self
     }
 
@@ -517,7 +719,7 @@ impl<H: LineHandler> LineReceiver<H> {
     /// assert_eq!(h.take_text(), "cccbba");
     /// ```
     pub fn owned_frames(mut self) -> Self {
-        self.owned = true;
+        self.p.owned = true;
         self
     }
 
@@ -531,17 +733,17 @@ impl<H: LineHandler> LineReceiver<H> {
     /// Times a turn was given up with lines still waiting (for tests and
     /// the curious).
     pub fn yields(&self) -> u64 {
-        self.yields
+        self.p.yields
     }
 
     /// Runs a handler callback outside line delivery, then applies what it
     /// asked of the buffer.
     fn with_lines(&mut self, t: &mut dyn Transport, f: impl FnOnce(&mut H, &mut Lines<'_>)) {
-        let mut l = Lines { transport: t, control: &mut self.control, after: &self.buf[..], raw: &[] };
+        let mut l = Lines { transport: t, control: &mut self.p.control, after: &self.buf[..], raw: &[] };
         f(&mut self.handler, &mut l);
-        if std::mem::take(&mut self.control.cleared) {
+        if std::mem::take(&mut self.p.control.cleared) {
             self.buf.clear();
-            self.scanned = 0;
+            self.p.scanned = 0;
         }
         self.absorb_pushback();
     }
@@ -551,200 +753,19 @@ impl<H: LineHandler> LineReceiver<H> {
     /// of the buffer.
     #[inline]
     fn absorb_pushback(&mut self) {
-        if matches!(self.control.pushback, Pushback::Bytes(_)) {
+        if matches!(self.p.control.pushback, Pushback::Bytes(_)) {
             self.prepend_pushback();
         }
     }
 
     #[cold]
     fn prepend_pushback(&mut self) {
-        if let Pushback::Bytes(back) = std::mem::replace(&mut self.control.pushback, Pushback::None) {
+        if let Pushback::Bytes(back) = std::mem::replace(&mut self.p.control.pushback, Pushback::None) {
             let mut buf = BytesMut::with_capacity(back.len() + self.buf.len());
             buf.extend_from_slice(&back);
             buf.extend_from_slice(&self.buf);
             self.buf = buf;
-            self.scanned = 0;
-        }
-    }
-
-    /// Delivers lines (or raw data) from the front of `input`, as many as
-    /// the mode and `budget` allow (`usize::MAX`: at the end of the
-    /// stream, everything); returns how many deliveries it made.
-    fn consume<I: Input>(&mut self, input: &mut I, t: &mut dyn Transport, budget: usize) -> usize {
-        let mut delivered = 0;
-        let mut from = std::mem::take(&mut self.scanned);
-        while !input.bytes().is_empty() && !self.control.paused && !t.is_closing() {
-            if delivered >= budget {
-                self.yield_turn(t);
-                break;
-            }
-            // The answers to earlier lines wait above the high-water mark:
-            // the next lines wait too (and reading stops) until they drain.
-            if delivered > 0 && budget != usize::MAX && t.writing_paused() {
-                if !self.held {
-                    self.held = true;
-                    t.pause_reading();
-                }
-                break;
-            }
-            if self.control.raw {
-                from = 0;
-                let data = input.bytes();
-                let len = data.len();
-                let mut l = Lines { transport: t, control: &mut self.control, after: &[], raw: data };
-                self.handler.raw_data_received(data, &mut l);
-                delivered += 1;
-                self.control.cleared = false;
-                let keep = match std::mem::replace(&mut self.control.pushback, Pushback::None) {
-                    Pushback::Tail(n) => n.min(len),
-                    other => {
-                        self.control.pushback = other;
-                        0
-                    }
-                };
-                input.advance(len - keep);
-                if matches!(self.control.pushback, Pushback::Bytes(_)) {
-                    break;
-                }
-                continue;
-            }
-            if !self.owned && !self.discarding {
-                // The common case: a run of whole lines, borrowed.
-                let (used, lines, unfinished) = self.run(input.bytes(), &mut from, t, budget, delivered);
-                delivered += lines;
-                input.advance(used);
-                if self.after_callback(input) {
-                    break;
-                }
-                if unfinished {
-                    self.unfinished(input, t);
-                    break;
-                }
-                if used > 0 {
-                    continue;
-                }
-            }
-            let rest = input.bytes();
-            let found = self.control.delimiter.find(rest, from.min(rest.len()));
-            from = 0;
-            let Some((len, next)) = found else {
-                self.unfinished(input, t);
-                break;
-            };
-            if self.discarding {
-                self.discarding = false;
-                input.advance(next);
-                continue;
-            }
-            if len > self.control.max_len {
-                let mut l = Lines { transport: t, control: &mut self.control, after: &rest[next..], raw: &[] };
-                self.handler.line_too_long(len, &mut l);
-                input.advance(next);
-            } else if self.owned {
-                let mut line = input.take_frame(next);
-                line.truncate(len);
-                let mut l = Lines { transport: t, control: &mut self.control, after: input.bytes(), raw: &[] };
-                l.progress();
-                self.handler.line_received_owned(line, &mut l);
-            } else {
-                let mut l = Lines { transport: t, control: &mut self.control, after: &rest[next..], raw: &[] };
-                l.progress();
-                self.handler.line_received(&rest[..len], &mut l);
-                input.advance(next);
-            }
-            delivered += 1;
-            if self.after_callback(input) {
-                break;
-            }
-        }
-        delivered
-    }
-
-    /// Delivers whole lines of at most the maximum length from the front of
-    /// `data` while nothing else needs doing (a mode switch, a handler's
-    /// request, the budget, backpressure: `consume` sees to those), having
-    /// delivered `done` already; returns the bytes used, the lines
-    /// delivered, and whether it stopped at an unfinished line.
-    #[inline]
-    fn run(
-        &mut self,
-        data: &[u8],
-        from: &mut usize,
-        t: &mut dyn Transport,
-        budget: usize,
-        done: usize,
-    ) -> (usize, usize, bool) {
-        let (mut pos, mut delivered, mut unfinished) = (0, done, false);
-        let mut start = std::mem::take(from);
-        while pos < data.len() && delivered < budget && !self.control.paused && !t.is_closing() {
-            if delivered > 0 && budget != usize::MAX && t.writing_paused() {
-                break;
-            }
-            let rest = &data[pos..];
-            let Some((len, next)) = self.control.delimiter.find(rest, start.min(rest.len())) else {
-                unfinished = true;
-                break;
-            };
-            start = 0;
-            if len > self.control.max_len {
-                break;
-            }
-            let mut l = Lines { transport: t, control: &mut self.control, after: &rest[next..], raw: &[] };
-            l.progress();
-            self.handler.line_received(&rest[..len], &mut l);
-            delivered += 1;
-            pos += next;
-            if self.control.raw || self.control.cleared || !matches!(self.control.pushback, Pushback::None) {
-                break;
-            }
-        }
-        (pos, delivered - done, unfinished)
-    }
-
-    /// What is left of `input` is an unfinished line: refuses it if it is
-    /// already too long, drops it if refused, and notes how much of it was
-    /// searched.
-    #[inline(always)]
-    fn unfinished<I: Input>(&mut self, input: &mut I, t: &mut dyn Transport) {
-        let rest = input.bytes();
-        // A trailing `\r` (the start of any delimiter) may be the first half
-        // of a line ending cut by the read: it is not part of the line, so a
-        // line of exactly the maximum must not be refused for it (else
-        // whether it is depends on where the stream was cut:
-        // protocols/tests/proptests.rs).
-        let partial = self.control.delimiter.partial(rest);
-        if rest.len() - partial > self.control.max_len && !self.discarding {
-            let mut l = Lines { transport: t, control: &mut self.control, after: &[], raw: &[] };
-            self.handler.line_too_long(rest.len(), &mut l);
-            self.discarding = true;
-            self.after_callback(input);
-        }
-        if self.discarding {
-            let n = input.bytes().len().saturating_sub(partial);
-            input.advance(n);
-        }
-        self.scanned = input.bytes().len().saturating_sub(self.control.delimiter.overlap());
-    }
-
-    /// After a callback in `consume`: drops what is unparsed if the handler
-    /// cleared the buffer; true if it handed back bytes to parse first.
-    #[inline]
-    fn after_callback<I: Input>(&mut self, input: &mut I) -> bool {
-        if self.control.cleared {
-            self.control.cleared = false;
-            let n = input.bytes().len();
-            input.advance(n);
-        }
-        matches!(self.control.pushback, Pushback::Bytes(_))
-    }
-
-    /// Stops reading and goes on next turn with what is buffered.
-    fn yield_turn(&mut self, t: &mut dyn Transport) {
-        if !self.yielded {
-            self.yielded = true;
-            self.yields += 1;
-            t.pause_reading();
-            t.call_later(Duration::ZERO, YIELD_TAG);
+            self.p.scanned = 0;
         }
     }
 
@@ -759,24 +780,22 @@ impl<H: LineHandler> LineReceiver<H> {
             if self.buf.is_empty() {
                 break;
             }
-            let mut buf = std::mem::take(&mut self.buf);
-            let delivered = if self.owned {
-                self.consume(&mut buf, t, budget)
+            let delivered = if self.p.owned {
+                self.p.consume(&mut self.handler, &mut self.buf, t, budget)
             } else {
                 // Borrowed lines: parse a slice, advance the buffer once.
-                let mut rest: &[u8] = &buf;
-                let delivered = self.consume(&mut rest, t, budget);
-                let used = buf.len() - rest.len();
+                let mut rest: &[u8] = &self.buf;
+                let delivered = self.p.consume(&mut self.handler, &mut rest, t, budget);
+                let used = self.buf.len() - rest.len();
                 if used > 0 {
-                    Input::advance(&mut buf, used);
+                    Input::advance(&mut self.buf, used);
                 }
                 delivered
             };
-            self.buf = buf;
             if budget != usize::MAX {
                 budget = budget.saturating_sub(delivered);
             }
-            if !matches!(self.control.pushback, Pushback::Bytes(_)) {
+            if !matches!(self.p.control.pushback, Pushback::Bytes(_)) {
                 break;
             }
         }
@@ -785,7 +804,7 @@ impl<H: LineHandler> LineReceiver<H> {
 
     fn arm_idle_flush(&mut self, t: &mut dyn Transport) {
         let Some(gap) = self.idle_flush else { return };
-        if self.buf.is_empty() || self.control.raw {
+        if self.buf.is_empty() || self.p.control.raw {
             if let Some(h) = self.idle_timer.take() {
                 t.cancel_timer(h);
             }
@@ -801,21 +820,21 @@ impl<H: LineHandler> LineReceiver<H> {
     /// returns how many bytes of a delimiter it ended with.
     fn flush_partial(&mut self, t: &mut dyn Transport) -> Option<usize> {
         if self.buf.is_empty()
-            || self.control.raw
-            || self.control.paused
-            || self.discarding
-            || self.yielded
-            || self.held
+            || self.p.control.raw
+            || self.p.control.paused
+            || self.p.discarding
+            || self.p.yielded
+            || self.p.held
         {
             return None;
         }
         let mut buf = std::mem::take(&mut self.buf);
-        self.scanned = 0;
-        let partial = self.control.delimiter.partial(&buf);
+        self.p.scanned = 0;
+        let partial = self.p.control.delimiter.partial(&buf);
         let len = buf.len() - partial;
-        let mut l = Lines { transport: t, control: &mut self.control, after: &[], raw: &[] };
+        let mut l = Lines { transport: t, control: &mut self.p.control, after: &[], raw: &[] };
         l.progress();
-        if self.owned {
+        if self.p.owned {
             let mut line = buf.split().freeze();
             line.truncate(len);
             self.handler.line_received_owned(line, &mut l);
@@ -824,7 +843,7 @@ impl<H: LineHandler> LineReceiver<H> {
             buf.clear();
             self.buf = buf;
         }
-        self.control.cleared = false;
+        self.p.control.cleared = false;
         self.absorb_pushback();
         Some(partial)
     }
@@ -841,7 +860,7 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
         let mut data = data;
         if let Some(seen) = self.after_flush.take() {
-            match self.control.delimiter.strip_ending(seen, data) {
+            match self.p.control.delimiter.strip_ending(seen, data) {
                 Ok(rest) => data = rest,
                 Err(seen) => {
                     // Part of a line ending: wait for the rest.
@@ -850,13 +869,13 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
                 }
             }
         }
-        if self.buf.is_empty() && !self.owned {
+        if self.buf.is_empty() && !self.p.owned {
             // The fast path: lines straight from the read, the tail kept.
-            self.scanned = 0;
+            self.p.scanned = 0;
             let mut input = data;
-            let delivered = self.consume(&mut input, t, LINES_PER_TURN);
+            let delivered = self.p.consume(&mut self.handler, &mut input, t, LINES_PER_TURN);
             self.buf.extend_from_slice(input);
-            if matches!(self.control.pushback, Pushback::Bytes(_)) {
+            if matches!(self.p.control.pushback, Pushback::Bytes(_)) {
                 self.process_buffer_up_to(t, LINES_PER_TURN.saturating_sub(delivered));
             }
         } else {
@@ -869,8 +888,8 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
     fn read_eof(&mut self, t: &mut dyn Transport) {
         // The stream is over: what is buffered is delivered now, whole.
         self.process_buffer_up_to(t, usize::MAX);
-        self.yielded = false;
-        self.held = false;
+        self.p.yielded = false;
+        self.p.held = false;
         self.flush_partial(t);
         if let Some(h) = self.idle_timer.take() {
             t.cancel_timer(h);
@@ -888,9 +907,9 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
 
     fn resume_writing(&mut self, t: &mut dyn Transport) {
         self.with_lines(t, |h, l| h.resume_writing(l));
-        let held = std::mem::take(&mut self.held);
+        let held = std::mem::take(&mut self.p.held);
         self.process_buffer(t);
-        if held && !self.held && !self.yielded {
+        if held && !self.p.held && !self.p.yielded {
             t.resume_reading();
             self.arm_idle_flush(t);
         }
@@ -898,9 +917,9 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
 
     fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {
         if tag == YIELD_TAG {
-            self.yielded = false;
+            self.p.yielded = false;
             self.process_buffer(t);
-            if !self.yielded && !self.held {
+            if !self.p.yielded && !self.p.held {
                 t.resume_reading();
                 self.arm_idle_flush(t);
             }

@@ -227,37 +227,43 @@ impl<H: NetstringHandler> NetstringReceiver<H> {
         self
     }
 
-    /// Delivers whole netstrings from the front of `input` until one is
-    /// incomplete or the connection closes.
-    fn consume<I: Input>(&mut self, input: &mut I, t: &mut dyn Transport) -> Result<(), NetstringError> {
-        while !t.is_closing() {
-            let data = input.bytes();
-            let Some((head, len)) = header(data, self.max_len)? else { return Ok(()) };
-            let end = head + len;
-            let Some(&comma) = data.get(end) else { return Ok(()) };
-            if comma != b',' {
-                return Err(NetstringError::MissingComma { found: comma });
-            }
-            t.progress();
-            if self.owned {
-                input.advance(head);
-                let s = input.take_frame(len);
-                input.advance(1);
-                self.handler.string_received_owned(s, t);
-            } else {
-                self.handler.string_received(&data[head..end], t);
-                input.advance(end + 1);
-            }
-        }
-        Ok(())
-    }
-
     fn fail(&mut self, error: &NetstringError, t: &mut dyn Transport) {
         self.failed = true;
         self.buf = BytesMut::new();
         self.handler.bad_netstring(error, t);
         t.lose_connection();
     }
+}
+
+/// Delivers whole netstrings from the front of `input` until one is
+/// incomplete or the connection closes.
+fn consume<H: NetstringHandler, I: Input>(
+    handler: &mut H,
+    max_len: usize,
+    owned: bool,
+    input: &mut I,
+    t: &mut dyn Transport,
+) -> Result<(), NetstringError> {
+    while !t.is_closing() {
+        let data = input.bytes();
+        let Some((head, len)) = header(data, max_len)? else { return Ok(()) };
+        let end = head + len;
+        let Some(&comma) = data.get(end) else { return Ok(()) };
+        if comma != b',' {
+            return Err(NetstringError::MissingComma { found: comma });
+        }
+        t.progress();
+        if owned {
+            input.advance(head);
+            let s = input.take_frame(len);
+            input.advance(1);
+            handler.string_received_owned(s, t);
+        } else {
+            handler.string_received(&data[head..end], t);
+            input.advance(end + 1);
+        }
+    }
+    Ok(())
 }
 
 impl<H: NetstringHandler> Protocol for NetstringReceiver<H> {
@@ -274,25 +280,23 @@ impl<H: NetstringHandler> Protocol for NetstringReceiver<H> {
         let parsed = if self.buf.is_empty() && !self.owned {
             // The fast path: strings straight from the read, the tail kept.
             let mut input = data;
-            let parsed = self.consume(&mut input, t);
+            let parsed = consume(&mut self.handler, self.max_len, false, &mut input, t);
             self.buf.extend_from_slice(input);
             parsed
         } else {
             self.buf.extend_from_slice(data);
-            let mut buf = std::mem::take(&mut self.buf);
             let parsed = if self.owned {
-                self.consume(&mut buf, t)
+                consume(&mut self.handler, self.max_len, true, &mut self.buf, t)
             } else {
                 // Borrowed strings: parse a slice, advance the buffer once.
-                let mut rest: &[u8] = &buf;
-                let parsed = self.consume(&mut rest, t);
-                let used = buf.len() - rest.len();
+                let mut rest: &[u8] = &self.buf;
+                let parsed = consume(&mut self.handler, self.max_len, false, &mut rest, t);
+                let used = self.buf.len() - rest.len();
                 if used > 0 {
-                    Input::advance(&mut buf, used);
+                    Input::advance(&mut self.buf, used);
                 }
                 parsed
             };
-            self.buf = buf;
             frame::trim(&mut self.buf);
             parsed
         };

@@ -180,9 +180,16 @@ pub trait MessageHandler: 'static {
 pub struct PrefixedReceiver<H> {
     /// The handler, reachable for inspection in tests.
     pub handler: H,
+    /// Bytes not parsed yet (apart from the parser's state, so that it is
+    /// parsed in place, never moved).
+    buf: BytesMut,
+    p: Parser,
+}
+
+/// What parsing messages needs besides the bytes and the handler.
+struct Parser {
     prefix: Prefix,
     max_len: usize,
-    buf: BytesMut,
     /// Bytes of a refused (oversized) message still to discard.
     skip: usize,
     /// Messages are handed over as `Bytes` (`message_received_owned`).
@@ -192,12 +199,13 @@ pub struct PrefixedReceiver<H> {
 impl<H: MessageHandler> PrefixedReceiver<H> {
     /// A receiver with the default maximum message length.
     pub fn new(handler: H, prefix: Prefix) -> Self {
-        PrefixedReceiver { handler, prefix, max_len: DEFAULT_MAX_MESSAGE, buf: BytesMut::new(), skip: 0, owned: false }
+        let p = Parser { prefix, max_len: DEFAULT_MAX_MESSAGE, skip: 0, owned: false };
+        PrefixedReceiver { handler, buf: BytesMut::new(), p }
     }
 
     /// Sets the maximum message length in bytes.
     pub fn max_message_length(mut self, max: usize) -> Self {
-        self.max_len = max;
+        self.p.max_len = max;
         self
     }
 
@@ -207,13 +215,15 @@ impl<H: MessageHandler> PrefixedReceiver<H> {
     /// message kept holds on to the buffer it came in). Without it,
     /// messages are borrowed and nothing is paid for this.
     pub fn owned_frames(mut self) -> Self {
-        self.owned = true;
+        self.p.owned = true;
         self
     }
+}
 
+impl Parser {
     /// Delivers whole messages from the front of `input`, discarding
     /// refused ones, until one is incomplete or the connection closes.
-    fn consume<I: Input>(&mut self, input: &mut I, t: &mut dyn Transport) {
+    fn consume<H: MessageHandler, I: Input>(&mut self, handler: &mut H, input: &mut I, t: &mut dyn Transport) {
         loop {
             if self.skip > 0 {
                 let skipped = self.skip.min(input.bytes().len());
@@ -223,9 +233,10 @@ impl<H: MessageHandler> PrefixedReceiver<H> {
                     return;
                 }
             }
-            let refused = if self.owned { self.deliver_owned(input, t) } else { self.deliver(input, t) };
+            let refused =
+                if self.owned { self.deliver_owned(handler, input, t) } else { self.deliver(handler, input, t) };
             let Some(len) = refused else { return };
-            self.handler.message_too_long(len, t);
+            handler.message_too_long(len, t);
             self.skip = len;
         }
     }
@@ -233,7 +244,12 @@ impl<H: MessageHandler> PrefixedReceiver<H> {
     /// Delivers whole messages, borrowed, from the front of `input` until
     /// one is over the maximum (its length is returned, its prefix
     /// consumed), incomplete, or the connection closes.
-    fn deliver<I: Input>(&mut self, input: &mut I, t: &mut dyn Transport) -> Option<usize> {
+    fn deliver<H: MessageHandler, I: Input>(
+        &mut self,
+        handler: &mut H,
+        input: &mut I,
+        t: &mut dyn Transport,
+    ) -> Option<usize> {
         let w = self.prefix.width();
         let data = input.bytes();
         let mut pos = 0;
@@ -250,7 +266,7 @@ impl<H: MessageHandler> PrefixedReceiver<H> {
                 break None;
             }
             t.progress();
-            self.handler.message_received(&data[pos + w..pos + w + len], t);
+            handler.message_received(&data[pos + w..pos + w + len], t);
             pos += w + len;
         };
         input.advance(pos);
@@ -258,7 +274,12 @@ impl<H: MessageHandler> PrefixedReceiver<H> {
     }
 
     /// [`deliver`](Self::deliver), the messages owned.
-    fn deliver_owned<I: Input>(&mut self, input: &mut I, t: &mut dyn Transport) -> Option<usize> {
+    fn deliver_owned<H: MessageHandler, I: Input>(
+        &mut self,
+        handler: &mut H,
+        input: &mut I,
+        t: &mut dyn Transport,
+    ) -> Option<usize> {
         let w = self.prefix.width();
         loop {
             let data = input.bytes();
@@ -276,7 +297,7 @@ impl<H: MessageHandler> PrefixedReceiver<H> {
             t.progress();
             input.advance(w);
             let msg = input.take_frame(len);
-            self.handler.message_received_owned(msg, t);
+            handler.message_received_owned(msg, t);
         }
     }
 }
@@ -292,16 +313,14 @@ impl<H: MessageHandler> Protocol for PrefixedReceiver<H> {
         if t.is_closing() {
             return;
         }
-        if self.buf.is_empty() && !self.owned {
+        if self.buf.is_empty() && !self.p.owned {
             // The fast path: messages straight from the read, the tail kept.
             let mut input = data;
-            self.consume(&mut input, t);
+            self.p.consume(&mut self.handler, &mut input, t);
             self.buf.extend_from_slice(input);
         } else {
             self.buf.extend_from_slice(data);
-            let mut buf = std::mem::take(&mut self.buf);
-            self.consume(&mut buf, t);
-            self.buf = buf;
+            self.p.consume(&mut self.handler, &mut self.buf, t);
             frame::trim(&mut self.buf);
         }
     }
