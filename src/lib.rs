@@ -83,6 +83,7 @@ mod guard;
 mod handle;
 pub mod line;
 mod loglimit;
+pub mod netstring;
 mod opener;
 pub mod outcome;
 mod policy;

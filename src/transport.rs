@@ -286,7 +286,7 @@ pub trait Transport: Context {
         let _ = on;
     }
 
-    /// Asks for one call of [`Protocol::drained`](crate::Protocol::drained)
+    /// Asks for one call of [`Protocol::drained`]
     /// as soon as everything written so far has been handed to the socket
     /// (at once, after this callback, if nothing is waiting): a pull
     /// producer writes a piece, asks, and writes the next piece when told,

@@ -138,10 +138,10 @@ impl MessageHandler for Msgs {
     }
 }
 
-/// `twirl::prefixed::PrefixedReceiver`, both prefix widths, a 300-byte maximum.
+/// `twirl::prefixed::PrefixedReceiver`, every prefix width, a 300-byte maximum.
 pub fn prefixed_framer(data: &[u8]) {
     let (cuts, payload) = cuts_and_payload(data);
-    for prefix in [Prefix::U16, Prefix::U32] {
+    for prefix in [Prefix::U8, Prefix::U16, Prefix::U32] {
         let make = || PrefixedReceiver::new(Msgs::default(), prefix).max_message_length(300);
         let (_, wc, whole) = drive(make(), payload, &[]);
         let (_, sc, split) = drive(make(), payload, &cuts);

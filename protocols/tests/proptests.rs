@@ -219,10 +219,7 @@ fn framed(prefix: Prefix) -> impl Strategy<Value = Vec<u8>> {
     (prop::collection::vec(msg, 0..6), prop::collection::vec(any::<u8>(), 0..8)).prop_map(move |(msgs, tail)| {
         let mut out = Vec::new();
         for m in msgs {
-            match prefix {
-                Prefix::U16 => out.extend_from_slice(&(m.len() as u16).to_be_bytes()),
-                Prefix::U32 => out.extend_from_slice(&(m.len() as u32).to_be_bytes()),
-            }
+            out.extend_from_slice(&(m.len() as u64).to_be_bytes()[8 - prefix.width()..]);
             out.extend_from_slice(&m);
         }
         out.extend_from_slice(&tail);
@@ -246,6 +243,11 @@ fn check_prefixed(data: &[u8], cuts: &[Index], prefix: Prefix) -> Result<(), Tes
 
 proptest! {
     #![proptest_config(config(256))]
+
+    #[test]
+    fn prefixed_u8_any_cuts(data in prop_oneof![framed(Prefix::U8), prop::collection::vec(any::<u8>(), 0..120)], cuts in cuts()) {
+        check_prefixed(&data, &cuts, Prefix::U8)?;
+    }
 
     #[test]
     fn prefixed_u16_any_cuts(data in prop_oneof![framed(Prefix::U16), prop::collection::vec(any::<u8>(), 0..120)], cuts in cuts()) {

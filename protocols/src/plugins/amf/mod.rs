@@ -81,6 +81,7 @@ pub mod json;
 
 use std::time::Duration;
 
+use twirl::bytes::{Buf, BytesMut};
 use twirl::endpoint::ClientEndpoint;
 use twirl::{Addr, Protocol, TimerHandle, Transport};
 
@@ -99,7 +100,10 @@ const RETRY_TAG: u64 = 0;
 
 /// The server side: buffers, decodes, replies one JSON line per packet.
 pub struct AmfServer {
-    buf: Vec<u8>,
+    /// What arrived and is not decoded yet; a decoded packet is taken off
+    /// its front without moving the rest (a buffer of many small packets
+    /// costs time linear in its size).
+    buf: BytesMut,
     limits: Limits,
     /// The least buffer length at which a decode can progress (from the last Incomplete).
     need: usize,
@@ -125,7 +129,7 @@ impl AmfServer {
     /// A server with the given limits.
     pub fn with_limits(limits: Limits) -> Self {
         AmfServer {
-            buf: Vec::new(),
+            buf: BytesMut::new(),
             limits,
             need: 0,
             tried_at: 0,
@@ -177,7 +181,7 @@ impl AmfServer {
                     );
                     log::debug!("{}: {line}", t.peer_addr());
                     t.write(format!("{line}\n").as_bytes());
-                    self.buf.drain(..used);
+                    self.buf.advance(used);
                     self.need = 0;
                     self.tried_at = 0;
                     self.retry_after = RETRY_AFTER;
@@ -197,7 +201,7 @@ impl AmfServer {
         t.write(format!("error: at byte {offset}: {problem}\n").as_bytes());
         t.lose_connection();
         self.failed = true;
-        self.buf = Vec::new();
+        self.buf = BytesMut::new();
     }
 }
 
@@ -342,6 +346,21 @@ mod tests {
         h.feed(&stream[b.len() + 3..]);
         assert_eq!(h.take_text(), format!("{SAMPLE_JSON}\n{SAMPLE_JSON}\n"));
         assert_eq!(h.protocol.packets(), 3);
+    }
+
+    #[test]
+    fn many_small_packets_in_one_read_are_each_answered() {
+        let one = encode_packet(&Packet::default()).expect("encode");
+        let stream = one.repeat(5000);
+        let mut h = Harness::new(AmfServer::new());
+        h.connect();
+        h.feed(&stream[..7]);
+        h.feed(&stream[7..]);
+        assert_eq!(h.protocol.packets(), 5000);
+        let text = h.take_text();
+        assert_eq!(text.lines().count(), 5000);
+        assert!(text.lines().all(|l| l == r#"{"version":0,"headers":[],"messages":[]}"#), "{}", &text[..200]);
+        assert!(h.protocol.buf.is_empty());
     }
 
     #[test]
