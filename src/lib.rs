@@ -32,14 +32,18 @@
 //!
 //! # Layers
 //!
-//! Dependencies point one way, downwards; no module imports one above it
-//! (the one pair that knows each other is [`Reactor`] and its
-//! [`ReactorHandle`], since a call from another thread takes `&mut Reactor`):
+//! Dependencies point one way, downwards; no module imports one above it.
+//! Two pairs know each other: [`Reactor`] and its [`ReactorHandle`] (with
+//! `opener`, which opens connections by endpoint and wakes the loop from a
+//! resolver thread), since a call from another thread takes `&mut Reactor`;
+//! and [`Protocol`] and [`Transport`], since a protocol's callbacks get a
+//! transport and a transport can open a connection for a new protocol
+//! ([`Context::connect`]): one vocabulary.
 //!
 //! ```text
-//!  line   prefixed   backoff          testing        helpers for plugins and their unit tests
+//!  line  prefixed  netstring  backoff  testing      helpers for plugins and their unit tests
 //!     \       |       /                  |
-//!      \      |      /  reactor <-> handle|          the public Reactor; other threads
+//!      \      |      /  reactor <-> handle, opener   the public Reactor; other threads
 //!       \     |     /      |      \       |
 //!        \    |    /    dispatch   \      |          one turn: events and timers to sources
 //!         \   |   /        |        \     |
