@@ -41,7 +41,7 @@
 //! ([`Context::connect`]): one vocabulary.
 //!
 //! ```text
-//!  line  prefixed  netstring  backoff  testing      helpers for plugins and their unit tests
+//!  line  prefixed  netstring  producer  backoff  testing   helpers for plugins, their tests
 //!     \       |       /                  |
 //!      \      |      /  reactor <-> handle, opener   the public Reactor; other threads
 //!       \     |     /      |      \       |
@@ -92,6 +92,7 @@ mod opener;
 pub mod outcome;
 mod policy;
 pub mod prefixed;
+pub mod producer;
 pub mod protocol;
 pub mod reactor;
 mod source;

@@ -80,6 +80,11 @@ pub struct MemoryContext {
     /// and the protocol, for the test to drive (in a `Harness` of its own,
     /// say). Their ids are `ConnId::from_raw(1_000_000 + index)`.
     pub connects: Vec<(crate::endpoint::ClientEndpoint, Box<dyn Protocol>)>,
+    /// The harnessed connection's producer (`register_producer` with its
+    /// own id as the consumer).
+    pub producer: Option<ConnId>,
+    /// What its producer was told, in order: `(producer, paused)`.
+    pub producer_flow: Vec<(ConnId, bool)>,
 }
 
 impl MemoryContext {
@@ -100,6 +105,8 @@ impl MemoryContext {
             buffered_of: std::collections::HashMap::new(),
             stop_requested: false,
             connects: Vec::new(),
+            producer: None,
+            producer_flow: Vec::new(),
         }
     }
 
@@ -155,6 +162,13 @@ impl Context for MemoryContext {
     fn stop_reactor(&mut self) {
         self.stop_requested = true;
     }
+    fn register_producer(&mut self, _consumer: ConnId, producer: ConnId) -> bool {
+        self.producer = Some(producer);
+        true
+    }
+    fn unregister_producer(&mut self, _consumer: ConnId) {
+        self.producer = None;
+    }
     fn connect(&mut self, to: &crate::endpoint::ClientEndpoint, protocol: Box<dyn Protocol>) -> io::Result<ConnId> {
         self.connects.push((to.clone(), protocol));
         Ok(ConnId(1_000_000 + self.connects.len() as u64 - 1))
@@ -193,6 +207,11 @@ impl Host for MemoryContext {
     }
     /// The reactor sweeps all its connections at this interval; the one
     /// harnessed connection gets the same check from a timer of its own.
+    fn producer_flow(&mut self, paused: bool) {
+        if let Some(producer) = self.producer {
+            self.producer_flow.push((producer, paused));
+        }
+    }
     fn watch_idle(&mut self, after: Duration) {
         let every = crate::core::idle::sweep_interval(after);
         self.schedule(every, Some(every), TimerKind::Idle, 0);

@@ -215,6 +215,23 @@ pub trait Context {
     fn with_conn(&mut self, conn: ConnId, f: &mut dyn FnMut(&mut dyn Transport)) -> bool;
     /// Stops the reactor gracefully, as SIGTERM does.
     fn stop_reactor(&mut self);
+    /// Ties `producer`'s reading to `consumer`'s output (Twisted's
+    /// `registerProducer(producer, streaming=True)`): from now on, when
+    /// `consumer`'s write buffer passes its high-water mark `producer` stops
+    /// being read, and when it drains below the low-water mark (or
+    /// `consumer` ends) `producer` is read again. A relay registers each
+    /// side as the other's producer, and a fast sender and a slow reader
+    /// then hold about one high-water mark each. One producer per consumer
+    /// (a second call replaces the first); false if either is not open.
+    fn register_producer(&mut self, consumer: ConnId, producer: ConnId) -> bool {
+        let _ = (consumer, producer);
+        false
+    }
+    /// Undoes [`register_producer`](Context::register_producer) for
+    /// `consumer` (the producer is left as it is).
+    fn unregister_producer(&mut self, consumer: ConnId) {
+        let _ = consumer;
+    }
     /// Opens a stream connection (TCP or Unix) to `to` for `protocol`, and
     /// returns the id the connection will have: write to it, close it or
     /// abort it by id like any other (writes before it is connected are

@@ -39,6 +39,10 @@ pub(crate) trait Host: Context {
     fn clock_ms(&self) -> u32;
     /// This source has an idle timeout of `after`: check it from now on.
     fn watch_idle(&mut self, after: Duration);
+    /// This connection's output passed its high-water mark (`paused`), or
+    /// drained below the low one, or it ended (not paused): its producer,
+    /// if it has one, stops or resumes being read.
+    fn producer_flow(&mut self, paused: bool);
 }
 
 /// The reactor as any callback sees it, on behalf of the source `token`.
@@ -87,6 +91,16 @@ impl Context for CoreCx<'_> {
     fn stop_reactor(&mut self) {
         self.core.stop_requested = true;
     }
+    fn register_producer(&mut self, consumer: ConnId, producer: ConnId) -> bool {
+        if !self.core.is_live(consumer.0) || !self.core.is_live(producer.0) {
+            return false;
+        }
+        self.core.producers.insert(consumer.0, producer.0);
+        true
+    }
+    fn unregister_producer(&mut self, consumer: ConnId) {
+        self.core.producers.remove(&consumer.0);
+    }
     fn connect(&mut self, to: &ClientEndpoint, protocol: Box<dyn Protocol>) -> io::Result<ConnId> {
         let opener = self.core.opener.clone().ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
         opener.connect(self.core, to, protocol).map(ConnId)
@@ -127,6 +141,9 @@ impl Host for CoreCx<'_> {
     }
     fn watch_idle(&mut self, after: Duration) {
         self.core.watch_idle(after);
+    }
+    fn producer_flow(&mut self, paused: bool) {
+        self.core.producer_flow(self.token, paused);
     }
 }
 
@@ -179,6 +196,16 @@ macro_rules! forward_context {
             }
             fn stop_reactor(&mut self) {
                 self.$($field)+.stop_reactor()
+            }
+            fn register_producer(
+                &mut self,
+                consumer: $crate::transport::ConnId,
+                producer: $crate::transport::ConnId,
+            ) -> bool {
+                self.$($field)+.register_producer(consumer, producer)
+            }
+            fn unregister_producer(&mut self, consumer: $crate::transport::ConnId) {
+                self.$($field)+.unregister_producer(consumer)
             }
             fn connect(
                 &mut self,

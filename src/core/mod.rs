@@ -247,6 +247,8 @@ pub(crate) struct Core {
     pub cork: Cork,
     /// How callbacks open connections, once the layer above installed it.
     pub opener: Option<Rc<dyn Opener>>,
+    /// Each consumer's producer (`Context::register_producer`), by token.
+    pub producers: HashMap<u64, u64>,
     pub config: Config,
     pub stats: Stats,
     pub stop_requested: bool,
@@ -282,6 +284,7 @@ impl Core {
             read_buf: vec![0; stream_read_buffer(&config).max(config.max_datagram)],
             cork: Cork::default(),
             opener: None,
+            producers: HashMap::new(),
             config,
             stats: Stats::default(),
             stop_requested: false,
@@ -433,6 +436,22 @@ impl Core {
             Some(Fate::Keep) | None => self.put_back(token, source),
         }
         fate.is_some()
+    }
+
+    /// `consumer`'s output passed its high-water mark (`paused`) or drained
+    /// below the low one: stop or resume reading its producer, if it has
+    /// one.
+    pub(crate) fn producer_flow(&mut self, consumer: u64, paused: bool) {
+        if self.producers.is_empty() {
+            return;
+        }
+        let Some(&producer) = self.producers.get(&consumer) else { return };
+        if !self.is_live(producer) {
+            self.producers.remove(&consumer);
+            return;
+        }
+        log::trace!(target: "twirl::loop", "{} {} reading: its consumer {} {}", ConnId(producer), if paused { "stops" } else { "resumes" }, ConnId(consumer), if paused { "is full" } else { "drained" });
+        self.with_transport(producer, &mut |t| if paused { t.pause_reading() } else { t.resume_reading() });
     }
 
     /// Records that `token` set `timer`, so it dies with it.

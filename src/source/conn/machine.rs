@@ -373,6 +373,12 @@ impl<P: Pipe, H: Host> Context for ConnCtx<'_, P, H> {
     fn connect(&mut self, to: &crate::endpoint::ClientEndpoint, protocol: Box<dyn Protocol>) -> io::Result<ConnId> {
         self.host.connect(to, protocol)
     }
+    fn register_producer(&mut self, consumer: ConnId, producer: ConnId) -> bool {
+        self.host.register_producer(consumer, producer)
+    }
+    fn unregister_producer(&mut self, consumer: ConnId) {
+        self.host.unregister_producer(consumer)
+    }
 }
 
 impl<P: Pipe, H: Host> Transport for ConnCtx<'_, P, H> {
@@ -695,6 +701,7 @@ pub(crate) fn settle<P: Pipe, H: Host>(
                     log::trace!(target: "twirl::loop", "{} stop reading until the output drains", io.id);
                     host.stats().backpressured += 1;
                 }
+                host.producer_flow(true);
                 call(protocol, io, host, |p, t| p.pause_writing(t));
                 continue;
             }
@@ -704,6 +711,7 @@ pub(crate) fn settle<P: Pipe, H: Host>(
                     // What arrived meanwhile raised no new event.
                     host.again();
                 }
+                host.producer_flow(false);
                 call(protocol, io, host, |p, t| p.resume_writing(t));
                 continue;
             }
@@ -763,6 +771,11 @@ pub(crate) fn finish<P: Pipe, H: Host>(
     io.wbuf.clear();
     log::debug!("{} closed ({}): {reason}", io.id, io.peer);
     host.cancel_own_timers();
+    if io.producer_paused {
+        // A consumer that ends full must not leave its producer unread.
+        host.producer_flow(false);
+    }
+    host.unregister_producer(io.id);
     if let Err(panic) = guarded(|| protocol.connection_lost(reason, host)) {
         host.stats().panics += 1;
         log::error!("{} ({}, {}): in connection_lost: {panic}", io.id, io.peer, io.policy.name);
