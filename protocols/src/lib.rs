@@ -10,6 +10,7 @@
 //!   signature and error);
 //! - [`exchange`] and [`text`]: the plumbing the plugins share (clients that
 //!   wait for one reply, text-line framing);
+//! - [`options`]: the `KEY=VALUE` options a plugin declares and `twirl serve` passes it;
 //! - [`plugins`]: one module per protocol;
 //! - [`registry`]: the list of plugins, [`PLUGINS`](registry::PLUGINS), and [`find`](registry::find);
 //! - [`serve`]: `PLUGIN[@ENDPOINT]` words to bound listeners.
@@ -20,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod exchange;
+pub mod options;
 pub mod plugin;
 pub mod plugins;
 pub mod registry;

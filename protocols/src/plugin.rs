@@ -11,6 +11,8 @@ use std::io;
 use twirl::endpoint::ClientEndpoint;
 use twirl::{DatagramProtocol, Factory, Reactor};
 
+use crate::options::{OptionSpec, Options};
+
 /// The `twirl client PLUGIN ...` entry point: endpoint and the words after it.
 pub type ClientFn = fn(&ClientEndpoint, &[String]) -> Result<(), ClientError>;
 
@@ -32,10 +34,15 @@ pub struct Plugin {
     pub lab: &'static str,
     /// Endpoints `twirl serve` uses when none is given.
     pub defaults: &'static [&'static str],
-    /// Builds the factory for stream (TCP and Unix) endpoints, if it speaks streams.
-    pub stream: Option<fn() -> Box<dyn Factory>>,
+    /// The options it takes on `twirl serve`'s command line (`KEY=VALUE`
+    /// after its spec); empty for most.
+    pub options: &'static [OptionSpec],
+    /// Builds the factory for stream (TCP and Unix) endpoints, if it speaks
+    /// streams, from the options given (checked against
+    /// [`options`](Self::options); one not given is left to its default).
+    pub stream: Option<fn(&Options) -> Box<dyn Factory>>,
     /// Builds the protocol for a UDP endpoint, if it speaks UDP.
-    pub datagram: Option<fn() -> Box<dyn DatagramProtocol>>,
+    pub datagram: Option<fn(&Options) -> Box<dyn DatagramProtocol>>,
     /// Its client.
     pub client: Option<ClientFn>,
     /// For a raw-socket plugin: how to serve it and its client. Such a
@@ -63,10 +70,69 @@ impl Plugin {
         t.join(",")
     }
 
-    /// The `twirl list` line: name, transports, default endpoints, summary.
+    /// The `twirl list` line: name, transports, default endpoints, summary,
+    /// and, for a plugin that takes options, `[options: KEY,...]` (a
+    /// required one marked `!`; `twirl help NAME` explains them).
     pub fn list_line(&self) -> String {
         let defaults = if self.defaults.is_empty() { "-".to_string() } else { self.defaults.join(",") };
-        format!("{:<10} {:<13} {:<28} {}", self.name, self.transports(), defaults, self.summary)
+        let line = format!("{:<11} {:<13} {:<28} {}", self.name, self.transports(), defaults, self.summary);
+        match self.options_mark() {
+            Some(mark) => format!("{line} {mark}"),
+            None => line,
+        }
+    }
+
+    /// `[options: to!]` for a plugin that takes options (`!`: required).
+    pub fn options_mark(&self) -> Option<String> {
+        if self.options.is_empty() {
+            return None;
+        }
+        let names: Vec<String> =
+            self.options.iter().map(|o| format!("{}{}", o.name, if o.required() { "!" } else { "" })).collect();
+        Some(format!("[options: {}]", names.join(",")))
+    }
+
+    /// True when it cannot run without options (one is required): `twirl
+    /// serve` alone leaves it out.
+    pub fn needs_options(&self) -> bool {
+        self.options.iter().any(|o| o.required())
+    }
+
+    /// The `twirl help NAME` text: what it is, where it listens, its options.
+    pub fn help(&self) -> String {
+        let defaults = if self.defaults.is_empty() {
+            "none (name one: NAME@ENDPOINT)".to_string()
+        } else {
+            self.defaults.join(", ")
+        };
+        let mut s = format!(
+            "{}: {}
+  answers: {}
+  transports: {}
+  default endpoints: {defaults}
+",
+            self.name,
+            self.summary,
+            self.lab,
+            self.transports()
+        );
+        if self.options.is_empty() {
+            s.push_str(
+                "options: none
+",
+            );
+        } else {
+            s.push_str(&format!(
+                "options (KEY=VALUE after its spec: twirl serve {}@ENDPOINT KEY=VALUE):
+",
+                self.name
+            ));
+            for o in self.options {
+                s.push_str(&o.help_line());
+                s.push('\n');
+            }
+        }
+        s
     }
 }
 

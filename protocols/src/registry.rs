@@ -26,6 +26,7 @@ pub static PLUGINS: &[Plugin] = &[
     plugins::sntp::PLUGIN,
     plugins::icmp::PLUGIN,
     plugins::amf::PLUGIN,
+    plugins::portforward::PLUGIN,
 ];
 
 /// Finds a plugin by name.
@@ -43,7 +44,10 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for p in PLUGINS {
             assert!(seen.insert(p.name), "duplicate plugin {}", p.name);
-            assert!(!p.defaults.is_empty() || p.raw.is_some(), "{} has no default endpoint", p.name);
+            // A raw plugin listens on no endpoint; one that needs an option
+            // (portforward's `to`) cannot run unnamed, so it has none.
+            let exempt = p.raw.is_some() || p.needs_options();
+            assert!(!p.defaults.is_empty() || exempt, "{} has no default endpoint", p.name);
             for d in p.defaults {
                 let e: ServerEndpoint = d.parse().unwrap_or_else(|e| panic!("{}: {e}", p.name));
                 match e {

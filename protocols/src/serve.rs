@@ -1,4 +1,5 @@
-//! `twirl serve`: turning `PLUGIN[@ENDPOINT]` words into bound listeners.
+//! `twirl serve`: turning `PLUGIN[@ENDPOINT] [KEY=VALUE]...` words into
+//! bound listeners.
 
 use std::fmt;
 use std::io;
@@ -7,36 +8,65 @@ use std::time::Duration;
 use twirl::endpoint::ServerEndpoint;
 use twirl::{ListenOptions, Reactor};
 
+use crate::options::Options;
 use crate::plugin::Plugin;
 use crate::registry::{self, PLUGINS};
 
-/// One plugin on one endpoint.
+/// One plugin on one endpoint, with its options.
 #[derive(Clone)]
 pub struct Spec {
     /// The plugin.
     pub plugin: &'static Plugin,
     /// Where it listens.
     pub endpoint: ServerEndpoint,
+    /// The options given after it on the command line (checked).
+    pub options: Options,
+}
+
+impl Spec {
+    /// `plugin` on `endpoint` with no options (its defaults).
+    pub fn new(plugin: &'static Plugin, endpoint: ServerEndpoint) -> Spec {
+        Spec { plugin, endpoint, options: Options::none() }
+    }
 }
 
 impl fmt::Debug for Spec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.plugin.name, self.endpoint)
+        write!(f, "{}@{}", self.plugin.name, self.endpoint)?;
+        if !self.options.is_empty() {
+            write!(f, " {}", self.options)?;
+        }
+        Ok(())
     }
 }
 
-/// Parses serve arguments: none means every plugin on its defaults; `NAME`
-/// means that plugin's defaults; `NAME@ENDPOINT` one endpoint. The error is
-/// a one-line usage message naming the bad word.
+/// True for a word that is an option (`KEY=VALUE`, no `@`), not a spec.
+pub fn is_option(word: &str) -> bool {
+    word.contains('=') && !word.contains('@')
+}
+
+/// Parses serve arguments: none means every plugin on its defaults (but
+/// those that need an option); `NAME` means that plugin's defaults;
+/// `NAME@ENDPOINT` one endpoint. `KEY=VALUE` words after either are
+/// options for that plugin ([`Options::parse`]). The error is a one-line
+/// usage message naming the bad word.
 pub fn parse_specs(words: &[String]) -> Result<Vec<Spec>, String> {
     let mut specs = Vec::new();
     if words.is_empty() {
-        for p in PLUGINS {
-            push_defaults(p, &mut specs)?;
+        for p in PLUGINS.iter().filter(|p| !p.needs_options()) {
+            push_defaults(p, Options::none(), &mut specs)?;
         }
         return Ok(specs);
     }
-    for word in words {
+    let mut i = 0;
+    while i < words.len() {
+        let word = &words[i];
+        if is_option(word) {
+            return Err(format!("option '{word}' comes before any PLUGIN[@ENDPOINT]: options follow their plugin"));
+        }
+        let n = words[i + 1..].iter().take_while(|w| is_option(w)).count();
+        let option_words = &words[i + 1..i + 1 + n];
+        i += 1 + n;
         let (name, endpoint) = match word.split_once('@') {
             Some((n, e)) => (n, Some(e)),
             None => (word.as_str(), None),
@@ -45,12 +75,19 @@ pub fn parse_specs(words: &[String]) -> Result<Vec<Spec>, String> {
             let names: Vec<&str> = PLUGINS.iter().map(|p| p.name).collect();
             format!("unknown plugin '{name}' (known: {})", names.join(", "))
         })?;
+        let options = Options::parse(plugin, option_words)?;
         match endpoint {
-            None => push_defaults(plugin, &mut specs)?,
+            None if plugin.raw.is_some() => {} // served apart: see raw_plugins
+            None if plugin.defaults.is_empty() => {
+                return Err(format!(
+                    "plugin '{name}' has no default endpoint: name one ({name}@tcp:PORT or {name}@unix:PATH)"
+                ));
+            }
+            None => push_defaults(plugin, options, &mut specs)?,
             Some(e) => {
                 let endpoint: ServerEndpoint = e.parse().map_err(|err| format!("{err}"))?;
                 check_transport(plugin, &endpoint)?;
-                specs.push(Spec { plugin, endpoint });
+                specs.push(Spec { plugin, endpoint, options });
             }
         }
     }
@@ -63,10 +100,10 @@ pub fn raw_plugins(words: &[String]) -> Vec<&'static Plugin> {
     words.iter().filter_map(|w| registry::find(w)).filter(|p| p.raw.is_some()).collect()
 }
 
-fn push_defaults(plugin: &'static Plugin, specs: &mut Vec<Spec>) -> Result<(), String> {
+fn push_defaults(plugin: &'static Plugin, options: Options, specs: &mut Vec<Spec>) -> Result<(), String> {
     for d in plugin.defaults {
         let endpoint = d.parse().map_err(|e| format!("plugin {}: {e}", plugin.name))?;
-        specs.push(Spec { plugin, endpoint });
+        specs.push(Spec { plugin, endpoint, options: options.clone() });
     }
     Ok(())
 }
@@ -143,14 +180,17 @@ pub fn bind(reactor: &mut Reactor, spec: &Spec) -> io::Result<ServerEndpoint> {
     bind_with(reactor, spec, &ServeLimits::default())
 }
 
-/// Binds one spec with the given limits.
+/// Binds one spec with the given limits. A spec whose plugin needs an
+/// option it was not given is refused (`InvalidInput`), before binding.
 pub fn bind_with(reactor: &mut Reactor, spec: &Spec, limits: &ServeLimits) -> io::Result<ServerEndpoint> {
     let plugin = spec.plugin;
+    spec.options.check_required(plugin).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let o = &spec.options;
     match (&spec.endpoint, plugin.stream, plugin.datagram) {
-        (ServerEndpoint::Udp(addr), _, Some(make)) => reactor.listen_udp_boxed(*addr, make()).map(ServerEndpoint::Udp),
+        (ServerEndpoint::Udp(addr), _, Some(make)) => reactor.listen_udp_boxed(*addr, make(o)).map(ServerEndpoint::Udp),
         (ServerEndpoint::Tcp(_) | ServerEndpoint::Unix(_), Some(make), _) => {
             let opts = limits.options(plugin, &spec.endpoint, reactor);
-            reactor.listen_stream(&spec.endpoint, make(), opts)
+            reactor.listen_stream(&spec.endpoint, make(o), opts)
         }
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -169,8 +209,29 @@ mod tests {
 
     #[test]
     fn no_words_means_every_default() {
-        let n: usize = PLUGINS.iter().map(|p| p.defaults.len()).sum();
+        let n: usize = PLUGINS.iter().filter(|p| !p.needs_options()).map(|p| p.defaults.len()).sum();
         assert_eq!(parse_specs(&[]).unwrap().len(), n);
+        assert!(parse_specs(&[]).unwrap().iter().all(|s| s.options.is_empty()));
+    }
+
+    #[test]
+    fn options_follow_their_spec() {
+        let s = parse_specs(&words(&["chargen@tcp:0", "width=10", "echo@tcp:0", "reverse", "flush_ms=0"])).unwrap();
+        assert_eq!(s[0].options.count("width"), Some(10));
+        assert!(s[1].options.is_empty(), "options belong to the spec before them only");
+        assert_eq!(s.len(), 2 + crate::plugins::reverse::PLUGIN.defaults.len());
+        assert!(
+            s[2..].iter().all(|s| s.options.millis("flush_ms") == Some(None)),
+            "a bare NAME's defaults all get them"
+        );
+        let e = parse_specs(&words(&["width=10", "chargen"])).unwrap_err();
+        assert!(e.contains("'width=10'"), "{e}");
+        let e = parse_specs(&words(&["chargen", "width=0"])).unwrap_err();
+        assert!(e.contains("width='0'"), "{e}");
+        let e = parse_specs(&words(&["chargen", "width=3", "width=4"])).unwrap_err();
+        assert!(e.contains("twice"), "{e}");
+        let e = parse_specs(&words(&["echo@tcp:0", "x=1"])).unwrap_err();
+        assert!(e.contains("'x'") && e.contains("no options"), "{e}");
     }
 
     #[test]

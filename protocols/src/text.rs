@@ -96,6 +96,16 @@ impl LineConfig {
         c
     }
 
+    /// [`from_env`](Self::from_env), then the `flush_ms` option
+    /// ([`crate::options::FLUSH_MS`]) when it was given.
+    pub fn from_options(options: &crate::options::Options) -> Self {
+        let c = LineConfig::from_env();
+        match options.millis(crate::options::FLUSH_MS.name) {
+            Some(gap) => c.idle_flush(gap),
+            None => c,
+        }
+    }
+
     /// Sets the idle gap (`None`: no idle flush).
     pub fn idle_flush(mut self, gap: Option<Duration>) -> Self {
         self.idle_flush = gap;

@@ -236,7 +236,7 @@ fn chargen_streams_the_rfc_pattern_and_a_slow_reader_costs_one_high_water_mark()
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::spawn(move || {
         let mut r = Reactor::with_config(Config { limits, ..Config::default() }).unwrap();
-        let spec = Spec { plugin: &twirl_protocols::plugins::chargen::PLUGIN, endpoint: "tcp:0".parse().unwrap() };
+        let spec = Spec::new(&twirl_protocols::plugins::chargen::PLUGIN, "tcp:0".parse().unwrap());
         let bound = serve::bind(&mut r, &spec).unwrap();
         tx.send((bound, r.handle())).unwrap();
         r.run().unwrap();

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! twirl list
-//! twirl serve [--trace] [--stats SECS] [PLUGIN[@ENDPOINT]]...
+//! twirl help PLUGIN
+//! twirl serve [--trace] [--stats SECS] [PLUGIN[@ENDPOINT] [KEY=VALUE]...]...
 //! twirl client PLUGIN ENDPOINT [ARG]...
 //! twirl deadlock [--bytes N] [--cap N] [--svg FILE]
 //! ```
@@ -28,7 +29,13 @@ use twirl_protocols::registry::{self, PLUGINS};
 use twirl_protocols::serve;
 
 #[derive(Parser)]
-#[command(name = "twirl", version, about = "A Twisted-style reactor serving the socket-lab protocols")]
+#[command(
+    name = "twirl",
+    version,
+    about = "A Twisted-style reactor serving the socket-lab protocols",
+    disable_help_subcommand = true,
+    after_help = "Plugin options: KEY=VALUE words after a spec configure its plugin, as in\n  twirl serve portforward@tcp:8000 to=tcp:127.0.0.1:7007 echo@tcp:7007\n'twirl list' marks the plugins that take options; 'twirl help PLUGIN' lists them."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -36,8 +43,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// One line per plugin: name, transports, default endpoints, summary.
+    /// One line per plugin: name, transports, default endpoints, summary,
+    /// and `[options: ...]` for those that take options (`!`: required).
     List,
+    /// A plugin's description and its options; or a command's help.
+    Help {
+        /// A plugin (or a command: serve, client, ...).
+        topic: Option<String>,
+    },
     /// Serve plugins (all of them on their default endpoints when none is named).
     Serve {
         /// Log every loop event: readiness, reads, writes, WouldBlock, timers.
@@ -69,7 +82,8 @@ enum Command {
         /// not limited).
         #[arg(long, value_name = "N", default_value_t = 100)]
         reply_rate: u32,
-        /// PLUGIN or PLUGIN@ENDPOINT (tcp:PORT[:interface=ADDR], udp:PORT[:interface=ADDR], unix:PATH).
+        /// PLUGIN or PLUGIN@ENDPOINT (tcp:PORT[:interface=ADDR], udp:PORT[:interface=ADDR], unix:PATH),
+        /// each followed by its plugin's options as KEY=VALUE words (see 'twirl help PLUGIN').
         specs: Vec<String>,
     },
     /// A netcat for the reactor: stdin to the socket, the socket to stdout.
@@ -123,6 +137,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::List => list(),
+        Command::Help { topic } => help(topic.as_deref()),
         Command::Serve {
             trace,
             stats,
@@ -210,6 +225,33 @@ fn list() -> Result<(), Failure> {
     for p in PLUGINS {
         writeln!(out, "{}", p.list_line()).map_err(|e| Failure::Runtime(format!("stdout: {e}")))?;
     }
+    Ok(())
+}
+
+/// `twirl help [TOPIC]`: a plugin's description and options, a command's
+/// help, or the command's overview.
+fn help(topic: Option<&str>) -> Result<(), Failure> {
+    use clap::CommandFactory;
+    let text = match topic {
+        Some(name) if registry::find(name).is_some() => registry::find(name).map(|p| p.help()).unwrap_or_default(),
+        Some(name) => {
+            let mut cmd = Cli::command();
+            cmd.build();
+            match cmd.find_subcommand_mut(name) {
+                Some(sub) => sub.render_long_help().to_string(),
+                None => {
+                    let names: Vec<&str> = PLUGINS.iter().map(|p| p.name).collect();
+                    return Err(Failure::Usage(format!(
+                        "help: no plugin or command '{name}' (plugins: {})",
+                        names.join(", ")
+                    )));
+                }
+            }
+        }
+        None => Cli::command().render_long_help().to_string(),
+    };
+    let mut out = std::io::stdout().lock();
+    write!(out, "{text}").map_err(|e| Failure::Runtime(format!("stdout: {e}")))?;
     Ok(())
 }
 

@@ -153,8 +153,9 @@ pub const PLUGIN: Plugin = Plugin {
     summary: "sends the time as 4 big-endian bytes, seconds since 1900 (RFC 868)",
     lab: "RFC 868; seed 004 byte order (htonl/ntohl)",
     defaults: &["tcp:7037", "udp:7037"],
-    stream: Some(|| Box::new(|_: &Addr| BinaryTime::new())),
-    datagram: Some(|| Box::new(BinaryTimeUdp::new())),
+    options: &[],
+    stream: Some(|_| Box::new(|_: &Addr| BinaryTime::new())),
+    datagram: Some(|_| Box::new(BinaryTimeUdp::new())),
     client: Some(client),
     raw: None,
 };

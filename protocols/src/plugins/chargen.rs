@@ -15,6 +15,9 @@
 //! also yields after each batch (a 1 ms timer) to let other connections
 //! have their turn.
 //!
+//! Lines are 72 characters wide, as the RFC has them; `twirl serve chargen
+//! width=N` makes them N wide (1 to 1024), over TCP and UDP alike.
+//!
 //! Over UDP each datagram is answered with one datagram of whole lines, at
 //! most 512 bytes. UDP chargen is a classic reflection amplifier (a spoofed
 //! 1-byte request draws 512 bytes at the victim), so unless the socket is
@@ -29,6 +32,8 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
+#[cfg(test)]
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -38,6 +43,7 @@ use twirl::{
 };
 
 use crate::exchange::{REPLY_TIMEOUT, UdpRetry, connect_stream, print_reply, udp_exchange, wait};
+use crate::options::{OptionKind, OptionSpec};
 use crate::plugin::{ClientError, Plugin};
 
 const LINE: usize = 72;
@@ -52,35 +58,60 @@ const CYCLES_PER_BATCH: usize = 16;
 /// Line `n` of the pattern, with its `\r\n`.
 pub fn line(n: usize) -> [u8; LINE_BYTES] {
     let mut l = [0u8; LINE_BYTES];
-    for (i, b) in l[..LINE].iter_mut().enumerate() {
-        *b = b' ' + ((n + i) % PRINTABLE) as u8;
-    }
-    l[LINE] = b'\r';
-    l[LINE + 1] = b'\n';
+    l.copy_from_slice(&line_of(n, LINE));
     l
 }
 
-/// One whole period of the pattern: 95 lines, after which it repeats.
+/// Line `n` of the pattern `width` characters wide (the `width` option),
+/// with its `\r\n`.
+pub fn line_of(n: usize, width: usize) -> Vec<u8> {
+    let mut l: Vec<u8> = (0..width).map(|i| b' ' + ((n + i) % PRINTABLE) as u8).collect();
+    l.extend_from_slice(b"\r\n");
+    l
+}
+
+/// One whole period of the pattern `width` wide: 95 lines, after which it repeats.
+fn cycle_of(width: usize) -> Vec<u8> {
+    (0..PRINTABLE).flat_map(|n| line_of(n, width)).collect()
+}
+
+/// One whole period of the RFC's 72-character pattern.
+#[cfg(test)]
 fn cycle() -> &'static [u8] {
     static CYCLE: OnceLock<Vec<u8>> = OnceLock::new();
-    CYCLE.get_or_init(|| (0..PRINTABLE).flat_map(line).collect())
+    CYCLE.get_or_init(|| cycle_of(LINE))
 }
+
+/// The `width` option: characters per line.
+const WIDTH: OptionSpec = OptionSpec {
+    name: "width",
+    meaning: "characters per line, before the \\r\\n (RFC 864 says 72)",
+    kind: OptionKind::Count { min: 1, max: 1024 },
+    default: Some("72"),
+};
 
 const PRODUCE: u64 = 0;
 /// Pause between batches for a reader that keeps up: lets the loop serve
 /// others, and caps one connection at about 100 MB/s.
 const YIELD: Duration = Duration::from_millis(1);
 
-/// The TCP generator.
-pub struct Chargen;
+/// The TCP generator: writes the pattern's period, one batch at a time.
+pub struct Chargen {
+    cycle: Rc<[u8]>,
+}
 
 impl Chargen {
+    /// A generator of lines `width` characters wide.
+    pub fn new(width: usize) -> Chargen {
+        Chargen { cycle: cycle_of(width).into() }
+    }
+
     fn produce(&mut self, t: &mut dyn Transport) {
         for _ in 0..CYCLES_PER_BATCH {
             if t.writing_paused() || t.is_closing() {
                 return; // resume_writing brings us back
             }
-            t.write(cycle());
+            t.write(&self.cycle);
         }
         t.call_later(YIELD, PRODUCE);
     }
@@ -101,9 +132,23 @@ impl Protocol for Chargen {
 }
 
 /// The UDP generator: the next lines of the pattern, per datagram.
-#[derive(Default)]
 pub struct ChargenUdp {
     next_line: usize,
+    width: usize,
+}
+
+impl Default for ChargenUdp {
+    /// The RFC's 72-character lines.
+    fn default() -> Self {
+        ChargenUdp::new(LINE)
+    }
+}
+
+impl ChargenUdp {
+    /// A generator of lines `width` characters wide.
+    pub fn new(width: usize) -> ChargenUdp {
+        ChargenUdp { next_line: 0, width }
+    }
 }
 
 impl DatagramProtocol for ChargenUdp {
@@ -111,13 +156,13 @@ impl DatagramProtocol for ChargenUdp {
         let loopback = t.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false);
         let budget = if loopback { UDP_MAX } else { UDP_MAX.min(data.len()) };
         let mut reply = Vec::with_capacity(budget);
-        while reply.len() + LINE_BYTES <= budget {
-            reply.extend_from_slice(&line(self.next_line));
+        while reply.len() + self.width + 2 <= budget {
+            reply.extend_from_slice(&line_of(self.next_line, self.width));
             self.next_line = (self.next_line + 1) % PRINTABLE;
         }
         if reply.is_empty() {
             // Less than one line allowed: a prefix, still never more than asked.
-            reply.extend_from_slice(&line(self.next_line)[..budget]);
+            reply.extend_from_slice(&line_of(self.next_line, self.width)[..budget]);
         }
         t.send_to(&reply, from);
     }
@@ -176,8 +221,13 @@ pub const PLUGIN: Plugin = Plugin {
     summary: "streams RFC 864's character pattern as fast as the client reads (RFC 864)",
     lab: "RFC 864",
     defaults: &["tcp:7019", "udp:7019"],
-    stream: Some(|| Box::new(|_: &Addr| Chargen)),
-    datagram: Some(|| Box::<ChargenUdp>::default()),
+    options: &[WIDTH],
+    stream: Some(|o| {
+        let chargen = Chargen::new(o.count(WIDTH.name).unwrap_or(LINE));
+        let cycle = chargen.cycle;
+        Box::new(move |_: &Addr| Chargen { cycle: cycle.clone() })
+    }),
+    datagram: Some(|o| Box::new(ChargenUdp::new(o.count(WIDTH.name).unwrap_or(LINE)))),
     client: Some(client),
     raw: None,
 };
@@ -203,7 +253,7 @@ mod tests {
     #[test]
     fn a_slow_reader_keeps_memory_at_the_high_water_mark() {
         let limits = Limits { high_water: 64 * 1024, low_water: 16 * 1024, hard_cap: 1 << 30 };
-        let mut h = Harness::with_limits(Chargen, limits);
+        let mut h = Harness::with_limits(Chargen::new(LINE), limits);
         h.set_peer_reading(false);
         h.connect();
         let buffered = h.buffered_len();
@@ -222,7 +272,7 @@ mod tests {
 
     #[test]
     fn a_fast_reader_is_fed_in_batches_across_turns() {
-        let mut h = Harness::new(Chargen);
+        let mut h = Harness::new(Chargen::new(LINE));
         h.connect();
         assert_eq!(h.take_output().len(), CYCLES_PER_BATCH * cycle().len());
         h.advance(YIELD);

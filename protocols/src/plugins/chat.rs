@@ -14,7 +14,8 @@
 //! behind (each line held once, whoever owes it), and the member pulls
 //! them when its socket drains ([`twirl::Transport::notify_drained`]). So
 //! 500 members that stop reading hold one copy of what they missed, not
-//! 500. A member owed more than [`BACKLOG_CAP`] is disconnected, the
+//! 500. A member owed more than [`BACKLOG_CAP`] (the `backlog=BYTES`
+//! option of `twirl serve chat`) is disconnected, the
 //! reason logged once, and the departure announced.
 //!
 //! Arrivals and departures cost each member O(1), even in a burst of
@@ -43,6 +44,7 @@ use twirl::line::{LineHandler, LineReceiver, Lines};
 use twirl::{Addr, ConnId, Context, Disconnect, Factory, Transport};
 
 use crate::exchange::interactive;
+use crate::options::{OptionKind, OptionSpec, Options};
 use crate::plugin::{ClientError, Plugin};
 
 /// Bytes a member may have waiting before it is disconnected for not reading.
@@ -103,9 +105,17 @@ pub struct Room {
     unannounced: (u32, u32),
     /// The member whose timer will announce them.
     summary_by: Option<ConnId>,
+    /// Bytes a member may be owed before it is cut off; `None`: [`BACKLOG_CAP`].
+    backlog_cap: Option<usize>,
 }
 
 impl Room {
+    /// An empty room whose members may be owed `cap` bytes (the `backlog`
+    /// option) instead of [`BACKLOG_CAP`].
+    pub fn with_backlog_cap(cap: usize) -> Room {
+        Room { backlog_cap: Some(cap), ..Room::default() }
+    }
+
     /// Adds a member.
     pub fn join(&mut self, id: ConnId, label: String) {
         self.index.insert(id, self.members.len());
@@ -235,7 +245,7 @@ impl Room {
         for m in &self.members {
             let Some(next) = m.behind else { continue };
             let backlog = self.owed(next) + cx.buffered_len_of(m.id).unwrap_or(0) as u64;
-            if backlog > BACKLOG_CAP as u64 {
+            if backlog > self.backlog_cap.unwrap_or(BACKLOG_CAP) as u64 {
                 log::warn!("chat: disconnecting {}: not reading ({backlog} bytes waiting)", m.label);
                 stuck.push(m.id);
             }
@@ -387,8 +397,17 @@ impl LineHandler for Chat {
     }
 }
 
-fn factory() -> Box<dyn Factory> {
-    let room = Rc::new(RefCell::new(Room::default()));
+/// The `backlog` option: bytes a member may be owed before it is cut off.
+const BACKLOG: OptionSpec = OptionSpec {
+    name: "backlog",
+    meaning: "bytes a member that stops reading may be owed before it is disconnected",
+    kind: OptionKind::Count { min: 1024, max: 1 << 30 },
+    default: Some("262144"),
+};
+
+fn factory(options: &Options) -> Box<dyn Factory> {
+    let cap = options.count(BACKLOG.name).unwrap_or(BACKLOG_CAP);
+    let room = Rc::new(RefCell::new(Room::with_backlog_cap(cap)));
     Box::new(move |_: &Addr| LineReceiver::new(Chat::new(room.clone())).max_line_length(MAX_LINE))
 }
 
@@ -406,6 +425,7 @@ pub const PLUGIN: Plugin = Plugin {
     summary: "relays each line to everyone else connected (seed 003's netcat chat)",
     lab: "seed 003 netcat chat",
     defaults: &["tcp:7107"],
+    options: &[BACKLOG],
     stream: Some(factory),
     datagram: None,
     client: Some(client),

@@ -134,8 +134,9 @@ pub const PLUGIN: Plugin = Plugin {
     summary: "sends the date and time as a line of text, then closes (RFC 867)",
     lab: "RFC 867",
     defaults: &["tcp:7013", "udp:7013"],
-    stream: Some(|| Box::new(|_: &Addr| Daytime::new())),
-    datagram: Some(|| Box::new(DaytimeUdp::new())),
+    options: &[],
+    stream: Some(|_| Box::new(|_: &Addr| Daytime::new())),
+    datagram: Some(|_| Box::new(DaytimeUdp::new())),
     client: Some(client),
     raw: None,
 };

@@ -64,8 +64,9 @@ pub const PLUGIN: Plugin = Plugin {
     summary: "drops everything it receives (RFC 863)",
     lab: "RFC 863",
     defaults: &["tcp:7009", "udp:7009"],
-    stream: Some(|| Box::new(|_: &Addr| Discard)),
-    datagram: Some(|| Box::new(DiscardUdp)),
+    options: &[],
+    stream: Some(|_| Box::new(|_: &Addr| Discard)),
+    datagram: Some(|_| Box::new(DiscardUdp)),
     client: Some(client),
     raw: None,
 };

@@ -61,8 +61,9 @@ pub const PLUGIN: Plugin = Plugin {
     summary: "sends back every byte it receives (RFC 862)",
     lab: "RFC 862; seed 001 ex91/ex92, seed 003 echo_server",
     defaults: &["tcp:7007", "udp:7007"],
-    stream: Some(|| Box::new(|_: &Addr| Echo)),
-    datagram: Some(|| Box::new(EchoUdp)),
+    options: &[],
+    stream: Some(|_| Box::new(|_: &Addr| Echo)),
+    datagram: Some(|_| Box::new(EchoUdp)),
     client: Some(client),
     raw: None,
 };

@@ -349,6 +349,7 @@ pub const PLUGIN: Plugin = Plugin {
     summary: "prints ICMP echo replies from a raw socket; its client pings (seed 000 bonus, needs root)",
     lab: "seed 000 Lab 1 bonus",
     defaults: &[],
+    options: &[],
     stream: None,
     datagram: None,
     client: None,

@@ -293,11 +293,12 @@ pub const PLUGIN: Plugin = Plugin {
     summary: "decodes one JSON object per datagram (or line), answers it canonically",
     lab: "seed 000 Lab 1B",
     defaults: &["udp:7102", "tcp:7102"],
-    stream: Some(|| {
-        let config = LineConfig::from_env().max_line(MAX_LINE);
+    options: &[crate::options::FLUSH_MS],
+    stream: Some(|o| {
+        let config = LineConfig::from_options(o).max_line(MAX_LINE);
         Box::new(move |_: &Addr| config.receiver(JsonLines))
     }),
-    datagram: Some(|| Box::new(JsonUdp)),
+    datagram: Some(|_| Box::new(JsonUdp)),
     client: Some(client),
     raw: None,
 };

@@ -14,6 +14,7 @@ pub mod discard;
 pub mod echo;
 pub mod icmp;
 pub mod json;
+pub mod portforward;
 pub mod reorder;
 pub mod reverse;
 pub mod sntp;

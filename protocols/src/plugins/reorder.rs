@@ -326,8 +326,9 @@ pub const PLUGIN: Plugin = Plugin {
     summary: "orders a datagram's words longest first, replies to source port + 1",
     lab: "seed 000 Lab 1C",
     defaults: &["udp:7103"],
+    options: &[],
     stream: None,
-    datagram: Some(|| Box::new(Reorder::new())),
+    datagram: Some(|_| Box::new(Reorder::new())),
     client: Some(client),
     raw: None,
 };

@@ -58,8 +58,9 @@ pub const PLUGIN: Plugin = Plugin {
     summary: "answers each line with its words in reverse order",
     lab: "seed 000 Lab 1A",
     defaults: &["tcp:7100", "udp:7100"],
-    stream: Some(|| text::stream_factory(reverse, LineConfig::from_env())),
-    datagram: Some(|| Box::new(TextDatagram::new(reverse))),
+    options: &[crate::options::FLUSH_MS],
+    stream: Some(|o| text::stream_factory(reverse, LineConfig::from_options(o))),
+    datagram: Some(|_| Box::new(TextDatagram::new(reverse))),
     client: Some(client),
     raw: None,
 };

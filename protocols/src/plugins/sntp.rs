@@ -407,8 +407,9 @@ pub const PLUGIN: Plugin = Plugin {
     summary: "answers SNTP/NTP client requests from the local clock, stratum 10 LOCL (RFC 4330)",
     lab: "RFC 4330; seed 002 ntplib",
     defaults: &["udp:7123"],
+    options: &[],
     stream: None,
-    datagram: Some(|| Box::new(Sntp::new())),
+    datagram: Some(|_| Box::new(Sntp::new())),
     client: Some(client),
     raw: None,
 };

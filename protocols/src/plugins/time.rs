@@ -164,11 +164,12 @@ pub const PLUGIN: Plugin = Plugin {
     summary: "answers 'reqtime' with the server's local time (%c)",
     lab: "seed 001 Exercise 9-1",
     defaults: &["tcp:7104", "udp:7104"],
-    stream: Some(|| {
-        let config = LineConfig::from_env().max_line(MAX_LINE);
+    options: &[crate::options::FLUSH_MS],
+    stream: Some(|o| {
+        let config = LineConfig::from_options(o).max_line(MAX_LINE);
         Box::new(move |_: &Addr| config.receiver(TimeLines::new(local_now)))
     }),
-    datagram: Some(|| Box::new(TimeUdp::new(local_now))),
+    datagram: Some(|_| Box::new(TimeUdp::new(local_now))),
     client: Some(client),
     raw: None,
 };

@@ -49,8 +49,9 @@ pub const PLUGIN: Plugin = Plugin {
     summary: "answers each line uppercased",
     lab: "seed 003 TCPServer/UDPServer",
     defaults: &["tcp:7101", "udp:7101"],
-    stream: Some(|| text::stream_factory(upper, LineConfig::from_env())),
-    datagram: Some(|| Box::new(TextDatagram::new(upper))),
+    options: &[crate::options::FLUSH_MS],
+    stream: Some(|o| text::stream_factory(upper, LineConfig::from_options(o))),
+    datagram: Some(|_| Box::new(TextDatagram::new(upper))),
     client: Some(client),
     raw: None,
 };

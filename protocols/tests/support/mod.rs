@@ -125,17 +125,17 @@ impl AllPlugins {
             .spawn(move || {
                 let mut reactor = Reactor::with_config(config).expect("reactor");
                 let mut ports = BTreeMap::new();
-                for plugin in PLUGINS.iter().filter(|p| p.raw.is_none()) {
+                for plugin in PLUGINS.iter().filter(|p| p.raw.is_none() && !p.needs_options()) {
                     let mut p = Ports::default();
                     if plugin.stream.is_some() {
-                        let spec = Spec { plugin, endpoint: "tcp:0".parse().expect("endpoint") };
+                        let spec = Spec::new(plugin, "tcp:0".parse().expect("endpoint"));
                         match serve::bind_with(&mut reactor, &spec, &limits).expect("bind tcp") {
                             ServerEndpoint::Tcp(a) => p.tcp = Some(a),
                             other => panic!("{other}"),
                         }
                     }
                     if plugin.datagram.is_some() {
-                        let spec = Spec { plugin, endpoint: "udp:0".parse().expect("endpoint") };
+                        let spec = Spec::new(plugin, "udp:0".parse().expect("endpoint"));
                         match serve::bind_with(&mut reactor, &spec, &limits).expect("bind udp") {
                             ServerEndpoint::Udp(a) => p.udp = Some(a),
                             other => panic!("{other}"),
