@@ -33,8 +33,70 @@ fn list_prints_one_line_per_plugin() {
         assert_eq!(fields[1], p.transports());
         let defaults = if p.defaults.is_empty() { "-".to_string() } else { p.defaults.join(",") };
         assert_eq!(fields[2], defaults);
-        assert!(line.ends_with(p.summary), "{line}");
+        match p.options_mark() {
+            Some(mark) => {
+                assert!(line.ends_with(&format!("{} {mark}", p.summary)), "{line}");
+                assert!(mark.starts_with("[options: "), "{line}");
+            }
+            None => assert!(line.ends_with(p.summary), "{line}"),
+        }
     }
+    // The plugins that take options are marked, a required one with `!`.
+    let line = |name: &str| lines.iter().find(|l| l.starts_with(&format!("{name} "))).copied().unwrap_or("");
+    assert!(line("chargen").ends_with("[options: width]"), "{}", line("chargen"));
+    assert!(line("portforward").ends_with("[options: to!]"), "{}", line("portforward"));
+    assert!(line("reverse").ends_with("[options: flush_ms]"), "{}", line("reverse"));
+    assert!(!line("echo").contains("[options"), "{}", line("echo"));
+}
+
+#[test]
+fn help_plugin_lists_its_options() {
+    let out = output(twirl(&["help", "chargen"]));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("width=<N, 1 to 1024>") && text.contains("(default 72)"), "{text}");
+    let out = output(twirl(&["help", "portforward"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("to=<tcp:HOST:PORT or unix:PATH>") && text.contains("(required)"), "{text}");
+    let out = output(twirl(&["help", "echo"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("options: none"));
+    let out = output(twirl(&["help", "serve"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: twirl serve"));
+    assert_one_line_error(&output(twirl(&["help", "nosuch"])), 2, "'nosuch'");
+    let out = output(twirl(&["--help"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("twirl help PLUGIN"));
+}
+
+/// The first `n` bytes a chargen server sends.
+fn chargen_bytes(addr: SocketAddr, n: usize) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut b = vec![0u8; n];
+    s.read_exact(&mut b).expect("read");
+    b
+}
+
+#[test]
+fn an_option_changes_its_plugin_only() {
+    let server = Server::start(twirl(&["serve", "chargen@tcp:0", "width=10", "chargen@tcp:0"]), 2);
+    assert_eq!(chargen_bytes(server.addr(0), 24), b" !\"#$%&'()\r\n!\"#$%&'()*\r\n");
+    let rfc = chargen_bytes(server.addr(1), 74);
+    assert_eq!(rfc.len(), 74);
+    assert_eq!(&rfc[72..], b"\r\n", "the spec without the option keeps 72");
+}
+
+#[test]
+fn option_errors_exit_2_naming_them() {
+    assert_one_line_error(&output(twirl(&["serve", "chargen@tcp:0", "colour=red"])), 2, "'colour'");
+    assert_one_line_error(&output(twirl(&["serve", "echo@tcp:0", "colour=red"])), 2, "'colour'");
+    assert_one_line_error(&output(twirl(&["serve", "chargen@tcp:0", "width=0"])), 2, "width='0'");
+    assert_one_line_error(&output(twirl(&["serve", "chargen@tcp:0", "width=wide"])), 2, "width='wide'");
+    assert_one_line_error(&output(twirl(&["serve", "reverse@tcp:0", "flush_ms=-1"])), 2, "flush_ms='-1'");
+    assert_one_line_error(&output(twirl(&["serve", "chat@tcp:0", "backlog=1"])), 2, "backlog='1'");
+    assert_one_line_error(&output(twirl(&["serve", "portforward@tcp:0", "to=udp:127.0.0.1:1"])), 2, "to=");
+    assert_one_line_error(&output(twirl(&["serve", "portforward@tcp:0"])), 2, "'to'");
+    assert_one_line_error(&output(twirl(&["serve", "echo@tcp:0", "portforward@tcp:0"])), 2, "'to'");
+    assert_one_line_error(&output(twirl(&["serve", "width=10", "chargen@tcp:0"])), 2, "'width=10'");
 }
 
 #[test]
