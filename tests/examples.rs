@@ -151,3 +151,9 @@ fn deadlock_lab_freezes_blocking_io_but_not_twirl() {
     let _ = std::fs::remove_file(&svg);
     assert!(drawn.starts_with("<svg") && drawn.contains("DEADLOCK"), "{}", &drawn[..drawn.len().min(200)]);
 }
+
+#[test]
+fn relay_example_pipes_with_backpressure_and_half_close() {
+    let out = run_example("relay");
+    assert!(out.contains("self-check passed: 4194304 bytes there and back"), "{out}");
+}
