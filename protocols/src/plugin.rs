@@ -16,6 +16,12 @@ use crate::options::{OptionSpec, Options};
 /// The `twirl client PLUGIN ...` entry point: endpoint and the words after it.
 pub type ClientFn = fn(&ClientEndpoint, &[String]) -> Result<(), ClientError>;
 
+/// Builds a plugin's stream factory from its options.
+pub type StreamFn = fn(&Options) -> Box<dyn Factory>;
+
+/// Builds a plugin's datagram protocol from its options.
+pub type DatagramFn = fn(&Options) -> Box<dyn DatagramProtocol>;
+
 /// A plugin that listens on no endpoint but on a raw socket (needs root).
 pub struct RawPlugin {
     /// Starts it on the reactor; returns what it watches, for the `listening` lines.
@@ -40,9 +46,9 @@ pub struct Plugin {
     /// Builds the factory for stream (TCP and Unix) endpoints, if it speaks
     /// streams, from the options given (checked against
     /// [`options`](Self::options); one not given is left to its default).
-    pub stream: Option<fn(&Options) -> Box<dyn Factory>>,
+    pub stream: Option<StreamFn>,
     /// Builds the protocol for a UDP endpoint, if it speaks UDP.
-    pub datagram: Option<fn(&Options) -> Box<dyn DatagramProtocol>>,
+    pub datagram: Option<DatagramFn>,
     /// Its client.
     pub client: Option<ClientFn>,
     /// For a raw-socket plugin: how to serve it and its client. Such a
