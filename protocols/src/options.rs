@@ -19,9 +19,9 @@
 //! ```
 //! use twirl_protocols::options::Options;
 //! let chargen = twirl_protocols::registry::find("chargen").unwrap();
-//! let o = Options::parse(chargen, &["width=40".to_string()]).unwrap();
+//! let o = Options::parse(chargen.declared(), &["width=40".to_string()]).unwrap();
 //! assert_eq!(o.count("width"), Some(40));
-//! let e = Options::parse(chargen, &["colour=red".to_string()]).unwrap_err();
+//! let e = Options::parse(chargen.declared(), &["colour=red".to_string()]).unwrap_err();
 //! assert!(e.contains("'colour'"), "{e}");
 //! ```
 
@@ -29,8 +29,6 @@ use std::fmt;
 use std::time::Duration;
 
 use twirl::endpoint::ClientEndpoint;
-
-use crate::plugin::Plugin;
 
 /// What kind of value an option takes, and so how its word is checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +136,7 @@ impl Options {
     /// Checks `KEY=VALUE` words against `plugin`'s declared options. The
     /// error is one line naming the plugin and the bad key or value, or the
     /// required option left out.
-    pub fn parse(plugin: &Plugin, words: &[String]) -> Result<Options, String> {
+    pub fn parse(plugin: Declared<'_>, words: &[String]) -> Result<Options, String> {
         let mut given: Vec<(&'static str, Value)> = Vec::new();
         for word in words {
             let Some((key, value)) = word.split_once('=') else {
@@ -162,7 +160,7 @@ impl Options {
     }
 
     /// An error naming the first required option of `plugin` not given.
-    pub fn check_required(&self, plugin: &Plugin) -> Result<(), String> {
+    pub fn check_required(&self, plugin: Declared<'_>) -> Result<(), String> {
         match plugin.options.iter().find(|o| o.required() && self.get(o.name).is_none()) {
             Some(o) => Err(format!(
                 "plugin '{}' needs option '{}' ({}): add {}=<{}> after its spec",
@@ -228,13 +226,23 @@ impl fmt::Display for Options {
     }
 }
 
-fn unknown(plugin: &Plugin, key: &str) -> String {
+fn unknown(plugin: Declared<'_>, key: &str) -> String {
     if plugin.options.is_empty() {
         format!("plugin '{}' takes no options (got '{key}')", plugin.name)
     } else {
         let names: Vec<&str> = plugin.options.iter().map(|o| o.name).collect();
         format!("plugin '{}': unknown option '{key}' (it takes: {})", plugin.name, names.join(", "))
     }
+}
+
+/// Whose options these are: a plugin's name and the options it declares
+/// (see `Plugin::declared`; this module needs no more of a plugin).
+#[derive(Copy, Clone, Debug)]
+pub struct Declared<'a> {
+    /// The plugin's name, for messages.
+    pub name: &'a str,
+    /// What it declares.
+    pub options: &'a [OptionSpec],
 }
 
 /// The idle-flush option every line plugin declares (`flush_ms`): how long

@@ -11,7 +11,7 @@ use std::io;
 use twirl::endpoint::ClientEndpoint;
 use twirl::{DatagramProtocol, Factory, Reactor};
 
-use crate::options::{OptionSpec, Options};
+use crate::options::{Declared, OptionSpec, Options};
 
 /// The `twirl client PLUGIN ...` entry point: endpoint and the words after it.
 pub type ClientFn = fn(&ClientEndpoint, &[String]) -> Result<(), ClientError>;
@@ -58,6 +58,11 @@ pub struct Plugin {
 }
 
 impl Plugin {
+    /// Its name and declared options, as [`Options::parse`] checks them.
+    pub fn declared(&self) -> Declared<'_> {
+        Declared { name: self.name, options: self.options }
+    }
+
     /// The transports it speaks, comma-separated: `tcp,udp,unix`.
     pub fn transports(&self) -> String {
         let mut t = Vec::new();

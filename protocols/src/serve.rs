@@ -75,7 +75,7 @@ pub fn parse_specs(words: &[String]) -> Result<Vec<Spec>, String> {
             let names: Vec<&str> = PLUGINS.iter().map(|p| p.name).collect();
             format!("unknown plugin '{name}' (known: {})", names.join(", "))
         })?;
-        let options = Options::parse(plugin, option_words)?;
+        let options = Options::parse(plugin.declared(), option_words)?;
         match endpoint {
             None if plugin.raw.is_some() => {} // served apart: see raw_plugins
             None if plugin.defaults.is_empty() => {
@@ -184,7 +184,7 @@ pub fn bind(reactor: &mut Reactor, spec: &Spec) -> io::Result<ServerEndpoint> {
 /// option it was not given is refused (`InvalidInput`), before binding.
 pub fn bind_with(reactor: &mut Reactor, spec: &Spec, limits: &ServeLimits) -> io::Result<ServerEndpoint> {
     let plugin = spec.plugin;
-    spec.options.check_required(plugin).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    spec.options.check_required(plugin.declared()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let o = &spec.options;
     match (&spec.endpoint, plugin.stream, plugin.datagram) {
         (ServerEndpoint::Udp(addr), _, Some(make)) => reactor.listen_udp_boxed(*addr, make(o)).map(ServerEndpoint::Udp),
