@@ -32,18 +32,17 @@
 //!
 //! # Layers
 //!
-//! Dependencies point one way, downwards; no module imports one above it.
-//! Two pairs know each other: [`Reactor`] and its [`ReactorHandle`] (with
-//! `opener`, which opens connections by endpoint and wakes the loop from a
-//! resolver thread), since a call from another thread takes `&mut Reactor`;
-//! and [`Protocol`] and [`Transport`], since a protocol's callbacks get a
-//! transport and a transport can open a connection for a new protocol
-//! ([`Context::connect`]): one vocabulary.
+//! Dependencies point one way, downwards; no module imports one above it
+//! (the one pair that knows each other is [`Reactor`] and its
+//! [`ReactorHandle`], since a call from another thread takes `&mut Reactor`).
+//! [`Protocol`] is defined in [`transport`], beside the [`Transport`] its
+//! callbacks get, because a transport can open a connection for a new
+//! protocol ([`Context::connect`]).
 //!
 //! ```text
 //!  line  prefixed  netstring  producer  backoff  testing   helpers for plugins, their tests
 //!     \       |       /                  |
-//!      \      |      /  reactor <-> handle, opener   the public Reactor; other threads
+//!      \      |      /  reactor <-> handle; opener   the public Reactor; other threads
 //!       \     |     /      |      \       |
 //!        \    |    /    dispatch   \      |          one turn: events and timers to sources
 //!         \   |   /        |        \     |

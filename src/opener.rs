@@ -13,19 +13,23 @@ use std::sync::{Arc, Mutex};
 
 use crate::core::{Core, Opener};
 use crate::endpoint::ClientEndpoint;
-use crate::handle::ReactorHandle;
 use crate::policy::Policy;
 use crate::protocol::{ClientFactory, Protocol};
 use crate::source::connector::{Client, OneProtocol, Resolving, Target};
 
+/// Called from a resolver thread with the token whose name it resolved:
+/// the reactor makes it fire that source's `TimerKind::Resolved` on the
+/// loop (this layer knows neither the reactor nor its handle).
+pub(crate) type Wake = Arc<dyn Fn(u64) + Send + Sync>;
+
 /// The reactor's [`Opener`]: it can wake the loop from a resolver thread.
 pub(crate) struct LoopOpener {
-    pub handle: ReactorHandle,
+    pub wake: Wake,
 }
 
 impl Opener for LoopOpener {
     fn connect(&self, core: &mut Core, to: &ClientEndpoint, protocol: Box<dyn Protocol>) -> io::Result<u64> {
-        start(core, &self.handle, to, Box::new(OneProtocol(Some(protocol))))
+        start(core, &self.wake, to, Box::new(OneProtocol(Some(protocol))))
     }
 }
 
@@ -33,7 +37,7 @@ impl Opener for LoopOpener {
 /// connection will have.
 pub(crate) fn start(
     core: &mut Core,
-    handle: &ReactorHandle,
+    wake: &Wake,
     to: &ClientEndpoint,
     factory: Box<dyn ClientFactory>,
 ) -> io::Result<u64> {
@@ -62,7 +66,7 @@ pub(crate) fn start(
     let unresolved = Target::Tcp(SocketAddr::from(([0, 0, 0, 0], port)));
     let client = Box::new(Client { factory, target: unresolved, policy });
     let resolving = Resolving { client: Some(client), answer: answer.clone(), cancelled: None };
-    let (name, wake) = (host.to_string(), handle.clone());
+    let (name, wake) = (host.to_string(), wake.clone());
     let spawned = std::thread::Builder::new().name("twirl-resolve".into()).spawn(move || {
         let found = (name.as_str(), port).to_socket_addrs().and_then(|mut addrs| {
             addrs.next().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{name}: no address")))
@@ -70,7 +74,7 @@ pub(crate) fn start(
         if let Ok(mut slot) = answer.lock() {
             *slot = Some(found);
         }
-        wake.call_from_thread(move |r| r.resolved(token));
+        wake(token);
     });
     match spawned {
         Ok(_) => {

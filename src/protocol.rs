@@ -29,98 +29,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::addr::Addr;
-use crate::transport::{Context, DatagramTransport, Disconnect, Transport};
-
-/// One connection's behaviour (Twisted's `Protocol`).
-pub trait Protocol: 'static {
-    /// The connection is open; `t` can already write.
-    fn connection_made(&mut self, t: &mut dyn Transport) {
-        let _ = t;
-    }
-
-    /// Bytes arrived. They are a piece of a stream: a message may be split
-    /// across calls or several may come in one (see [`crate::line`]).
-    fn data_received(&mut self, data: &[u8], t: &mut dyn Transport);
-
-    /// The peer half-closed its writing side; nothing more will arrive.
-    /// The default closes once pending output is flushed.
-    fn read_eof(&mut self, t: &mut dyn Transport) {
-        t.lose_connection();
-    }
-
-    /// The connection is gone; `cx` still reaches the reactor and other connections.
-    fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
-        let _ = (reason, cx);
-    }
-
-    /// The write buffer passed its high-water mark: stop producing.
-    fn pause_writing(&mut self, t: &mut dyn Transport) {
-        let _ = t;
-    }
-
-    /// The write buffer drained below its low-water mark: produce again.
-    fn resume_writing(&mut self, t: &mut dyn Transport) {
-        let _ = t;
-    }
-
-    /// Everything written has been handed to the socket, and the protocol
-    /// asked to hear it with [`Transport::notify_drained`] (Twisted's pull
-    /// producer, `resumeProducing`): write the next piece now. Asked once,
-    /// told once.
-    fn drained(&mut self, t: &mut dyn Transport) {
-        let _ = t;
-    }
-
-    /// A timer set with [`Context::call_later`] or [`Context::call_every`] fired.
-    fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {
-        let _ = (tag, t);
-    }
-}
-
-/// A boxed protocol is a protocol: what a [`Factory`] builds can be driven
-/// directly, by [`crate::testing::Harness`] say.
-///
-/// ```
-/// use twirl::{Addr, Factory, Protocol, Transport};
-/// struct Echo;
-/// impl Protocol for Echo {
-///     fn data_received(&mut self, d: &[u8], t: &mut dyn Transport) {
-///         t.write(d);
-///     }
-/// }
-/// let mut factory = |_: &Addr| Echo;
-/// let peer = Addr::Inet("127.0.0.1:5000".parse().unwrap());
-/// let mut h = twirl::testing::Harness::new(factory.build_protocol(&peer));
-/// h.connect();
-/// h.feed(b"hi");
-/// assert_eq!(h.take_output(), b"hi");
-/// ```
-impl<P: Protocol + ?Sized> Protocol for Box<P> {
-    fn connection_made(&mut self, t: &mut dyn Transport) {
-        (**self).connection_made(t)
-    }
-    fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
-        (**self).data_received(data, t)
-    }
-    fn read_eof(&mut self, t: &mut dyn Transport) {
-        (**self).read_eof(t)
-    }
-    fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
-        (**self).connection_lost(reason, cx)
-    }
-    fn pause_writing(&mut self, t: &mut dyn Transport) {
-        (**self).pause_writing(t)
-    }
-    fn resume_writing(&mut self, t: &mut dyn Transport) {
-        (**self).resume_writing(t)
-    }
-    fn drained(&mut self, t: &mut dyn Transport) {
-        (**self).drained(t)
-    }
-    fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {
-        (**self).timer_fired(tag, t)
-    }
-}
+/// The stream protocol trait lives beside the transport it is handed (a
+/// transport can open a connection for a new protocol, so the two are one
+/// definition); it is a plugin's to implement, so it is named here too.
+pub use crate::transport::Protocol;
+use crate::transport::{Context, DatagramTransport, Disconnect};
 
 /// Builds one [`Protocol`] per accepted connection (Twisted's `Factory`).
 ///

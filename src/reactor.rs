@@ -54,7 +54,7 @@ use crate::dispatch::{self, SIGNALS, WAKER};
 use crate::endpoint::{ClientEndpoint, ServerEndpoint};
 use crate::flow::Payload;
 use crate::handle::{ReactorHandle, Shared};
-use crate::opener::LoopOpener;
+use crate::opener::{LoopOpener, Wake};
 use crate::policy::{ListenOptions, Policy, ReplyGuard};
 use crate::protocol::{ClientFactory, DatagramProtocol, Factory};
 use crate::source::connector::{Client, Target};
@@ -100,6 +100,13 @@ pub struct Reactor {
     replies: Rc<RefCell<ReplyGuard>>,
 }
 
+/// How a resolver thread hands its answer back: through the handle, to
+/// [`Reactor::resolved`] on the loop.
+fn resolver_wake(shared: &Arc<Shared>) -> Wake {
+    let handle = ReactorHandle { shared: shared.clone() };
+    Arc::new(move |token| handle.call_from_thread(move |r| r.resolved(token)))
+}
+
 /// What [`Reactor::handle_signals`] calls for signals other than SIGINT/SIGTERM.
 type SignalHook = Box<dyn FnMut(i32, &mut Reactor)>;
 
@@ -117,7 +124,7 @@ impl Reactor {
         let shared = Arc::new(Shared::new(poll.registry(), WAKER)?);
         let replies = Rc::new(RefCell::new(ReplyGuard::new(config.udp_replies.clone())));
         let mut core = Core::new(registry, config);
-        core.opener = Some(Rc::new(LoopOpener { handle: ReactorHandle { shared: shared.clone() } }));
+        core.opener = Some(Rc::new(LoopOpener { wake: resolver_wake(&shared) }));
         Ok(Reactor {
             events: Events::with_capacity(core.config.events_capacity.max(16)),
             replies,
@@ -253,8 +260,8 @@ impl Reactor {
     /// to cancel the connect).
     pub fn connect(&mut self, to: &ClientEndpoint, factory: impl ClientFactory) -> io::Result<ConnId> {
         self.core.now = Instant::now();
-        let handle = self.handle();
-        let token = crate::opener::start(&mut self.core, &handle, to, Box::new(factory))?;
+        let wake = resolver_wake(&self.shared);
+        let token = crate::opener::start(&mut self.core, &wake, to, Box::new(factory))?;
         self.core.process_dirty();
         Ok(ConnId(token))
     }

@@ -207,12 +207,16 @@ impl Source for Connecting {
 
     fn settle(&mut self, core: &mut Core, _: u64) -> Fate {
         match self.cancelled.take() {
-            Some(why) => {
-                self.fail(core, io::Error::new(io::ErrorKind::ConnectionAborted, format!("connect cancelled: {why}")))
-            }
+            Some(why) => self.fail(core, cancelled(&why)),
             None => Fate::Keep,
         }
     }
+}
+
+/// What a connect closed or aborted by id (Connecting's or Resolving's)
+/// reports to its client.
+fn cancelled(why: &Disconnect) -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, format!("connect cancelled: {why}"))
 }
 
 /// A connect waiting for a host name to be resolved, on a thread of its
@@ -262,8 +266,7 @@ impl Source for Resolving {
     fn settle(&mut self, core: &mut Core, _: u64) -> Fate {
         match (self.cancelled.take(), self.client.take()) {
             (Some(why), Some(client)) => {
-                let e = io::Error::new(io::ErrorKind::ConnectionAborted, format!("connect cancelled: {why}"));
-                client.failed(core, e);
+                client.failed(core, cancelled(&why));
                 Fate::Done
             }
             (_, client) => {
