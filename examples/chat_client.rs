@@ -155,7 +155,7 @@ fn smoke() -> io::Result<()> {
     let make = plugin.stream.ok_or_else(|| io::Error::other("chat speaks no stream"))?;
     let opts = ListenOptions::new("chat");
     let endpoint = twirl::endpoint::ServerEndpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], 0)));
-    let bound = reactor.listen_stream(&endpoint, make(&twirl_protocols::options::Options::none()), opts)?;
+    let bound = reactor.listen_stream(&endpoint, make(&twirl_protocols::options::Options::none()), opts)?.addr;
     let twirl::endpoint::ServerEndpoint::Tcp(server) = bound else {
         return Err(io::Error::other("bound to a non-tcp endpoint"));
     };

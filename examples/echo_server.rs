@@ -40,7 +40,7 @@ fn main() -> io::Result<()> {
     // and a factory: anything that builds a protocol per connection, here a
     // closure (it could look at the peer's address).
     let mut reactor = Reactor::new()?;
-    let addr = reactor.listen_tcp(SocketAddr::from(([127, 0, 0, 1], port)), |_peer: &Addr| Echo)?;
+    let addr = reactor.listen_tcp(SocketAddr::from(([127, 0, 0, 1], port)), |_peer: &Addr| Echo)?.addr;
     println!("echo listening on {addr}; Ctrl-C stops");
 
     // Lesson 3: Ctrl-C (SIGINT) and SIGTERM stop the loop gracefully: the

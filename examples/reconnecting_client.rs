@@ -91,7 +91,7 @@ fn start_server(addr: SocketAddr) -> io::Result<(SocketAddr, ReactorHandle, Join
     let (tx, rx) = mpsc::channel();
     let join = std::thread::spawn(move || -> io::Result<()> {
         let mut reactor = Reactor::new()?;
-        let bound = reactor.listen_tcp(addr, |_: &Addr| Echo);
+        let bound = reactor.listen_tcp(addr, |_: &Addr| Echo).map(|port| port.addr);
         let ok = bound.is_ok();
         let _ = tx.send(bound.map(|a| (a, reactor.handle())));
         if ok {

@@ -67,12 +67,14 @@ fn main() -> io::Result<()> {
     let mut reactor = Reactor::new()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (port, to): (u16, ClientEndpoint) = match (smoke, args.as_slice()) {
-        (true, _) => (0, ClientEndpoint::Tcp("127.0.0.1".into(), reactor.listen_tcp(LOCAL, |_: &Addr| Echo)?.port())),
+        (true, _) => {
+            (0, ClientEndpoint::Tcp("127.0.0.1".into(), reactor.listen_tcp(LOCAL, |_: &Addr| Echo)?.addr.port()))
+        }
         (false, [p, t]) => (p.parse().map_err(io::Error::other)?, t.parse().map_err(io::Error::other)?),
         _ => return Err(io::Error::other("usage: relay PORT tcp:HOST:PORT")),
     };
     let pipe = move |_: &Addr| Pipe { to: Some(to.clone()), other: None };
-    let at = reactor.listen_tcp(SocketAddr::new(LOCAL.ip(), port), pipe)?;
+    let at = reactor.listen_tcp(SocketAddr::new(LOCAL.ip(), port), pipe)?.addr;
     println!("relay listening on {at}");
     let check = smoke.then(|| {
         let handle = reactor.handle();

@@ -104,7 +104,7 @@ fn main() -> io::Result<()> {
 
     // 4. Protocol-level timers: a ticking server and a client that prints.
     let addr =
-        reactor.listen_tcp(SocketAddr::from(([127, 0, 0, 1], 0)), |_: &Addr| Ticker { ticks: 0, ticker: None })?;
+        reactor.listen_tcp(SocketAddr::from(([127, 0, 0, 1], 0)), |_: &Addr| Ticker { ticks: 0, ticker: None })?.addr;
     let handle = reactor.handle();
     let client = std::thread::spawn(move || -> io::Result<Vec<String>> {
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;

@@ -138,7 +138,7 @@ fn main() -> io::Result<()> {
     say("start");
     let mut reactor = Reactor::new()?;
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let server = reactor.listen_udp(loopback, LossyServer { seen: 0 })?;
+    let server = reactor.listen_udp(loopback, LossyServer { seen: 0 })?.addr;
 
     // An unconnected socket, like the handout's: it hears from anybody.
     let story = Rc::new(RefCell::new(Story::default()));
@@ -152,7 +152,7 @@ fn main() -> io::Result<()> {
         leaked_id: leaked_id.clone(),
     };
     // A client socket that hears from anyone (so the spoofs arrive): not a service.
-    let client_addr = reactor.open_udp(loopback, client)?;
+    let client_addr = reactor.open_udp(loopback, client)?.addr;
 
     // The spoofer: a plain socket elsewhere, answering before the server
     // does, once with a guessed id, once with the real one it sniffed.

@@ -125,7 +125,7 @@ fn main() -> io::Result<()> {
     // Step 5: serve it. A closure or fn taking `&Addr` is a factory.
     let mut reactor = Reactor::new()?;
     let port = if smoke { 0 } else { 7200 };
-    let addr = reactor.listen_tcp(SocketAddr::from(([127, 0, 0, 1], port)), sum_protocol)?;
+    let addr = reactor.listen_tcp(SocketAddr::from(([127, 0, 0, 1], port)), sum_protocol)?.addr;
     println!("sum listening on {addr}");
     reactor.handle_signals(&[], |_, _| {})?;
 

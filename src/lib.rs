@@ -24,7 +24,7 @@
 //! }
 //!
 //! let mut reactor = Reactor::new()?;
-//! let addr = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| LineReceiver::new(Reverse))?;
+//! let addr = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| LineReceiver::new(Reverse))?.addr;
 //! println!("serving on {addr}");
 //! // reactor.run()?;  // serve until stopped
 //! # Ok::<(), std::io::Error>(())
@@ -35,14 +35,15 @@
 //! Dependencies point one way, downwards; no module imports one above it
 //! (the one pair that knows each other is [`Reactor`] and its
 //! [`ReactorHandle`], since a call from another thread takes `&mut Reactor`).
-//! [`Protocol`] is defined in [`transport`], beside the [`Transport`] its
-//! callbacks get, because a transport can open a connection for a new
-//! protocol ([`Context::connect`]).
+//! [`Protocol`] and [`DatagramProtocol`] are defined in [`transport`],
+//! beside the [`Transport`] their callbacks get, because a context can open
+//! a connection or a socket for a new protocol ([`Context::connect`],
+//! [`Context::connect_udp`]).
 //!
 //! ```text
 //!  line  prefixed  netstring  producer  backoff  testing   helpers for plugins, their tests
 //!     \       |       /                  |
-//!      \      |      /  reactor <-> handle; opener   the public Reactor; other threads
+//!      \      |      /  reactor <-> handle; opener, resolver   the public Reactor; other threads
 //!       \     |     /      |      \       |
 //!        \    |    /    dispatch   \      |          one turn: events and timers to sources
 //!         \   |   /        |        \     |
@@ -94,6 +95,7 @@ pub mod prefixed;
 pub mod producer;
 pub mod protocol;
 pub mod reactor;
+mod resolver;
 mod source;
 mod stats;
 pub mod testing;
@@ -111,8 +113,9 @@ pub use handle::ReactorHandle;
 pub use outcome::{OneShot, Outcome};
 pub use policy::ListenOptions;
 pub use protocol::{ClientFactory, DatagramProtocol, Factory, Protocol};
+pub use reactor::Listening;
 pub use reactor::Reactor;
 pub use source::fd;
 pub use stats::Stats;
 pub use timer::TimerHandle;
-pub use transport::{ConnId, Context, DatagramTransport, Disconnect, Transport};
+pub use transport::{ConnId, Context, DatagramTransport, Disconnect, ListenerId, Transport};

@@ -1,21 +1,25 @@
-//! How connections are opened by endpoint, from the reactor
+//! How connections and sockets are opened by endpoint, from the reactor
 //! ([`Reactor::connect`](crate::Reactor::connect)) or from a callback
-//! ([`Context::connect`](crate::Context::connect)): at once for an
-//! address or a Unix path, through a resolver thread for a host name (the
-//! loop never blocks on DNS). Either way the connection's id is known from
-//! the start: the slot is reserved first, and whatever stands in it
-//! (resolving, connecting, connected) keeps that token.
+//! ([`Context::connect`](crate::Context::connect),
+//! [`Context::connect_udp`](crate::Context::connect_udp)): at once for an
+//! address or a Unix path, through the resolver pool for a host name (the
+//! loop never blocks on DNS). Either way the id is known from the start:
+//! the slot is reserved first, and whatever stands in it (resolving,
+//! connecting, connected) keeps that token.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use crate::core::{Core, Opener};
 use crate::endpoint::ClientEndpoint;
 use crate::policy::Policy;
-use crate::protocol::{ClientFactory, Protocol};
-use crate::source::connector::{Client, OneProtocol, Resolving, Target};
+use crate::protocol::{ClientFactory, DatagramProtocol, Protocol};
+use crate::resolver::Resolver;
+use crate::source::connector::{Client, OneProtocol, Target};
+use crate::source::resolving::{AfterResolve, Resolving};
+use crate::source::udp::{self, PendingUdp};
 
 /// Called from a resolver thread with the token whose name it resolved:
 /// the reactor makes it fire that source's `TimerKind::Resolved` on the
@@ -25,65 +29,103 @@ pub(crate) type Wake = Arc<dyn Fn(u64) + Send + Sync>;
 /// The reactor's [`Opener`]: it can wake the loop from a resolver thread.
 pub(crate) struct LoopOpener {
     pub wake: Wake,
+    pub resolver: Resolver,
 }
 
 impl Opener for LoopOpener {
     fn connect(&self, core: &mut Core, to: &ClientEndpoint, protocol: Box<dyn Protocol>) -> io::Result<u64> {
-        start(core, &self.wake, to, Box::new(OneProtocol(Some(protocol))))
+        self.connect_stream(core, to, Box::new(OneProtocol(Some(protocol))))
+    }
+
+    fn connect_udp(
+        &self,
+        core: &mut Core,
+        to: &ClientEndpoint,
+        protocol: Box<dyn DatagramProtocol>,
+    ) -> io::Result<u64> {
+        let ClientEndpoint::Udp(host, port) = to else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{to} is not a udp: endpoint")));
+        };
+        let token = core.reserve();
+        match literal(host, *port) {
+            Some(addr) => udp::connect_at(core, token, addr, protocol).map(|_| token),
+            None => {
+                let pending = Box::new(PendingUdp { protocol, to: to.to_string() });
+                self.resolve_then(core, token, bare(host), *port, pending)
+            }
+        }
     }
 }
 
-/// Starts connecting `factory`'s client to `to`; returns the token its
-/// connection will have.
-pub(crate) fn start(
-    core: &mut Core,
-    wake: &Wake,
-    to: &ClientEndpoint,
-    factory: Box<dyn ClientFactory>,
-) -> io::Result<u64> {
-    let policy = Rc::new(Policy::plain("client", core.config.limits));
-    let (host, port) = match to {
-        ClientEndpoint::Unix(path) => {
-            let token = core.reserve();
-            Box::new(Client { factory, target: Target::Unix(path.clone()), policy }).connect_at(core, token);
+impl LoopOpener {
+    /// Starts connecting `factory`'s client to `to`; returns the token its
+    /// connection will have.
+    pub(crate) fn connect_stream(
+        &self,
+        core: &mut Core,
+        to: &ClientEndpoint,
+        factory: Box<dyn ClientFactory>,
+    ) -> io::Result<u64> {
+        let policy = Rc::new(Policy::plain("client", core.config.limits));
+        let (host, port) = match to {
+            ClientEndpoint::Unix(path) => {
+                let token = core.reserve();
+                Box::new(Client { factory, target: Target::Unix(path.clone()), policy }).connect_at(core, token);
+                return Ok(token);
+            }
+            ClientEndpoint::Udp(..) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{to} is a UDP endpoint: use connect_udp"),
+                ));
+            }
+            ClientEndpoint::Tcp(host, port) => (host, *port),
+        };
+        let token = core.reserve();
+        if let Some(addr) = literal(host, port) {
+            Box::new(Client { factory, target: Target::Tcp(addr), policy }).connect_at(core, token);
             return Ok(token);
         }
-        ClientEndpoint::Udp(..) => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{to} is a UDP endpoint: use connect_udp"),
-            ));
-        }
-        ClientEndpoint::Tcp(host, port) => (host.trim_start_matches('[').trim_end_matches(']'), *port),
-    };
-    let token = core.reserve();
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        let target = Target::Tcp(SocketAddr::new(ip, port));
-        Box::new(Client { factory, target, policy }).connect_at(core, token);
-        return Ok(token);
+        let unresolved = Target::Tcp(SocketAddr::from(([0, 0, 0, 0], port)));
+        self.resolve_then(core, token, bare(host), port, Box::new(Client { factory, target: unresolved, policy }))
     }
-    let answer = Arc::new(Mutex::new(None));
-    let unresolved = Target::Tcp(SocketAddr::from(([0, 0, 0, 0], port)));
-    let client = Box::new(Client { factory, target: unresolved, policy });
-    let resolving = Resolving { client: Some(client), answer: answer.clone(), cancelled: None };
-    let (name, wake) = (host.to_string(), wake.clone());
-    let spawned = std::thread::Builder::new().name("twirl-resolve".into()).spawn(move || {
-        let found = (name.as_str(), port).to_socket_addrs().and_then(|mut addrs| {
-            addrs.next().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{name}: no address")))
+
+    /// Puts a [`Resolving`] in the slot `token` and looks `host` up on the pool.
+    fn resolve_then(
+        &self,
+        core: &mut Core,
+        token: u64,
+        host: &str,
+        port: u16,
+        waiting: Box<dyn AfterResolve>,
+    ) -> io::Result<u64> {
+        let answer = Arc::new(Mutex::new(None));
+        let (slot, wake) = (answer.clone(), self.wake.clone());
+        let started = self.resolver.resolve(host.to_string(), port, move |found| {
+            if let Ok(mut slot) = slot.lock() {
+                *slot = Some(found);
+            }
+            wake(token);
         });
-        if let Ok(mut slot) = answer.lock() {
-            *slot = Some(found);
-        }
-        wake(token);
-    });
-    match spawned {
-        Ok(_) => {
-            core.put_back(token, Box::new(resolving));
-            Ok(token)
-        }
-        Err(e) => {
-            core.remove(token);
-            Err(e)
+        match started {
+            Ok(()) => {
+                core.put_back(token, Box::new(Resolving::new(waiting, answer)));
+                Ok(token)
+            }
+            Err(e) => {
+                core.remove(token);
+                Err(e)
+            }
         }
     }
+}
+
+/// The host without the brackets an IPv6 address is written in.
+fn bare(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// The address, if `host` is written as one (no lookup needed).
+fn literal(host: &str, port: u16) -> Option<SocketAddr> {
+    bare(host).parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port))
 }

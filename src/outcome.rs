@@ -40,7 +40,7 @@
 //! }
 //!
 //! let mut reactor = Reactor::new()?;
-//! let addr = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo)?;
+//! let addr = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo)?.addr;
 //! let done = Outcome::new();
 //! let d = done.clone();
 //! reactor.connect_tcp(addr, OneShot::new(done.clone(), move |_: &Addr| Hello { reply: Vec::new(), done: d }))?;

@@ -25,15 +25,15 @@
 //! ```
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::addr::Addr;
-/// The stream protocol trait lives beside the transport it is handed (a
-/// transport can open a connection for a new protocol, so the two are one
-/// definition); it is a plugin's to implement, so it is named here too.
-pub use crate::transport::Protocol;
-use crate::transport::{Context, DatagramTransport, Disconnect};
+use crate::transport::{Context, Disconnect};
+/// The protocol traits live beside the transports they are handed (a
+/// context can open a connection or a socket for a new protocol, so the
+/// two are one definition); they are a plugin's to implement, so they are
+/// named here too.
+pub use crate::transport::{DatagramProtocol, Protocol};
 
 /// Builds one [`Protocol`] per accepted connection (Twisted's `Factory`).
 ///
@@ -81,37 +81,5 @@ pub trait ClientFactory: 'static {
     fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) -> Option<Duration> {
         let _ = (reason, cx);
         None
-    }
-}
-
-/// One UDP socket's behaviour (Twisted's `DatagramProtocol`).
-pub trait DatagramProtocol: 'static {
-    /// The socket is bound and registered.
-    fn started(&mut self, t: &mut dyn DatagramTransport) {
-        let _ = t;
-    }
-
-    /// One whole datagram arrived from `from`.
-    fn datagram_received(&mut self, data: &[u8], from: SocketAddr, t: &mut dyn DatagramTransport);
-
-    /// A datagram larger than the receive limit arrived; it was not delivered.
-    fn datagram_truncated(&mut self, len: usize, from: SocketAddr, t: &mut dyn DatagramTransport) {
-        log::debug!("dropped a {len}-byte datagram from {from}: larger than the receive limit");
-        let _ = t;
-    }
-
-    /// On a connected socket: the peer answered with ICMP port unreachable.
-    fn connection_refused(&mut self, t: &mut dyn DatagramTransport) {
-        let _ = t;
-    }
-
-    /// A timer set with [`Context::call_later`] fired.
-    fn timer_fired(&mut self, tag: u64, t: &mut dyn DatagramTransport) {
-        let _ = (tag, t);
-    }
-
-    /// The socket is closing (the reactor stops).
-    fn stopped(&mut self, cx: &mut dyn Context) {
-        let _ = cx;
     }
 }

@@ -20,7 +20,7 @@
 //! }
 //!
 //! let mut reactor = Reactor::new()?;
-//! let addr = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo)?;
+//! let addr = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo)?.addr;
 //! let handle = reactor.handle();
 //! let client = std::thread::spawn(move || -> std::io::Result<Vec<u8>> {
 //!     use std::io::{Read, Write};
@@ -57,6 +57,7 @@ use crate::handle::{ReactorHandle, Shared};
 use crate::opener::{LoopOpener, Wake};
 use crate::policy::{ListenOptions, Policy, ReplyGuard};
 use crate::protocol::{ClientFactory, DatagramProtocol, Factory};
+use crate::resolver::Resolver;
 use crate::source::connector::{Client, Target};
 use crate::source::fd::FdSource;
 use crate::source::listener::ListenerSource;
@@ -64,7 +65,7 @@ use crate::source::socket::Listener;
 use crate::source::udp::UdpSource;
 use crate::stats::Stats;
 use crate::timer::TimerHandle;
-use crate::transport::ConnId;
+use crate::transport::{ConnId, ListenerId};
 
 /// The signals that stop the reactor gracefully once handled.
 const STOP_SIGNALS: [i32; 3] = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP];
@@ -98,6 +99,8 @@ pub struct Reactor {
     on_signal: Option<SignalHook>,
     /// What the UDP server sockets share: their endpoints, reply rates.
     replies: Rc<RefCell<ReplyGuard>>,
+    /// Opens connections by endpoint (the core holds it too, for callbacks).
+    opener: Rc<LoopOpener>,
 }
 
 /// How a resolver thread hands its answer back: through the handle, to
@@ -105,6 +108,41 @@ pub struct Reactor {
 fn resolver_wake(shared: &Arc<Shared>) -> Wake {
     let handle = ReactorHandle { shared: shared.clone() };
     Arc::new(move |token| handle.call_from_thread(move |r| r.resolved(token)))
+}
+
+/// A socket the reactor listens on, as `listen_*` return it (Twisted's
+/// `IListeningPort`): where it is bound, and the id that closes it.
+///
+/// # Examples
+///
+/// ```
+/// use twirl::{Addr, Protocol, Reactor, Transport};
+/// # struct Echo;
+/// # impl Protocol for Echo {
+/// #     fn data_received(&mut self, d: &[u8], t: &mut dyn Transport) { t.write(d); }
+/// # }
+/// let mut reactor = Reactor::new()?;
+/// let port = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo)?;
+/// assert_ne!(port.addr.port(), 0, "the port the kernel chose");
+/// assert!(reactor.stop_listening(port.id));
+/// assert!(std::net::TcpStream::connect(port.addr).is_err(), "nobody listens there now");
+/// assert!(!reactor.stop_listening(port.id), "already closed");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listening<A> {
+    /// Names the socket for [`Reactor::stop_listening`] and
+    /// [`Context::stop_listening`](crate::Context::stop_listening).
+    pub id: ListenerId,
+    /// Where it is bound (port 0 replaced by the port the kernel chose).
+    pub addr: A,
+}
+
+/// Shows where it is bound, as a `listening` line does.
+impl<A: std::fmt::Display> std::fmt::Display for Listening<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.addr.fmt(f)
+    }
 }
 
 /// What [`Reactor::handle_signals`] calls for signals other than SIGINT/SIGTERM.
@@ -124,7 +162,8 @@ impl Reactor {
         let shared = Arc::new(Shared::new(poll.registry(), WAKER)?);
         let replies = Rc::new(RefCell::new(ReplyGuard::new(config.udp_replies.clone())));
         let mut core = Core::new(registry, config);
-        core.opener = Some(Rc::new(LoopOpener { wake: resolver_wake(&shared) }));
+        let opener = Rc::new(LoopOpener { wake: resolver_wake(&shared), resolver: Resolver::default() });
+        core.opener = Some(opener.clone());
         Ok(Reactor {
             events: Events::with_capacity(core.config.events_capacity.max(16)),
             replies,
@@ -133,6 +172,7 @@ impl Reactor {
             shared,
             signals: None,
             on_signal: None,
+            opener,
         })
     }
 
@@ -163,21 +203,23 @@ impl Reactor {
     }
 
     /// Listens for TCP connections; returns the address actually bound
-    /// (port 0 lets the kernel choose).
-    pub fn listen_tcp(&mut self, addr: SocketAddr, factory: impl Factory) -> io::Result<SocketAddr> {
+    /// (port 0 lets the kernel choose) and the listener's id.
+    pub fn listen_tcp(&mut self, addr: SocketAddr, factory: impl Factory) -> io::Result<Listening<SocketAddr>> {
         let opts = ListenOptions { limits: self.core.config.limits, ..ListenOptions::new("tcp") };
-        match self.listen_stream(&ServerEndpoint::Tcp(addr), Box::new(factory), opts)? {
-            ServerEndpoint::Tcp(a) => Ok(a),
+        let port = self.listen_stream(&ServerEndpoint::Tcp(addr), Box::new(factory), opts)?;
+        match port.addr {
+            ServerEndpoint::Tcp(a) => Ok(Listening { id: port.id, addr: a }),
             _ => Err(io::Error::other("tcp listener bound to a non-tcp address")),
         }
     }
 
-    /// Listens on a Unix-domain socket path (a stale socket file is replaced).
-    pub fn listen_unix(&mut self, path: impl AsRef<Path>, factory: impl Factory) -> io::Result<PathBuf> {
+    /// Listens on a Unix-domain socket path (a stale socket file is
+    /// replaced; the file is removed when the listener closes).
+    pub fn listen_unix(&mut self, path: impl AsRef<Path>, factory: impl Factory) -> io::Result<Listening<PathBuf>> {
         let opts = ListenOptions { limits: self.core.config.limits, ..ListenOptions::new("unix") };
         let ep = ServerEndpoint::Unix(path.as_ref().to_path_buf());
-        self.listen_stream(&ep, Box::new(factory), opts)?;
-        Ok(path.as_ref().to_path_buf())
+        let port = self.listen_stream(&ep, Box::new(factory), opts)?;
+        Ok(Listening { id: port.id, addr: path.as_ref().to_path_buf() })
     }
 
     /// Listens on a TCP or Unix endpoint with per-listener options; returns
@@ -187,7 +229,7 @@ impl Reactor {
         endpoint: &ServerEndpoint,
         factory: Box<dyn Factory>,
         opts: ListenOptions,
-    ) -> io::Result<ServerEndpoint> {
+    ) -> io::Result<Listening<ServerEndpoint>> {
         let sock = match endpoint {
             ServerEndpoint::Tcp(addr) => Listener::bind_tcp(*addr)?,
             ServerEndpoint::Unix(p) => Listener::bind_unix(p)?,
@@ -199,16 +241,29 @@ impl Reactor {
             }
         };
         let bound = sock.local_endpoint()?;
-        ListenerSource::add(&mut self.core, sock, factory, &opts)?;
+        let token = ListenerSource::add(&mut self.core, sock, factory, &opts)?;
         log::debug!("listening {} on {bound}", opts.name);
-        Ok(bound)
+        Ok(Listening { id: ListenerId(token), addr: bound })
+    }
+
+    /// Closes a listener (connections it accepted stay open) or a UDP
+    /// socket (its protocol hears `stopped`); false if `id` names neither
+    /// or it is already closed.
+    pub fn stop_listening(&mut self, id: ListenerId) -> bool {
+        let ok = self.core.stop_listening(id.0);
+        self.core.process_dirty();
+        ok
     }
 
     /// Binds a UDP service served by `protocol`; returns the address bound.
     /// What it sends is limited by [`Config::udp_replies`]: never to a
     /// service port nor to another of this reactor's services (a loop), and
     /// at a bounded rate per address off loopback.
-    pub fn listen_udp(&mut self, addr: SocketAddr, protocol: impl DatagramProtocol) -> io::Result<SocketAddr> {
+    pub fn listen_udp(
+        &mut self,
+        addr: SocketAddr,
+        protocol: impl DatagramProtocol,
+    ) -> io::Result<Listening<SocketAddr>> {
         self.listen_udp_boxed(addr, Box::new(protocol))
     }
 
@@ -217,9 +272,10 @@ impl Reactor {
         &mut self,
         addr: SocketAddr,
         protocol: Box<dyn DatagramProtocol>,
-    ) -> io::Result<SocketAddr> {
+    ) -> io::Result<Listening<SocketAddr>> {
         let socket = mio::net::UdpSocket::bind(addr)?;
-        UdpSource::add(&mut self.core, socket, protocol, None, Some(self.replies.clone()))
+        let added = UdpSource::add(&mut self.core, socket, protocol, None, Some(self.replies.clone()));
+        added.map(|(token, addr)| Listening { id: ListenerId(token), addr })
     }
 
     /// Binds a UDP socket that is not a service: a client that must hear
@@ -227,20 +283,25 @@ impl Reactor {
     /// must be seen to be ignored). Unlike [`listen_udp`](Self::listen_udp)
     /// its sends are not limited by [`crate::UdpReplies`], and services
     /// of this reactor may answer it.
-    pub fn open_udp(&mut self, addr: SocketAddr, protocol: impl DatagramProtocol) -> io::Result<SocketAddr> {
+    pub fn open_udp(&mut self, addr: SocketAddr, protocol: impl DatagramProtocol) -> io::Result<Listening<SocketAddr>> {
         let socket = mio::net::UdpSocket::bind(addr)?;
-        UdpSource::add(&mut self.core, socket, Box::new(protocol), None, None)
+        let added = UdpSource::add(&mut self.core, socket, Box::new(protocol), None, None);
+        added.map(|(token, addr)| Listening { id: ListenerId(token), addr })
     }
 
     /// Opens a UDP socket connected to `remote` (from an ephemeral local
     /// port): only `remote`'s datagrams arrive, and an ICMP port-unreachable
-    /// answer is reported through `connection_refused`. Returns the local address.
-    pub fn connect_udp(&mut self, remote: SocketAddr, protocol: impl DatagramProtocol) -> io::Result<SocketAddr> {
-        let any: SocketAddr =
-            if remote.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
-        let socket = mio::net::UdpSocket::bind(any)?;
-        socket.connect(remote)?;
-        UdpSource::add(&mut self.core, socket, Box::new(protocol), Some(remote), None)
+    /// answer is reported through `connection_refused`. Returns the local
+    /// address. (To a host name, without blocking the loop:
+    /// [`Context::connect_udp`](crate::Context::connect_udp).)
+    pub fn connect_udp(
+        &mut self,
+        remote: SocketAddr,
+        protocol: impl DatagramProtocol,
+    ) -> io::Result<Listening<SocketAddr>> {
+        let token = self.core.reserve();
+        let local = crate::source::udp::connect_at(&mut self.core, token, remote, Box::new(protocol))?;
+        Ok(Listening { id: ListenerId(token), addr: local })
     }
 
     /// Connects to a TCP server; the factory builds the protocol once
@@ -255,13 +316,12 @@ impl Reactor {
     }
 
     /// Connects to a stream server by endpoint (`tcp:HOST:PORT` or
-    /// `unix:PATH`); a host name is resolved on a thread of its own, never
-    /// on the loop. Returns the id the connection will have (abort it by id
+    /// `unix:PATH`); a host name is resolved on the resolver pool (at most
+    /// four lookups at once), never on the loop. Returns the id the connection will have (abort it by id
     /// to cancel the connect).
     pub fn connect(&mut self, to: &ClientEndpoint, factory: impl ClientFactory) -> io::Result<ConnId> {
         self.core.now = Instant::now();
-        let wake = resolver_wake(&self.shared);
-        let token = crate::opener::start(&mut self.core, &wake, to, Box::new(factory))?;
+        let token = self.opener.connect_stream(&mut self.core, to, Box::new(factory))?;
         self.core.process_dirty();
         Ok(ConnId(token))
     }

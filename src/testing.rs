@@ -52,7 +52,7 @@ use crate::source::conn::machine::{self, ConnIo};
 use crate::source::socket::Pipe;
 use crate::stats::Stats;
 use crate::timer::{TimerHandle, TimerQueue};
-use crate::transport::{ConnId, Context, DatagramTransport, Disconnect, Transport};
+use crate::transport::{ConnId, Context, DatagramTransport, Disconnect, ListenerId, Transport};
 
 /// The reactor side of the in-memory transports: a manual clock, timers, and
 /// a record of what was asked of other connections and of the reactor.
@@ -80,6 +80,11 @@ pub struct MemoryContext {
     /// and the protocol, for the test to drive (in a `Harness` of its own,
     /// say). Their ids are `ConnId::from_raw(1_000_000 + index)`.
     pub connects: Vec<(crate::endpoint::ClientEndpoint, Box<dyn Protocol>)>,
+    /// UDP sockets opened with [`Context::connect_udp`], in order; their
+    /// ids are `ConnId::from_raw(2_000_000 + index)`.
+    pub udp_connects: Vec<(crate::endpoint::ClientEndpoint, Box<dyn DatagramProtocol>)>,
+    /// Listeners and sockets closed with [`Context::stop_listening`], in order.
+    pub stopped_listening: Vec<ListenerId>,
     /// The harnessed connection's producer (`register_producer` with its
     /// own id as the consumer).
     pub producer: Option<ConnId>,
@@ -105,6 +110,8 @@ impl MemoryContext {
             buffered_of: std::collections::HashMap::new(),
             stop_requested: false,
             connects: Vec::new(),
+            udp_connects: Vec::new(),
+            stopped_listening: Vec::new(),
             producer: None,
             producer_flow: Vec::new(),
         }
@@ -172,6 +179,18 @@ impl Context for MemoryContext {
     fn connect(&mut self, to: &crate::endpoint::ClientEndpoint, protocol: Box<dyn Protocol>) -> io::Result<ConnId> {
         self.connects.push((to.clone(), protocol));
         Ok(ConnId(1_000_000 + self.connects.len() as u64 - 1))
+    }
+    fn connect_udp(
+        &mut self,
+        to: &crate::endpoint::ClientEndpoint,
+        protocol: Box<dyn DatagramProtocol>,
+    ) -> io::Result<ConnId> {
+        self.udp_connects.push((to.clone(), protocol));
+        Ok(ConnId(2_000_000 + self.udp_connects.len() as u64 - 1))
+    }
+    fn stop_listening(&mut self, id: ListenerId) -> bool {
+        self.stopped_listening.push(id);
+        true
     }
 }
 
@@ -621,6 +640,10 @@ pub struct MemoryDatagramTransport {
     pub groups: Vec<IpAddr>,
     /// Whether broadcast is allowed.
     pub broadcast: bool,
+    /// The protocol asked to close the socket
+    /// ([`DatagramTransport::close`]); the harness then calls
+    /// `stopped` after the callback, as the loop does, and delivers nothing more.
+    pub closed: bool,
 }
 
 crate::core::context::forward_context!(MemoryDatagramTransport, cx);
@@ -651,6 +674,9 @@ impl DatagramTransport for MemoryDatagramTransport {
         self.groups.retain(|g| *g != group);
         Ok(())
     }
+    fn close(&mut self) {
+        self.closed = true;
+    }
 }
 
 /// Drives one [`DatagramProtocol`] over a [`MemoryDatagramTransport`] on a manual clock.
@@ -676,6 +702,7 @@ pub struct DatagramHarness<P: DatagramProtocol> {
     /// Its transport.
     pub transport: MemoryDatagramTransport,
     started: bool,
+    stopped: bool,
 }
 
 impl<P: DatagramProtocol> DatagramHarness<P> {
@@ -689,8 +716,10 @@ impl<P: DatagramProtocol> DatagramHarness<P> {
                 local: SocketAddr::from(([127, 0, 0, 1], 7000)),
                 groups: Vec::new(),
                 broadcast: false,
+                closed: false,
             },
             started: false,
+            stopped: false,
         }
     }
 
@@ -704,13 +733,32 @@ impl<P: DatagramProtocol> DatagramHarness<P> {
         if !self.started {
             self.started = true;
             self.protocol.started(&mut self.transport);
+            self.close_if_asked();
         }
     }
 
-    /// Delivers one datagram from `from` (calling `started` first if needed).
+    /// After a callback that asked to close the socket: `stopped`, once.
+    fn close_if_asked(&mut self) {
+        if self.transport.closed && !self.stopped {
+            self.stopped = true;
+            self.protocol.stopped(&mut self.transport.cx);
+        }
+    }
+
+    /// True once the socket is closed (the protocol stopped listening).
+    pub fn is_closed(&self) -> bool {
+        self.stopped
+    }
+
+    /// Delivers one datagram from `from` (calling `started` first if
+    /// needed); a closed socket receives nothing.
     pub fn feed(&mut self, data: &[u8], from: SocketAddr) {
         self.start();
+        if self.stopped {
+            return;
+        }
         self.protocol.datagram_received(data, from, &mut self.transport);
+        self.close_if_asked();
     }
 
     /// Moves the manual clock forward, firing due timers in order, each at its own deadline.
@@ -721,8 +769,9 @@ impl<P: DatagramProtocol> DatagramHarness<P> {
             |h| &mut h.transport.cx,
             by,
             |h, (kind, tag)| {
-                if kind == TimerKind::Proto {
+                if kind == TimerKind::Proto && !h.stopped {
                     h.protocol.timer_fired(tag, &mut h.transport);
+                    h.close_if_asked();
                 }
                 true
             },
@@ -755,6 +804,37 @@ mod tests {
         fn resume_writing(&mut self, _: &mut dyn Transport) {
             self.resumed += 1;
         }
+    }
+
+    /// Counts datagrams and closes its socket on "bye", as a real one would.
+    struct Closer {
+        seen: u32,
+        stopped: u32,
+    }
+    impl DatagramProtocol for Closer {
+        fn datagram_received(&mut self, d: &[u8], from: SocketAddr, t: &mut dyn DatagramTransport) {
+            self.seen += 1;
+            t.send_to(d, from);
+            if d == b"bye" {
+                t.close();
+            }
+        }
+        fn stopped(&mut self, _: &mut dyn Context) {
+            self.stopped += 1;
+        }
+    }
+
+    #[test]
+    fn a_datagram_protocol_that_closes_hears_stopped_once_and_nothing_after() {
+        let mut h = DatagramHarness::new(Closer { seen: 0, stopped: 0 });
+        let peer: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        h.feed(b"hi", peer);
+        assert!(!h.is_closed());
+        h.feed(b"bye", peer);
+        assert!(h.is_closed());
+        h.feed(b"late", peer);
+        assert_eq!((h.protocol.seen, h.protocol.stopped), (2, 1));
+        assert_eq!(h.take_sent().len(), 2, "the answer to bye was sent before closing");
     }
 
     #[test]

@@ -41,6 +41,30 @@ impl ConnId {
     }
 }
 
+/// Names one listening socket: a stream listener or a bound UDP socket
+/// (what Twisted calls a port), as `Reactor::listen_*` return it. Give it
+/// to [`Context::stop_listening`] or `Reactor::stop_listening` to close it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ListenerId(pub(crate) u64);
+
+impl ListenerId {
+    /// The raw value, for logs.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    /// An id from a raw value, for tests with the in-memory transport.
+    pub fn from_raw(raw: u64) -> ListenerId {
+        ListenerId(raw)
+    }
+}
+
+impl fmt::Display for ListenerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&ConnId(self.0), f)
+    }
+}
+
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // slot.generation reads better in a trace than the packed integer.
@@ -332,14 +356,36 @@ pub trait Context {
     /// returns the id the connection will have: write to it, close it or
     /// abort it by id like any other (writes before it is connected are
     /// refused: wait for its `connection_made`). Closing or aborting it
-    /// while it connects cancels it. A host name is resolved on a thread
-    /// of its own, never on the loop. If connecting fails, `protocol` hears
+    /// while it connects cancels it. A host name is resolved on the
+    /// resolver pool, never on the loop. If connecting fails, `protocol` hears
     /// it in `connection_lost` (`Disconnect::Io` with the error), so a
     /// relay can close the other side. An error here means it could not
-    /// even start (a UDP endpoint, no descriptors).
+    /// even start (a UDP endpoint, no descriptors, too many lookups
+    /// waiting).
     fn connect(&mut self, to: &ClientEndpoint, protocol: Box<dyn Protocol>) -> io::Result<ConnId> {
         let _ = (to, protocol);
         Err(io::Error::new(io::ErrorKind::Unsupported, "this context cannot open connections"))
+    }
+    /// Opens a UDP socket connected to `to` (a `udp:` endpoint) for
+    /// `protocol`, from an ephemeral local port: only `to`'s datagrams
+    /// arrive, and an ICMP port-unreachable reaches `connection_refused`.
+    /// Returns the socket's id (close it with
+    /// [`stop_listening`](Context::stop_listening)). A host name is
+    /// resolved on a resolver thread: until then the socket does not exist
+    /// and `protocol` is not started; if resolving fails, `protocol` is
+    /// told through `stopped`.
+    fn connect_udp(&mut self, to: &ClientEndpoint, protocol: Box<dyn DatagramProtocol>) -> io::Result<ConnId> {
+        let _ = (to, protocol);
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this context cannot open sockets"))
+    }
+    /// Closes a listener (no new connections; those accepted stay open)
+    /// or a UDP socket (after sending what it queued; its protocol hears
+    /// `stopped`). False if `id` names neither, or it is already closed.
+    /// A UDP protocol closes its own socket with
+    /// [`DatagramTransport::close`].
+    fn stop_listening(&mut self, id: ListenerId) -> bool {
+        let _ = id;
+        false
     }
 }
 
@@ -481,6 +527,10 @@ pub trait DatagramTransport: Context {
     }
     /// Datagrams dropped because the send queue was full.
     fn dropped(&self) -> u64;
+    /// Closes this socket once the callback returns (Twisted's
+    /// `stopListening`): what it queued is sent first (as far as the
+    /// kernel takes it), then `stopped` is called and the port is free.
+    fn close(&mut self);
     /// Allows sending to broadcast addresses.
     fn set_broadcast(&mut self, on: bool) -> io::Result<()>;
     /// Joins a multicast group (IPv4 with `interface` as the local address,
@@ -488,4 +538,37 @@ pub trait DatagramTransport: Context {
     fn join_multicast(&mut self, group: IpAddr, interface: Option<IpAddr>, interface_index: u32) -> io::Result<()>;
     /// Leaves a multicast group joined before.
     fn leave_multicast(&mut self, group: IpAddr, interface: Option<IpAddr>, interface_index: u32) -> io::Result<()>;
+}
+
+/// One UDP socket's behaviour (Twisted's `DatagramProtocol`).
+pub trait DatagramProtocol: 'static {
+    /// The socket is bound and registered.
+    fn started(&mut self, t: &mut dyn DatagramTransport) {
+        let _ = t;
+    }
+
+    /// One whole datagram arrived from `from`.
+    fn datagram_received(&mut self, data: &[u8], from: SocketAddr, t: &mut dyn DatagramTransport);
+
+    /// A datagram larger than the receive limit arrived; it was not delivered.
+    fn datagram_truncated(&mut self, len: usize, from: SocketAddr, t: &mut dyn DatagramTransport) {
+        log::debug!("dropped a {len}-byte datagram from {from}: larger than the receive limit");
+        let _ = t;
+    }
+
+    /// On a connected socket: the peer answered with ICMP port unreachable.
+    fn connection_refused(&mut self, t: &mut dyn DatagramTransport) {
+        let _ = t;
+    }
+
+    /// A timer set with [`Context::call_later`] fired.
+    fn timer_fired(&mut self, tag: u64, t: &mut dyn DatagramTransport) {
+        let _ = (tag, t);
+    }
+
+    /// The socket is closing: the reactor stops, or it was asked to stop
+    /// listening (or, for a connect by host name, the name did not resolve).
+    fn stopped(&mut self, cx: &mut dyn Context) {
+        let _ = cx;
+    }
 }

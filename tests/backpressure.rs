@@ -32,7 +32,7 @@ fn send_until_blocked(s: &mut std::net::TcpStream, data: &[u8], patience: Durati
 #[test]
 fn a_client_that_never_reads_is_held_back_not_buffered() {
     let server = spawn_reactor(Config::default(), |r| {
-        r.listen_tcp("127.0.0.1:0".parse().expect("addr"), |_: &Addr| Echo).expect("listen")
+        r.listen_tcp("127.0.0.1:0".parse().expect("addr"), |_: &Addr| Echo).expect("listen").addr
     });
     let data = pattern(16 << 20, 11);
     let mut c = connect_small_rcvbuf(server.value);
@@ -79,7 +79,7 @@ fn the_memory_budget_aborts_the_biggest_holders_first() {
     let budget = 2 << 20;
     let config = Config { memory_budget: budget, ..Config::default() };
     let server = spawn_reactor(config, |r| {
-        r.listen_tcp("127.0.0.1:0".parse().expect("addr"), |_: &Addr| Hoarder).expect("listen")
+        r.listen_tcp("127.0.0.1:0".parse().expect("addr"), |_: &Addr| Hoarder).expect("listen").addr
     });
     // Two hoarded clients over the budget together, one small one under it.
     // More than the kernel's socket buffers hold (a few MiB on loopback).

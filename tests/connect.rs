@@ -58,10 +58,10 @@ fn run_opener(to: impl Fn(u16) -> ClientEndpoint + Send + 'static, cancel: bool)
     let (seen_tx, seen_rx) = mpsc::channel();
     let (ids_tx, ids_rx) = mpsc::channel();
     let r = spawn_reactor(Config::default(), move |r| {
-        let echo = r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo).expect("echo");
+        let echo = r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo).expect("echo").addr;
         let to = to(echo.port());
         let opener = move |_: &Addr| Opener { to: to.clone(), cancel, seen: seen_tx.clone(), ids: ids_tx.clone() };
-        r.listen_tcp("127.0.0.1:0".parse().unwrap(), opener).expect("opener")
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), opener).expect("opener").addr
     });
     let mut trigger = common::connect(r.value);
     std::io::Write::write_all(&mut trigger, b"go").expect("trigger");
@@ -116,7 +116,7 @@ fn a_udp_endpoint_is_refused_at_once() {
     let r = spawn_reactor(Config::default(), move |r| {
         let to = ClientEndpoint::Udp("127.0.0.1".into(), 9);
         let opener = move |_: &Addr| Opener { to: to.clone(), cancel: false, seen: seen_tx.clone(), ids: tx.clone() };
-        r.listen_tcp("127.0.0.1:0".parse().unwrap(), opener).expect("opener")
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), opener).expect("opener").addr
     });
     let mut trigger = common::connect(r.value);
     std::io::Write::write_all(&mut trigger, b"go").expect("trigger");
@@ -137,7 +137,7 @@ fn the_reactor_connects_by_endpoint() {
     }
     let (tx, rx) = mpsc::channel();
     let r = spawn_reactor(Config::default(), move |r| {
-        let echo = r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo).expect("echo");
+        let echo = r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo).expect("echo").addr;
         let to = ClientEndpoint::Tcp("localhost".into(), echo.port());
         r.connect(&to, Once(Rc::new(RefCell::new(Some(tx))))).expect("connect")
     });

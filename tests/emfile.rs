@@ -98,7 +98,7 @@ impl Drop for RestoreLimit {
 #[test]
 fn listener_backoff_recovers_when_the_retry_finds_the_queue_empty() {
     let running = spawn_reactor(Config::default(), |r| {
-        r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo).expect("listen")
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo).expect("listen").addr
     });
     let addr: SocketAddr = running.value;
     let handle = running.handle.clone();

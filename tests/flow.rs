@@ -108,7 +108,7 @@ fn pause_and_resume_writing_against_a_slow_peer() {
     let config = Config { limits, ..Default::default() };
     let server = spawn_reactor(config, move |r| {
         let factory = move |_: &Addr| Producer { total: TOTAL, state: shared.clone() };
-        r.listen_tcp("127.0.0.1:0".parse().unwrap(), factory).unwrap()
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), factory).unwrap().addr
     });
     let mut s = connect_small_rcvbuf(server.value);
 
@@ -208,8 +208,8 @@ fn hard_cap_aborts_a_connection() {
     let (lost_tx, lost_rx) = mpsc::channel();
     let server = spawn_reactor(Config { limits, ..Default::default() }, move |r| {
         let flood =
-            r.listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Addr| Flood { lost: lost_tx.clone() }).unwrap();
-        let echo = r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo).unwrap();
+            r.listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Addr| Flood { lost: lost_tx.clone() }).unwrap().addr;
+        let echo = r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo).unwrap().addr;
         (flood, echo)
     });
     let (flood_addr, echo_addr) = server.value;

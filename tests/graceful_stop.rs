@@ -20,7 +20,7 @@ fn serve(config: Config) -> (std::net::SocketAddr, ReactorHandle, mpsc::Receiver
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut reactor = Reactor::with_config(config).expect("reactor");
-        let addr = reactor.listen_tcp("127.0.0.1:0".parse().expect("addr"), |_: &Addr| Echo).expect("listen");
+        let addr = reactor.listen_tcp("127.0.0.1:0".parse().expect("addr"), |_: &Addr| Echo).expect("listen").addr;
         tx.send((addr, reactor.handle())).expect("send");
         let t0 = Instant::now();
         reactor.run().expect("run");
@@ -56,7 +56,8 @@ fn stop_with_unread_input_closes_without_a_reset() {
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut reactor = Reactor::new().expect("reactor");
-        let addr = reactor.listen_tcp("127.0.0.1:0".parse().expect("addr"), |_: &Addr| AckThenPause).expect("listen");
+        let addr =
+            reactor.listen_tcp("127.0.0.1:0".parse().expect("addr"), |_: &Addr| AckThenPause).expect("listen").addr;
         tx.send((addr, reactor.handle())).expect("send");
         reactor.run().expect("run");
         let _ = done_tx.send(reactor.stats());

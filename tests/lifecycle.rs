@@ -75,7 +75,7 @@ fn reused_slot_never_gets_a_dead_connections_event() {
     let shared = seen.clone();
     let server = spawn_reactor(Config::default(), move |r| {
         let factory = move |_: &Addr| Recorder { seen: shared.clone(), id: None };
-        r.listen_tcp("127.0.0.1:0".parse().unwrap(), factory).unwrap()
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), factory).unwrap().addr
     });
     let addr = server.value;
 
@@ -205,7 +205,9 @@ fn made(rx: &mpsc::Receiver<Ev>) -> ConnId {
 fn stale_conn_id_misses_the_connection_that_reused_its_slot() {
     let (tx, rx) = mpsc::channel();
     let server = spawn_reactor(Config::default(), move |r| {
-        r.listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Addr| Quiet { events: tx.clone(), id: None }).unwrap()
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Addr| Quiet { events: tx.clone(), id: None })
+            .unwrap()
+            .addr
     });
     let a = connect(server.value);
     let old = made(&rx);
@@ -386,7 +388,9 @@ fn reactor_handle_stop_and_call_from_thread() {
     const CLIENTS: usize = 3;
     let (tx, rx) = mpsc::channel();
     let server = spawn_reactor(Config::default(), move |r| {
-        r.listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Addr| ReportLoss { lost: tx.clone(), id: None }).unwrap()
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Addr| ReportLoss { lost: tx.clone(), id: None })
+            .unwrap()
+            .addr
     });
     let mut clients: Vec<TcpStream> = (0..CLIENTS).map(|_| connect(server.value)).collect();
     for c in &mut clients {
@@ -427,7 +431,7 @@ fn a_protocol_can_stop_the_reactor_and_unflushed_output_times_out() {
         let stopper =
             r.listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Addr| ReportLoss { lost: tx.clone(), id: None });
         let echo = r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo);
-        (stopper.unwrap(), echo.unwrap())
+        (stopper.unwrap().addr, echo.unwrap().addr)
     });
     let (stopper, echo) = server.value;
 

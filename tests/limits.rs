@@ -14,7 +14,10 @@ use twirl::endpoint::ServerEndpoint;
 use twirl::{Addr, Config, Context, Disconnect, ListenOptions, Protocol, Reactor, Transport};
 
 fn listen(r: &mut Reactor, opts: ListenOptions, factory: impl twirl::Factory) -> SocketAddr {
-    match r.listen_stream(&ServerEndpoint::Tcp("127.0.0.1:0".parse().unwrap()), Box::new(factory), opts) {
+    match r
+        .listen_stream(&ServerEndpoint::Tcp("127.0.0.1:0".parse().unwrap()), Box::new(factory), opts)
+        .map(|port| port.addr)
+    {
         Ok(ServerEndpoint::Tcp(a)) => a,
         other => panic!("listen: {other:?}"),
     }
@@ -184,7 +187,7 @@ fn a_client_trickling_bytes_that_never_make_a_line_is_idle() {
     let opts = ListenOptions { idle_timeout: Some(Duration::from_millis(300)), ..ListenOptions::new("quiet") };
     let server = spawn_reactor(Config::default(), move |r| {
         let factory = Box::new(|_: &Addr| twirl::line::LineReceiver::new(Quiet));
-        r.listen_stream(&ServerEndpoint::Tcp("127.0.0.1:0".parse().unwrap()), factory, opts).unwrap()
+        r.listen_stream(&ServerEndpoint::Tcp("127.0.0.1:0".parse().unwrap()), factory, opts).unwrap().addr
     });
     let ServerEndpoint::Tcp(addr) = server.value else { panic!("tcp") };
     let mut trickler = connect(addr);

@@ -56,7 +56,7 @@ impl Protocol for Relay {
 fn a_consumer_full_of_output_stops_its_producer_being_read() {
     let r = spawn_reactor(Config::default(), |r| {
         let pair = Rc::new(RefCell::new(Pair::default()));
-        r.listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Addr| Relay(pair.clone())).expect("listen")
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Addr| Relay(pair.clone())).expect("listen").addr
     });
     // Each is told its part once the relay has it in place.
     let mut part = [0u8; 1];

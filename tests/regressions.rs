@@ -109,7 +109,7 @@ fn panics_of(handle: &ReactorHandle) -> Option<u64> {
 fn contained(what: &str, panic_while_running: bool, setup: impl FnOnce(&mut Reactor, SocketAddr)) {
     silence_deliberate_panics();
     let mut reactor = Reactor::new().expect("reactor");
-    let addr = reactor.listen_tcp(loopback0(), |_: &Addr| Echo).expect("listen");
+    let addr = reactor.listen_tcp(loopback0(), |_: &Addr| Echo).expect("listen").addr;
     setup(&mut reactor, addr);
     // A watchdog, should the helper fail to stop the reactor.
     reactor.call_later(Duration::from_secs(5), |r| r.stop());
@@ -327,7 +327,8 @@ fn a_stale_reconnect_from_an_earlier_run_starts_nothing() {
             a.set(a.get() + 1);
             Quiet
         })
-        .expect("listen");
+        .expect("listen")
+        .addr;
     let built = Rc::new(Cell::new(0));
     reactor.connect_tcp(server, Counting { built: built.clone() }).expect("connect_tcp");
     reactor.call_later(Duration::from_millis(300), |r| r.stop());
@@ -356,7 +357,7 @@ fn urgent_data_does_not_leave_the_rest_unread() {
     let mut reactor = Reactor::new().expect("reactor");
     let got = Rc::new(RefCell::new(Vec::new()));
     let g = got.clone();
-    let addr = reactor.listen_tcp(loopback0(), move |_: &Addr| Record(g.clone())).expect("listen");
+    let addr = reactor.listen_tcp(loopback0(), move |_: &Addr| Record(g.clone())).expect("listen").addr;
     // Everything is queued before the reactor runs, so the first readiness
     // event is the only one: a read that stops at the urgent mark must not
     // be taken for "drained".
@@ -450,10 +451,12 @@ fn a_write_after_close_is_reported() {
         let tx = ids_tx.clone();
         let keep = r
             .listen_tcp(loopback0(), move |_: &Addr| Server { ids: tx.clone(), close_at_once: false })
-            .expect("listen");
+            .expect("listen")
+            .addr;
         let closing = r
             .listen_tcp(loopback0(), move |_: &Addr| Server { ids: ids_tx.clone(), close_at_once: true })
-            .expect("listen");
+            .expect("listen")
+            .addr;
         (keep, closing)
     });
     let (keep, closing) = running.value;
@@ -563,7 +566,7 @@ fn a_connection_s_timers_die_with_it() {
     }
     let (tx, events) = mpsc::channel();
     let running = spawn_reactor(Config::default(), move |r| {
-        r.listen_tcp(loopback0(), move |_: &Addr| Ticks(tx.clone())).expect("listen")
+        r.listen_tcp(loopback0(), move |_: &Addr| Ticks(tx.clone())).expect("listen").addr
     });
     let c = client(running.value);
     assert_eq!(events.recv_timeout(WAIT), Ok("tick"), "the connection's timer ticks");
@@ -600,7 +603,7 @@ impl Protocol for Waiter {
 #[test]
 fn run_until_times_out_even_if_stopping_fills_the_outcome() {
     let mut reactor = Reactor::new().expect("reactor");
-    let addr = reactor.listen_tcp("127.0.0.1:0".parse().expect("addr"), |_: &Addr| Mute).expect("listen");
+    let addr = reactor.listen_tcp("127.0.0.1:0".parse().expect("addr"), |_: &Addr| Mute).expect("listen").addr;
     let done = twirl::Outcome::new();
     let d = done.clone();
     reactor.connect_tcp(addr, twirl::OneShot::new(done.clone(), move |_: &Addr| Waiter(d))).expect("connect");

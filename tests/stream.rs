@@ -17,8 +17,9 @@ use twirl::{Addr, ClientFactory, Config, Context, Disconnect, Protocol, Transpor
 #[test]
 fn echo_200_concurrent_clients() {
     const CLIENTS: usize = 200;
-    let server =
-        spawn_reactor(Config::default(), |r| r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo).unwrap());
+    let server = spawn_reactor(Config::default(), |r| {
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo).unwrap().addr
+    });
     let addr = server.value;
 
     // All clients connect before any sends, so the connections really overlap.
@@ -65,7 +66,7 @@ impl Protocol for BufferingEcho {
 fn eight_mib_writer_that_reads_only_after_writing() {
     const LEN: usize = 8 * 1024 * 1024;
     let server = spawn_reactor(Config::default(), |r| {
-        r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| BufferingEcho).unwrap()
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| BufferingEcho).unwrap().addr
     });
     let payload = pattern(LEN, 0xdead_beef);
     // A small receive buffer: the echo cannot all wait in the kernel.
@@ -121,6 +122,7 @@ fn half_close() {
             eof: eof_tx.clone(),
         })
         .unwrap()
+        .addr
     });
     // Large enough that the reply cannot go out in one write.
     let msg = pattern(3 * 1024 * 1024 + 17, 7);
@@ -171,7 +173,7 @@ fn unix_socket_echo() {
     let dir = TempDir::new("unix");
     let path = dir.0.join("echo.sock");
     let server_path = path.clone();
-    let server = spawn_reactor(Config::default(), move |r| r.listen_unix(&server_path, |_: &Addr| Echo).unwrap());
+    let server = spawn_reactor(Config::default(), move |r| r.listen_unix(&server_path, |_: &Addr| Echo).unwrap().addr);
     assert_eq!(server.value, path);
 
     // A std client.
@@ -206,7 +208,7 @@ fn echo_over_ipv6_loopback() {
         return;
     }
     let server =
-        spawn_reactor(Config::default(), |r| r.listen_tcp("[::1]:0".parse().unwrap(), |_: &Addr| Echo).unwrap());
+        spawn_reactor(Config::default(), |r| r.listen_tcp("[::1]:0".parse().unwrap(), |_: &Addr| Echo).unwrap().addr);
     let msg = pattern(10_000, 6);
     assert!(round_trip(server.value, &msg) == msg);
     server.stop();
@@ -242,7 +244,7 @@ fn server_half_close_sends_fin_after_buffered_data() {
     let server_reply = reply.clone();
     let server = spawn_reactor(Config::default(), move |r| {
         let factory = move |_: &Addr| ReplyThenShutdown { reply: server_reply.clone(), eof: false, lost: tx.clone() };
-        r.listen_tcp("127.0.0.1:0".parse().unwrap(), factory).unwrap()
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), factory).unwrap().addr
     });
     let mut s = connect_small_rcvbuf(server.value);
     let mut got = Vec::new();
@@ -291,7 +293,7 @@ fn paused_reading_holds_data_and_eof_until_resumed() {
     let (tx, rx) = mpsc::channel();
     let server = spawn_reactor(Config::default(), move |r| {
         let factory = move |_: &Addr| PausedAtStart { got: Vec::new(), events: tx.clone() };
-        r.listen_tcp("127.0.0.1:0".parse().unwrap(), factory).unwrap()
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), factory).unwrap().addr
     });
     let mut s = connect(server.value);
     let id = match rx.recv_timeout(TIMEOUT).expect("connection_made") {
@@ -358,7 +360,7 @@ fn closing_while_the_peer_still_sends_delivers_the_last_bytes() {
     // peer's EOF, not from the linger running out.
     let config = Config { linger: std::time::Duration::from_secs(60), ..Default::default() };
     let server = spawn_reactor(config, move |r| {
-        r.listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Addr| LastWord { lost: tx.clone() }).unwrap()
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Addr| LastWord { lost: tx.clone() }).unwrap().addr
     });
     let mut s = connect(server.value);
     s.write_all(b"hello").expect("write");
@@ -390,7 +392,9 @@ fn a_flood_of_empty_lines_is_answered_whole_across_turns() {
     // turns (LINES_PER_TURN at a time); on a socket none may be lost.
     const LINES: usize = 200_000;
     let server = spawn_reactor(Config::default(), |r| {
-        r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| twirl::line::LineReceiver::new(NewlinePerLine)).unwrap()
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| twirl::line::LineReceiver::new(NewlinePerLine))
+            .unwrap()
+            .addr
     });
     let mut c = connect(server.value);
     let mut w = c.try_clone().expect("clone");

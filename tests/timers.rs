@@ -185,7 +185,7 @@ fn protocol_timers_fire_in_order_and_die_with_the_connection() {
     let (tx, rx) = mpsc::channel();
     let running = spawn_reactor(Config::default(), move |r| {
         let factory = move |_: &Addr| TimerProto { events: tx.clone(), every: None, ticks: 0, done_tags: 0 };
-        r.listen_tcp("127.0.0.1:0".parse().unwrap(), factory).unwrap()
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), factory).unwrap().addr
     });
     let client = connect(running.value);
     // The client never writes; it half-closes at once so that the server's

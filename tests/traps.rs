@@ -19,7 +19,8 @@ use twirl::{Addr, ClientFactory, Config, Context, Disconnect, Protocol, Transpor
 #[test]
 fn trap_budget_spent_before_wouldblock_is_continued_next_turn() {
     let config = Config { read_buffer: 1024, read_budget: 2048, write_budget: 4096, ..Config::default() };
-    let running = spawn_reactor(config, |r| r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo).unwrap());
+    let running =
+        spawn_reactor(config, |r| r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Echo).unwrap().addr);
     let mut s = connect(running.value);
     let data = pattern(256 * 1024, 7);
     let writer = {

@@ -47,7 +47,7 @@ fn client() -> UdpSocket {
 fn udp_echo() {
     let (tx, rx) = mpsc::channel();
     let server = spawn_reactor(Config::default(), move |r| {
-        r.listen_udp("127.0.0.1:0".parse().unwrap(), UdpEcho { events: tx }).unwrap()
+        r.listen_udp("127.0.0.1:0".parse().unwrap(), UdpEcho { events: tx }).unwrap().addr
     });
     assert_eq!(rx.recv_timeout(TIMEOUT).unwrap(), Event::Started);
     let sock = client();
@@ -84,8 +84,9 @@ fn udp_echo() {
 fn udp_truncated_datagram_is_refused() {
     let (tx, rx) = mpsc::channel();
     let config = Config { max_datagram: 1024, ..Default::default() };
-    let server =
-        spawn_reactor(config, move |r| r.listen_udp("127.0.0.1:0".parse().unwrap(), UdpEcho { events: tx }).unwrap());
+    let server = spawn_reactor(config, move |r| {
+        r.listen_udp("127.0.0.1:0".parse().unwrap(), UdpEcho { events: tx }).unwrap().addr
+    });
     assert_eq!(rx.recv_timeout(TIMEOUT).unwrap(), Event::Started);
     let sock = client();
 

@@ -36,7 +36,7 @@ impl DatagramProtocol for Options {
 fn broadcast_and_multicast_membership_reach_the_kernel() {
     let (tx, rx) = mpsc::channel();
     let running = spawn_reactor(Config::default(), move |r| {
-        r.listen_udp("127.0.0.1:0".parse().unwrap(), Options(tx)).expect("bind")
+        r.listen_udp("127.0.0.1:0".parse().unwrap(), Options(tx)).expect("bind").addr
     });
     let results = rx.recv_timeout(TIMEOUT).expect("started ran");
     let expect = [

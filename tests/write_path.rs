@@ -77,7 +77,7 @@ fn corking_on_a_socket_sends_one_write_per_callback() {
         }
     }
     let r = spawn_reactor(Config::default(), |r| {
-        r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| ThreePieces).expect("listen")
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| ThreePieces).expect("listen").addr
     });
     let mut s = connect(r.value);
     s.set_nodelay(true).expect("nodelay");
@@ -209,7 +209,7 @@ fn fan_out_with_a_slow_member_hurts_only_that_member() {
     let limits = Limits { high_water: 64 * 1024, low_water: 16 * 1024, hard_cap: 1024 * 1024 };
     let r = spawn_reactor(Config { limits, ..Config::default() }, |r| {
         let room = Room::default();
-        r.listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Addr| Member(room.clone())).expect("listen")
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Addr| Member(room.clone())).expect("listen").addr
     });
     let addr = r.value;
     let mut fast: Vec<_> = (0..3).map(|_| joined(addr, false)).collect();

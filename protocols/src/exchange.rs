@@ -446,7 +446,7 @@ mod tests {
     #[test]
     fn a_silent_server_is_no_reply_in_time_not_an_empty_reply() {
         let mut reactor = Reactor::new().unwrap();
-        let addr = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Silent).unwrap();
+        let addr = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| Silent).unwrap().addr;
         let endpoint: ClientEndpoint = format!("tcp:{addr}").parse().unwrap();
         let outcome = Reply::new();
         let o = outcome.clone();

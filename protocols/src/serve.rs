@@ -6,7 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use twirl::endpoint::ServerEndpoint;
-use twirl::{ListenOptions, Reactor};
+use twirl::{ListenOptions, Listening, Reactor};
 
 use crate::options::Options;
 use crate::plugin::Plugin;
@@ -175,19 +175,21 @@ impl ServeLimits {
 }
 
 /// Binds one spec on the reactor with the default [`ServeLimits`]; returns
-/// the endpoint as actually bound.
-pub fn bind(reactor: &mut Reactor, spec: &Spec) -> io::Result<ServerEndpoint> {
+/// the endpoint as actually bound, and the id that stops it.
+pub fn bind(reactor: &mut Reactor, spec: &Spec) -> io::Result<Listening<ServerEndpoint>> {
     bind_with(reactor, spec, &ServeLimits::default())
 }
 
 /// Binds one spec with the given limits. A spec whose plugin needs an
 /// option it was not given is refused (`InvalidInput`), before binding.
-pub fn bind_with(reactor: &mut Reactor, spec: &Spec, limits: &ServeLimits) -> io::Result<ServerEndpoint> {
+pub fn bind_with(reactor: &mut Reactor, spec: &Spec, limits: &ServeLimits) -> io::Result<Listening<ServerEndpoint>> {
     let plugin = spec.plugin;
     spec.options.check_required(plugin.declared()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let o = &spec.options;
     match (&spec.endpoint, plugin.stream, plugin.datagram) {
-        (ServerEndpoint::Udp(addr), _, Some(make)) => reactor.listen_udp_boxed(*addr, make(o)).map(ServerEndpoint::Udp),
+        (ServerEndpoint::Udp(addr), _, Some(make)) => reactor
+            .listen_udp_boxed(*addr, make(o))
+            .map(|port| Listening { id: port.id, addr: ServerEndpoint::Udp(port.addr) }),
         (ServerEndpoint::Tcp(_) | ServerEndpoint::Unix(_), Some(make), _) => {
             let opts = limits.options(plugin, &spec.endpoint, reactor);
             reactor.listen_stream(&spec.endpoint, make(o), opts)

@@ -243,7 +243,7 @@ fn chargen_streams_the_rfc_pattern_and_a_slow_reader_costs_one_high_water_mark()
         r.stats()
     });
     let (bound, handle) = rx.recv_timeout(WAIT).unwrap();
-    let ServerEndpoint::Tcp(addr) = bound else { panic!("{bound:?}") };
+    let ServerEndpoint::Tcp(addr) = bound.addr else { panic!("{bound:?}") };
 
     // A slow reader: a small receive window, then a pause, then a little reading.
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();

@@ -13,10 +13,10 @@ use bytes::Bytes;
 use super::{Config, Core, TimerAction, TimerKind};
 use crate::endpoint::ClientEndpoint;
 use crate::flow::{Cork, Payload};
-use crate::protocol::Protocol;
+use crate::protocol::{DatagramProtocol, Protocol};
 use crate::stats::Stats;
 use crate::timer::TimerHandle;
-use crate::transport::{ConnId, Context, Transport};
+use crate::transport::{ConnId, Context, ListenerId, Transport};
 
 /// What a source's own machinery needs from around it, beyond the
 /// [`Context`] its protocol sees.
@@ -104,6 +104,13 @@ impl Context for CoreCx<'_> {
     fn connect(&mut self, to: &ClientEndpoint, protocol: Box<dyn Protocol>) -> io::Result<ConnId> {
         let opener = self.core.opener.clone().ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
         opener.connect(self.core, to, protocol).map(ConnId)
+    }
+    fn connect_udp(&mut self, to: &ClientEndpoint, protocol: Box<dyn DatagramProtocol>) -> io::Result<ConnId> {
+        let opener = self.core.opener.clone().ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
+        opener.connect_udp(self.core, to, protocol).map(ConnId)
+    }
+    fn stop_listening(&mut self, id: ListenerId) -> bool {
+        self.core.stop_listening(id.0)
     }
 }
 
@@ -213,6 +220,16 @@ macro_rules! forward_context {
                 protocol: Box<dyn $crate::protocol::Protocol>,
             ) -> std::io::Result<$crate::transport::ConnId> {
                 self.$($field)+.connect(to, protocol)
+            }
+            fn connect_udp(
+                &mut self,
+                to: &$crate::endpoint::ClientEndpoint,
+                protocol: Box<dyn $crate::protocol::DatagramProtocol>,
+            ) -> std::io::Result<$crate::transport::ConnId> {
+                self.$($field)+.connect_udp(to, protocol)
+            }
+            fn stop_listening(&mut self, id: $crate::transport::ListenerId) -> bool {
+                self.$($field)+.stop_listening(id)
             }
         }
     };

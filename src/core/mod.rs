@@ -29,7 +29,7 @@ use slab::Slab;
 
 use crate::endpoint::ClientEndpoint;
 use crate::flow::{Cork, Payload};
-use crate::protocol::Protocol;
+use crate::protocol::{DatagramProtocol, Protocol};
 use crate::stats::Stats;
 use crate::timer::{TimerHandle, TimerQueue};
 use crate::transport::{ConnId, Disconnect, Transport};
@@ -90,6 +90,9 @@ pub(crate) trait Opener {
     /// Starts connecting `protocol` to `to`; returns the token its
     /// connection will have.
     fn connect(&self, core: &mut Core, to: &ClientEndpoint, protocol: Box<dyn Protocol>) -> io::Result<u64>;
+    /// Opens a UDP socket connected to `to` for `protocol`; returns its token.
+    fn connect_udp(&self, core: &mut Core, to: &ClientEndpoint, protocol: Box<dyn DatagramProtocol>)
+    -> io::Result<u64>;
 }
 
 /// A closure the layer above runs once on a timer. The core does not know
@@ -162,6 +165,12 @@ pub(crate) trait Source: 'static {
     /// to pause, or end).
     fn wants_settle(&self) -> bool {
         true
+    }
+
+    /// Listeners and UDP sockets: close at the next settle; false for
+    /// anything else.
+    fn stop_listening(&mut self) -> bool {
+        false
     }
 
     /// Stream connections: close after flushing; false if not a stream.
@@ -411,6 +420,18 @@ impl Core {
             self.dirty.push(token);
         }
         ok
+    }
+
+    /// Closes a listener or a UDP socket by id, at once (a client told
+    /// "closed" must find the port closed); false if it is neither (or is
+    /// out running: a UDP socket closes itself through its transport).
+    pub(crate) fn stop_listening(&mut self, token: u64) -> bool {
+        let mut closed = false;
+        self.run(token, |s, core| {
+            closed = s.stop_listening();
+            if closed { s.settle(core, token) } else { Fate::Keep }
+        });
+        closed
     }
 
     pub(crate) fn abort_conn(&mut self, token: u64) -> bool {

@@ -22,6 +22,7 @@ use crate::guard::guarded;
 use crate::policy::Policy;
 use crate::protocol::{ClientFactory, Protocol};
 use crate::source::conn::{Conn, OnEnd};
+use crate::source::resolving::{AfterResolve, cancelled};
 use crate::source::socket::Stream;
 use crate::timer::TimerHandle;
 use crate::transport::Context;
@@ -213,71 +214,18 @@ impl Source for Connecting {
     }
 }
 
-/// What a connect closed or aborted by id (Connecting's or Resolving's)
-/// reports to its client.
-fn cancelled(why: &Disconnect) -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionAborted, format!("connect cancelled: {why}"))
-}
-
-/// A connect waiting for a host name to be resolved, on a thread of its
-/// own (the loop never blocks on DNS). The thread leaves its answer in
-/// `answer` and fires this source's [`TimerKind::Resolved`] through the
-/// reactor's handle.
-pub(crate) struct Resolving {
-    pub client: Option<Box<Client>>,
-    pub answer: std::sync::Arc<std::sync::Mutex<Option<io::Result<SocketAddr>>>>,
-    pub cancelled: Option<Disconnect>,
-}
-
-impl Source for Resolving {
-    fn ready(&mut self, _: &mut Core, _: u64, _: Readiness) -> Fate {
-        Fate::Keep
+/// A stream client waits for its host name like a UDP socket does: then it
+/// connects in the slot it was given.
+impl AfterResolve for Client {
+    fn resolved(mut self: Box<Self>, core: &mut Core, token: u64, addr: SocketAddr) -> Fate {
+        self.target = Target::Tcp(addr);
+        // Connecting takes over this slot, so the id given out stays.
+        self.connect_at(core, token);
+        Fate::Replaced
     }
 
-    fn timer(&mut self, core: &mut Core, token: u64, kind: TimerKind, _: u64) -> Fate {
-        if kind != TimerKind::Resolved {
-            return Fate::Keep;
-        }
-        let answer = self.answer.lock().map(|mut a| a.take()).unwrap_or(None);
-        let (Some(answer), Some(mut client)) = (answer, self.client.take()) else { return Fate::Keep };
-        match answer {
-            Ok(addr) => {
-                client.target = Target::Tcp(addr);
-                // Connecting takes over this slot, so the id given out stays.
-                client.connect_at(core, token);
-                Fate::Replaced
-            }
-            Err(e) => {
-                client.failed(core, e);
-                Fate::Done
-            }
-        }
-    }
-
-    fn abort(&mut self, why: Disconnect) -> bool {
-        self.cancelled = Some(why);
-        true
-    }
-
-    fn close(&mut self) -> bool {
-        self.abort(Disconnect::AbortedByOther)
-    }
-
-    fn settle(&mut self, core: &mut Core, _: u64) -> Fate {
-        match (self.cancelled.take(), self.client.take()) {
-            (Some(why), Some(client)) => {
-                client.failed(core, cancelled(&why));
-                Fate::Done
-            }
-            (_, client) => {
-                self.client = client;
-                Fate::Keep
-            }
-        }
-    }
-
-    fn stop(&mut self, _: &mut Core, _: u64) -> Fate {
-        Fate::Done
+    fn failed(self: Box<Self>, core: &mut Core, e: io::Error) {
+        Client::failed(self, core, e);
     }
 }
 

@@ -33,6 +33,8 @@ pub(crate) struct ListenerSource {
     /// are logged at info, at most once a second.
     unreported: u64,
     reported_at: Option<Instant>,
+    /// Asked to stop listening: close at the settle.
+    closing: bool,
 }
 
 /// Refusals are logged at most this often.
@@ -58,7 +60,8 @@ impl ListenerSource {
             return Err(e);
         }
         let policy = Rc::new(Policy::listener(opts));
-        let listener = ListenerSource { sock, factory, policy, backoff: None, unreported: 0, reported_at: None };
+        let listener =
+            ListenerSource { sock, factory, policy, backoff: None, unreported: 0, reported_at: None, closing: false };
         core.put_back(token, Box::new(listener));
         Ok(token)
     }
@@ -160,5 +163,19 @@ impl Source for ListenerSource {
     fn stop(&mut self, core: &mut Core, token: u64) -> Fate {
         core.cancel_timers_of(token);
         Fate::Done
+    }
+
+    fn stop_listening(&mut self) -> bool {
+        self.closing = true;
+        true
+    }
+
+    /// Connections it accepted are sources of their own: they stay.
+    fn settle(&mut self, core: &mut Core, token: u64) -> Fate {
+        if !self.closing {
+            return Fate::Keep;
+        }
+        log::info!("{}: stopped listening", self.policy.name);
+        self.stop(core, token)
     }
 }

@@ -4,6 +4,7 @@
 //! - [`conn`]: a stream connection, and its state machine;
 //! - [`listener`]: accepting, with caps and a back-off;
 //! - [`connector`]: connecting, and retrying;
+//! - [`resolving`]: a connect or a UDP socket waiting for its host name;
 //! - [`udp`]: a UDP socket;
 //! - [`fd`]: any other descriptor, with a handler of its own.
 //!
@@ -15,5 +16,6 @@ pub(crate) mod conn;
 pub(crate) mod connector;
 pub mod fd;
 pub(crate) mod listener;
+pub(crate) mod resolving;
 pub(crate) mod socket;
 pub(crate) mod udp;

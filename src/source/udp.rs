@@ -19,6 +19,7 @@ use crate::core::{Core, CoreCx, Fate, Readiness, Source, TimerKind};
 use crate::guard::guarded;
 use crate::policy::ReplyGuard;
 use crate::protocol::DatagramProtocol;
+use crate::source::resolving::AfterResolve;
 use crate::stats::Stats;
 use crate::transport::{ConnId, DatagramTransport};
 
@@ -36,6 +37,8 @@ struct UdpIo {
     queue: VecDeque<(Box<[u8]>, SocketAddr)>,
     queue_limit: usize,
     dropped: u64,
+    /// Asked to stop listening: close once the callback returns.
+    closing: bool,
 }
 
 impl UdpIo {
@@ -125,6 +128,9 @@ impl DatagramTransport for UdpCtx<'_> {
     fn dropped(&self) -> u64 {
         self.io.dropped
     }
+    fn close(&mut self) {
+        self.io.closing = true;
+    }
     fn set_broadcast(&mut self, on: bool) -> io::Result<()> {
         self.io.socket.set_broadcast(on)
     }
@@ -167,17 +173,37 @@ fn call(
 const DATAGRAM_BUDGET: usize = 256;
 
 impl UdpSource {
-    /// Registers a bound socket in the loop and calls `started`. A server
-    /// socket (not `connected`) replies only as `guard` allows.
+    /// Registers a bound socket in the loop and calls `started`; returns
+    /// its token and address. A server socket (not `connected`) replies
+    /// only as `guard` allows.
     pub(crate) fn add(
         core: &mut Core,
+        socket: UdpSocket,
+        protocol: Box<dyn DatagramProtocol>,
+        connected: Option<SocketAddr>,
+        guard: Option<Rc<RefCell<ReplyGuard>>>,
+    ) -> io::Result<(u64, SocketAddr)> {
+        let token = core.reserve();
+        Self::add_at(core, token, socket, protocol, connected, guard).map(|local| (token, local))
+    }
+
+    /// [`add`](Self::add) in the slot `token`, reserved for it; the slot is
+    /// freed if the socket cannot be registered.
+    pub(crate) fn add_at(
+        core: &mut Core,
+        token: u64,
         mut socket: UdpSocket,
         mut protocol: Box<dyn DatagramProtocol>,
         connected: Option<SocketAddr>,
         guard: Option<Rc<RefCell<ReplyGuard>>>,
     ) -> io::Result<SocketAddr> {
-        let local = socket.local_addr()?;
-        let token = core.reserve();
+        let local = match socket.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                core.remove(token);
+                return Err(e);
+            }
+        };
         let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
         if let Err(e) = mio::event::Source::register(&mut socket, &core.registry, mio::Token(token as usize), interest)
         {
@@ -192,10 +218,66 @@ impl UdpSource {
             g.borrow_mut().own(local, true);
         }
         let queue_limit = core.config.udp_send_queue;
-        let mut io = UdpIo { token, socket, guard, local, queue: VecDeque::new(), queue_limit, dropped: 0 };
+        let mut io =
+            UdpIo { token, socket, guard, local, queue: VecDeque::new(), queue_limit, dropped: 0, closing: false };
         call(&mut *protocol, &mut io, core, token, |p, t| p.started(t));
-        core.put_back(token, Box::new(UdpSource { protocol, io }));
+        let mut source = UdpSource { protocol, io };
+        if source.io.closing {
+            source.stop(core, token);
+            core.remove(token);
+        } else {
+            core.put_back(token, Box::new(source));
+        }
         Ok(local)
+    }
+}
+
+/// Opens a UDP socket connected to `remote` (from an ephemeral port of
+/// its family) in the slot `token`, reserved for it.
+pub(crate) fn connect_at(
+    core: &mut Core,
+    token: u64,
+    remote: SocketAddr,
+    protocol: Box<dyn DatagramProtocol>,
+) -> io::Result<SocketAddr> {
+    let any: SocketAddr = if remote.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let opened = UdpSocket::bind(any).and_then(|s| s.connect(remote).map(|()| s));
+    match opened {
+        Ok(socket) => UdpSource::add_at(core, token, socket, protocol, Some(remote), None),
+        Err(e) => {
+            core.remove(token);
+            Err(e)
+        }
+    }
+}
+
+/// A connected UDP socket waiting for its host name.
+pub(crate) struct PendingUdp {
+    pub protocol: Box<dyn DatagramProtocol>,
+    /// The endpoint as given, for the log.
+    pub to: String,
+}
+
+impl AfterResolve for PendingUdp {
+    fn resolved(self: Box<Self>, core: &mut Core, token: u64, addr: SocketAddr) -> Fate {
+        let PendingUdp { protocol, to } = *self;
+        if let Err(e) = connect_at(core, token, addr, protocol) {
+            // The protocol went with the socket that could not be opened.
+            log::info!("{} udp to {to} ({addr}): {e}", ConnId(token));
+        }
+        Fate::Replaced
+    }
+
+    fn failed(mut self: Box<Self>, core: &mut Core, e: io::Error) {
+        log::info!("udp to {}: {e}", self.to);
+        if let Err(panic) = guarded(|| self.protocol.stopped(&mut CoreCx { core, token: 0 })) {
+            core.stats.panics += 1;
+            log::error!("udp to {}: in stopped: {panic}", self.to);
+        }
     }
 }
 
@@ -212,6 +294,10 @@ impl Source for UdpSource {
             let mut budget_spent = true;
             let mut bytes = 0;
             for _ in 0..DATAGRAM_BUDGET {
+                if io.closing {
+                    budget_spent = false;
+                    break;
+                }
                 match io.recv(&mut buf[..limit]) {
                     Ok((n, from)) if n > limit => {
                         core.stats.datagrams_dropped += 1;
@@ -248,14 +334,28 @@ impl Source for UdpSource {
                 core.ready.push(token);
             }
         }
-        Fate::Keep
+        self.settle(core, token)
     }
 
     fn timer(&mut self, core: &mut Core, token: u64, kind: TimerKind, tag: u64) -> Fate {
         if kind == TimerKind::Proto {
             call(&mut *self.protocol, &mut self.io, core, token, |p, t| p.timer_fired(tag, t));
         }
-        Fate::Keep
+        self.settle(core, token)
+    }
+
+    fn stop_listening(&mut self) -> bool {
+        self.io.closing = true;
+        true
+    }
+
+    /// Closes the socket if it was asked to stop listening.
+    fn settle(&mut self, core: &mut Core, token: u64) -> Fate {
+        if !self.io.closing {
+            return Fate::Keep;
+        }
+        log::debug!("{} udp {} stopped listening", ConnId(token), self.io.local);
+        self.stop(core, token)
     }
 
     /// Flushes what is queued, tells the protocol, and leaves the loop.

@@ -102,13 +102,13 @@ fn main() -> io::Result<()> {
     let endpoint = ServerEndpoint::Tcp(addr);
     let bound = match protocol.as_str() {
         "echo" => {
-            reactor.listen_stream(&endpoint, Box::new(move |_: &Addr| Echo { backpressure, write_chunk }), opts)?
+            reactor.listen_stream(&endpoint, Box::new(move |_: &Addr| Echo { backpressure, write_chunk }), opts)?.addr
         }
-        "prefixed" => reactor.listen_stream(
-            &endpoint,
-            Box::new(|_: &Addr| PrefixedReceiver::new(PrefixedEcho, Prefix::U32)),
-            opts,
-        )?,
+        "prefixed" => {
+            reactor
+                .listen_stream(&endpoint, Box::new(|_: &Addr| PrefixedReceiver::new(PrefixedEcho, Prefix::U32)), opts)?
+                .addr
+        }
         p => return Err(io::Error::other(format!("--protocol '{p}': echo or prefixed"))),
     };
     println!("listening {protocol} on {bound}");

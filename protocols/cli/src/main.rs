@@ -295,7 +295,7 @@ fn serve(
     for spec in &specs {
         let bound = serve::bind_with(&mut reactor, spec, limits)
             .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", spec.endpoint)))?;
-        let _ = writeln!(out, "listening {} on {bound}", spec.plugin.name);
+        let _ = writeln!(out, "listening {} on {}", spec.plugin.name, bound.addr);
         let _ = out.flush();
     }
     for plugin in serve::raw_plugins(words) {

@@ -186,10 +186,12 @@ fn start_caps(
         let setup = || -> io::Result<(Reactor, SocketAddr)> {
             let mut reactor = Reactor::with_config(Config { limits, ..Config::default() })?;
             let l = lost.clone();
-            let addr = reactor.listen_tcp(SocketAddr::from(([127, 0, 0, 1], 0)), move |_: &Addr| Watched {
-                inner: Caps,
-                lost: l.clone(),
-            })?;
+            let addr = reactor
+                .listen_tcp(SocketAddr::from(([127, 0, 0, 1], 0)), move |_: &Addr| Watched {
+                    inner: Caps,
+                    lost: l.clone(),
+                })?
+                .addr;
             publish(&mut reactor, &live);
             Ok((reactor, addr))
         };

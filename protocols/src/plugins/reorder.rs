@@ -264,7 +264,7 @@ fn bind_pair(reactor: &mut Reactor, server: SocketAddr, sender: &Sender, expecte
         let exp = expected.to_vec();
         let accept = Box::new(move |d: &[u8], from: SocketAddr| from == server && d == exp.as_slice());
         let receiver = Receiver { accept, outcome: sender.outcome.clone() };
-        let r = reactor.open_udp(any_like(server, 0), receiver)?.port();
+        let r = reactor.open_udp(any_like(server, 0), receiver)?.addr.port();
         if r < 2 {
             continue;
         }

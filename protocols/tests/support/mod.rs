@@ -60,7 +60,7 @@ impl Served {
             let mut reactor = Reactor::new().expect("reactor");
             let specs = serve::parse_specs(&words).expect("specs");
             let bound: Vec<ServerEndpoint> =
-                specs.iter().map(|s| serve::bind(&mut reactor, s).expect("bind")).collect();
+                specs.iter().map(|s| serve::bind(&mut reactor, s).expect("bind").addr).collect();
             ready_tx.send((bound, reactor.handle())).expect("send bound endpoints");
             let _ = done_tx.send(reactor.run());
         });
@@ -129,14 +129,14 @@ impl AllPlugins {
                     let mut p = Ports::default();
                     if plugin.stream.is_some() {
                         let spec = Spec::new(plugin, "tcp:0".parse().expect("endpoint"));
-                        match serve::bind_with(&mut reactor, &spec, &limits).expect("bind tcp") {
+                        match serve::bind_with(&mut reactor, &spec, &limits).expect("bind tcp").addr {
                             ServerEndpoint::Tcp(a) => p.tcp = Some(a),
                             other => panic!("{other}"),
                         }
                     }
                     if plugin.datagram.is_some() {
                         let spec = Spec::new(plugin, "udp:0".parse().expect("endpoint"));
-                        match serve::bind_with(&mut reactor, &spec, &limits).expect("bind udp") {
+                        match serve::bind_with(&mut reactor, &spec, &limits).expect("bind udp").addr {
                             ServerEndpoint::Udp(a) => p.udp = Some(a),
                             other => panic!("{other}"),
                         }

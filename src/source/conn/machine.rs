@@ -373,6 +373,16 @@ impl<P: Pipe, H: Host> Context for ConnCtx<'_, P, H> {
     fn connect(&mut self, to: &crate::endpoint::ClientEndpoint, protocol: Box<dyn Protocol>) -> io::Result<ConnId> {
         self.host.connect(to, protocol)
     }
+    fn connect_udp(
+        &mut self,
+        to: &crate::endpoint::ClientEndpoint,
+        protocol: Box<dyn crate::protocol::DatagramProtocol>,
+    ) -> io::Result<ConnId> {
+        self.host.connect_udp(to, protocol)
+    }
+    fn stop_listening(&mut self, id: crate::transport::ListenerId) -> bool {
+        self.host.stop_listening(id)
+    }
     fn register_producer(&mut self, consumer: ConnId, producer: ConnId) -> bool {
         self.host.register_producer(consumer, producer)
     }
