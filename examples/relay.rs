@@ -15,14 +15,6 @@ struct Pipe {
     other: Option<ConnId>,
 }
 
-impl Pipe {
-    fn other(&self, cx: &mut dyn Context, mut f: impl FnMut(&mut dyn Transport)) {
-        if let Some(id) = self.other {
-            cx.with_conn(id, &mut f);
-        }
-    }
-}
-
 impl Protocol for Pipe {
     fn connection_made(&mut self, t: &mut dyn Transport) {
         match self.to.take() {
@@ -30,24 +22,26 @@ impl Protocol for Pipe {
                 t.pause_reading(); // nothing to write to until the target answers
                 let out = Pipe { to: None, other: Some(t.id()) };
                 match t.connect(&to, Box::new(out)) {
-                    Ok(id) => self.other = Some(id),
+                    Ok(id) => {
+                        // Each side is the other's producer (Twisted's registerProducer):
+                        // while one's buffer is above its high-water mark, the other is not read.
+                        t.register_producer(id, t.id());
+                        t.register_producer(t.id(), id);
+                        self.other = Some(id);
+                    }
                     Err(_) => t.abort_connection(),
                 }
             }
-            None => self.other(t, |client| client.resume_reading()),
+            None => {
+                self.other.map(|client| t.with_conn(client, &mut |c| c.resume_reading()));
+            }
         }
     }
     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
         self.other.map(|id| t.write_to(id, data));
     }
     fn read_eof(&mut self, t: &mut dyn Transport) {
-        self.other(t, |o| o.shutdown_write()); // their FIN becomes ours
-    }
-    fn pause_writing(&mut self, t: &mut dyn Transport) {
-        self.other(t, |o| o.pause_reading()); // my buffer is full: stop reading theirs
-    }
-    fn resume_writing(&mut self, t: &mut dyn Transport) {
-        self.other(t, |o| o.resume_reading());
+        self.other.map(|id| t.with_conn(id, &mut |o| o.shutdown_write())); // their FIN becomes ours
     }
     fn connection_lost(&mut self, _: &Disconnect, cx: &mut dyn Context) {
         self.other.map(|id| cx.close_conn(id)); // after flushing (or cancels a connect)
@@ -68,7 +62,8 @@ fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (port, to): (u16, ClientEndpoint) = match (smoke, args.as_slice()) {
         (true, _) => {
-            (0, ClientEndpoint::Tcp("127.0.0.1".into(), reactor.listen_tcp(LOCAL, |_: &Addr| Echo)?.addr.port()))
+            let echo = reactor.listen_tcp(LOCAL, |_: &Addr| Echo)?.addr;
+            (0, ClientEndpoint::Tcp("127.0.0.1".into(), echo.port()))
         }
         (false, [p, t]) => (p.parse().map_err(io::Error::other)?, t.parse().map_err(io::Error::other)?),
         _ => return Err(io::Error::other("usage: relay PORT tcp:HOST:PORT")),

@@ -354,10 +354,14 @@ impl Core {
         }
     }
 
-    /// Frees the slot.
+    /// Frees the slot (and forgets its producer, if it was a consumer that
+    /// never became a connection: a connect that failed).
     pub(crate) fn remove(&mut self, token: u64) {
         if let Some(idx) = self.live_index(token) {
             self.slots.remove(idx);
+            if !self.producers.is_empty() {
+                self.producers.remove(&token);
+            }
         }
     }
 

@@ -16,10 +16,12 @@
 //! - **Before the target answers**, the client may already be sending:
 //!   its reading is paused in `connection_made` and resumed in the
 //!   target's `connection_made`, so nothing is buffered meanwhile.
-//! - **Backpressure**, both ways: when one side's write buffer passes its
-//!   high-water mark (`pause_writing`), the *other* side stops being read;
-//!   `resume_writing` reads it again. A fast sender and a slow reader hold
-//!   about two high-water marks per pair, not the whole transfer.
+//! - **Backpressure**, both ways: once connected, each side is registered
+//!   as the other's producer (`register_producer`, Twisted's
+//!   `registerProducer`): when one side's write buffer passes its
+//!   high-water mark the *other* side stops being read, and is read again
+//!   below the low-water mark. A fast sender and a slow reader hold about
+//!   two high-water marks per pair, not the whole transfer.
 //! - **Half-close**: a side that ends its sending (`read_eof`) has the
 //!   other side's writing shut after its buffer drains (`shutdown_write`),
 //!   so the far end sees the same EOF and can still answer.
@@ -101,6 +103,10 @@ impl twirl::Protocol for Relay {
             }
             Side::Target { connected, .. } => {
                 *connected = true;
+                if let Some(client) = self.other {
+                    t.register_producer(t.id(), client);
+                    t.register_producer(client, t.id());
+                }
                 self.other(t, &mut |client| client.resume_reading());
             }
         }
@@ -115,15 +121,6 @@ impl twirl::Protocol for Relay {
     /// This side sent its last byte: so does the other side, once drained.
     fn read_eof(&mut self, t: &mut dyn Transport) {
         self.other(t, &mut |other| other.shutdown_write());
-    }
-
-    /// This side's buffer is full: stop reading what fills it.
-    fn pause_writing(&mut self, t: &mut dyn Transport) {
-        self.other(t, &mut |other| other.pause_reading());
-    }
-
-    fn resume_writing(&mut self, t: &mut dyn Transport) {
-        self.other(t, &mut |other| other.resume_reading());
     }
 
     fn connection_lost(&mut self, reason: &Disconnect, cx: &mut dyn Context) {
