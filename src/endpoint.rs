@@ -1,7 +1,8 @@
 //! Endpoint strings, as in Twisted's `strports`: where to listen and where to connect.
 //!
 //! Server endpoints: `tcp:PORT[:interface=ADDR]`, `udp:PORT[:interface=ADDR]`,
-//! `unix:PATH`. The interface defaults to `127.0.0.1`, so nothing is exposed
+//! `unix:PATH`, and sockets handed down: `fd:N`, `systemd:INDEX` (see
+//! [`crate::inherit`]). The interface defaults to `127.0.0.1`, so nothing is exposed
 //! beyond the machine unless asked; port 0 lets the kernel choose.
 //!
 //! Client endpoints: `tcp:HOST:PORT`, `udp:HOST:PORT`, `unix:PATH`, with an
@@ -24,6 +25,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::inherit::Inherited;
+
 /// Where a server listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServerEndpoint {
@@ -33,6 +36,9 @@ pub enum ServerEndpoint {
     Udp(SocketAddr),
     /// A Unix-domain stream listener at a path.
     Unix(PathBuf),
+    /// A socket already open, handed down (`fd:N`, `systemd:INDEX`): a
+    /// listening TCP or Unix socket, or a bound UDP socket.
+    Inherited(Inherited),
 }
 
 /// Where a client connects or sends.
@@ -86,6 +92,9 @@ impl FromStr for ServerEndpoint {
     type Err = EndpointError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some((kind @ ("fd" | "systemd"), rest)) = s.split_once(':') {
+            return Inherited::parse(kind, rest).map(ServerEndpoint::Inherited).map_err(|e| err(s, e));
+        }
         let (kind, rest) = split_kind(s)?;
         if kind == "unix" {
             return Ok(ServerEndpoint::Unix(PathBuf::from(rest)));
@@ -147,6 +156,7 @@ impl fmt::Display for ServerEndpoint {
             ServerEndpoint::Tcp(a) => fmt_inet(f, "tcp", a),
             ServerEndpoint::Udp(a) => fmt_inet(f, "udp", a),
             ServerEndpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+            ServerEndpoint::Inherited(i) => i.fmt(f),
         }
     }
 }
@@ -206,6 +216,9 @@ mod tests {
         assert!(e.to_string().contains("'backlog=5'"), "{e}");
         assert!("tcp:".parse::<ServerEndpoint>().is_err());
         assert!("7000".parse::<ServerEndpoint>().is_err());
+        assert_eq!("fd:3".parse::<ServerEndpoint>().unwrap().to_string(), "fd:3");
+        let e = "fd:x".parse::<ServerEndpoint>().unwrap_err();
+        assert!(e.to_string().contains("'x'"), "{e}");
     }
 
     #[test]

@@ -85,6 +85,7 @@ pub mod endpoint;
 mod flow;
 mod guard;
 mod handle;
+pub mod inherit;
 pub mod line;
 mod loglimit;
 pub mod netstring;

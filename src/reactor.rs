@@ -54,6 +54,7 @@ use crate::dispatch::{self, SIGNALS, WAKER};
 use crate::endpoint::{ClientEndpoint, ServerEndpoint};
 use crate::flow::Payload;
 use crate::handle::{ReactorHandle, Shared};
+use crate::inherit::SocketKind;
 use crate::opener::{LoopOpener, Wake};
 use crate::policy::{ListenOptions, Policy, ReplyGuard};
 use crate::protocol::{ClientFactory, DatagramProtocol, Factory};
@@ -233,6 +234,7 @@ impl Reactor {
         let sock = match endpoint {
             ServerEndpoint::Tcp(addr) => Listener::bind_tcp(*addr)?,
             ServerEndpoint::Unix(p) => Listener::bind_unix(p)?,
+            ServerEndpoint::Inherited(i) => Listener::adopt(i.adopt(SocketKind::StreamListener)?)?,
             ServerEndpoint::Udp(_) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -244,6 +246,37 @@ impl Reactor {
         let token = ListenerSource::add(&mut self.core, sock, factory, &opts)?;
         log::debug!("listening {} on {bound}", opts.name);
         Ok(Listening { id: ListenerId(token), addr: bound })
+    }
+
+    /// Serves a UDP endpoint: `udp:PORT` (bound here) or a UDP socket
+    /// handed down (`fd:N`, `systemd:INDEX`); returns it as bound.
+    pub fn listen_datagram(
+        &mut self,
+        endpoint: &ServerEndpoint,
+        protocol: Box<dyn DatagramProtocol>,
+    ) -> io::Result<Listening<ServerEndpoint>> {
+        let socket = match endpoint {
+            ServerEndpoint::Udp(addr) => mio::net::UdpSocket::bind(*addr)?,
+            ServerEndpoint::Inherited(i) => mio::net::UdpSocket::from_std(i.adopt(SocketKind::Datagram)?.into()),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a datagram protocol needs a udp: endpoint or a UDP socket handed down",
+                ));
+            }
+        };
+        let (token, addr) = UdpSource::add(&mut self.core, socket, protocol, None, Some(self.replies.clone()))?;
+        Ok(Listening { id: ListenerId(token), addr: ServerEndpoint::Udp(addr) })
+    }
+
+    /// Readies a listener or UDP socket to be handed to a program this
+    /// process starts (a restart): its descriptor stays open across `exec`
+    /// (close-on-exec cleared), and a Unix listener's socket file is left in
+    /// place when this process lets it go. Returns the descriptor; `None` if
+    /// `id` names neither. Stop listening afterwards: the socket stays open
+    /// in the program that inherited it.
+    pub fn pass_on(&mut self, id: ListenerId) -> Option<io::Result<std::os::fd::RawFd>> {
+        self.core.pass_on(id.0)
     }
 
     /// Closes a listener (connections it accepted stay open) or a UDP

@@ -6,6 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use twirl::endpoint::ServerEndpoint;
+use twirl::inherit::SocketKind;
 use twirl::{ListenOptions, Listening, Reactor};
 
 use crate::options::Options;
@@ -111,6 +112,8 @@ fn push_defaults(plugin: &'static Plugin, options: Options, specs: &mut Vec<Spec
 fn check_transport(plugin: &Plugin, endpoint: &ServerEndpoint) -> Result<(), String> {
     let ok = match endpoint {
         ServerEndpoint::Udp(_) => plugin.datagram.is_some(),
+        // What the socket is shows only when it is adopted (`bind_with`).
+        ServerEndpoint::Inherited(_) => true,
         _ => plugin.stream.is_some(),
     };
     if ok {
@@ -125,6 +128,7 @@ fn kind(e: &ServerEndpoint) -> &'static str {
         ServerEndpoint::Tcp(_) => "tcp",
         ServerEndpoint::Udp(_) => "udp",
         ServerEndpoint::Unix(_) => "unix",
+        ServerEndpoint::Inherited(_) => "an inherited socket",
     }
 }
 
@@ -186,18 +190,27 @@ pub fn bind_with(reactor: &mut Reactor, spec: &Spec, limits: &ServeLimits) -> io
     let plugin = spec.plugin;
     spec.options.check_required(plugin.declared()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let o = &spec.options;
-    match (&spec.endpoint, plugin.stream, plugin.datagram) {
-        (ServerEndpoint::Udp(addr), _, Some(make)) => reactor
-            .listen_udp_boxed(*addr, make(o))
-            .map(|port| Listening { id: port.id, addr: ServerEndpoint::Udp(port.addr) }),
-        (ServerEndpoint::Tcp(_) | ServerEndpoint::Unix(_), Some(make), _) => {
+    let datagram = match &spec.endpoint {
+        ServerEndpoint::Udp(_) => true,
+        ServerEndpoint::Inherited(i) => i.kind()? == SocketKind::Datagram,
+        _ => false,
+    };
+    match (datagram, plugin.stream, plugin.datagram) {
+        (true, _, Some(make)) => reactor.listen_datagram(&spec.endpoint, make(o)),
+        (false, Some(make), _) => {
             let opts = limits.options(plugin, &spec.endpoint, reactor);
             reactor.listen_stream(&spec.endpoint, make(o), opts)
         }
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("plugin '{}' does not speak {}", plugin.name, kind(&spec.endpoint)),
-        )),
+        _ => {
+            let what = match (&spec.endpoint, datagram) {
+                (ServerEndpoint::Inherited(i), true) => format!("udp ({i} is a UDP socket)"),
+                (ServerEndpoint::Inherited(i), false) => format!("a stream ({i} is a listening stream socket)"),
+                (e, _) => kind(e).to_string(),
+            };
+            let speaks = plugin.transports();
+            let msg = format!("plugin '{}' does not speak {what} (it speaks {speaks})", plugin.name);
+            Err(io::Error::new(io::ErrorKind::InvalidInput, msg))
+        }
     }
 }
 

@@ -173,6 +173,12 @@ pub(crate) trait Source: 'static {
         false
     }
 
+    /// Listeners and UDP sockets: ready the descriptor to be inherited by
+    /// a program this process starts; `None` for anything else.
+    fn pass_on(&mut self) -> Option<io::Result<std::os::fd::RawFd>> {
+        None
+    }
+
     /// Stream connections: close after flushing; false if not a stream.
     fn close(&mut self) -> bool {
         false
@@ -436,6 +442,11 @@ impl Core {
             if closed { s.settle(core, token) } else { Fate::Keep }
         });
         closed
+    }
+
+    /// See [`Source::pass_on`].
+    pub(crate) fn pass_on(&mut self, token: u64) -> Option<io::Result<std::os::fd::RawFd>> {
+        self.source_mut(token)?.pass_on()
     }
 
     pub(crate) fn abort_conn(&mut self, token: u64) -> bool {

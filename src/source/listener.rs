@@ -170,6 +170,13 @@ impl Source for ListenerSource {
         true
     }
 
+    fn pass_on(&mut self) -> Option<io::Result<std::os::fd::RawFd>> {
+        use std::os::fd::AsRawFd;
+        self.sock.keep_file();
+        let fd = self.sock.as_fd();
+        Some(crate::inherit::pass_on(fd).map(|()| fd.as_raw_fd()))
+    }
+
     /// Connections it accepted are sources of their own: they stay.
     fn settle(&mut self, core: &mut Core, token: u64) -> Fate {
         if !self.closing {

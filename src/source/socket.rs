@@ -141,7 +141,9 @@ impl Stream {
 #[derive(Debug)]
 pub(crate) enum Listener {
     Tcp(TcpListener),
-    Unix(UnixListener, SocketFile),
+    /// The socket file is `None` for a socket handed down: whoever bound it
+    /// owns the file.
+    Unix(UnixListener, Option<SocketFile>),
 }
 
 /// The socket file a Unix listener bound, removed when it is dropped if it
@@ -222,7 +224,7 @@ impl Listener {
         };
         let meta = std::fs::symlink_metadata(path)?;
         let file = SocketFile { path: path.to_path_buf(), dev: meta.dev(), ino: meta.ino() };
-        Ok(Listener::Unix(listener, file))
+        Ok(Listener::Unix(listener, Some(file)))
     }
 
     /// The address bound, as an endpoint.
@@ -230,7 +232,39 @@ impl Listener {
         use crate::endpoint::ServerEndpoint;
         match self {
             Listener::Tcp(l) => l.local_addr().map(ServerEndpoint::Tcp),
-            Listener::Unix(_, f) => Ok(ServerEndpoint::Unix(f.path.clone())),
+            Listener::Unix(_, Some(f)) => Ok(ServerEndpoint::Unix(f.path.clone())),
+            Listener::Unix(l, None) => {
+                let path = l.local_addr()?.as_pathname().map(Path::to_path_buf).unwrap_or_default();
+                Ok(ServerEndpoint::Unix(path))
+            }
+        }
+    }
+
+    /// A listening socket handed down (see [`crate::inherit`]), already
+    /// checked to be a listening stream socket and non-blocking.
+    pub(crate) fn adopt(fd: std::os::fd::OwnedFd) -> io::Result<Listener> {
+        let domain = socket2::SockRef::from(&fd).domain()?;
+        Ok(if domain == socket2::Domain::UNIX {
+            Listener::Unix(UnixListener::from_std(fd.into()), None)
+        } else {
+            Listener::Tcp(TcpListener::from_std(fd.into()))
+        })
+    }
+
+    /// The descriptor, for a restart to hand down.
+    pub(crate) fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix(l, _) => l.as_fd(),
+        }
+    }
+
+    /// Leaves the socket file in place when the listener is dropped: a
+    /// restart handed the socket to another process, which serves it now.
+    pub(crate) fn keep_file(&mut self) {
+        if let Listener::Unix(_, file) = self {
+            std::mem::forget(file.take());
         }
     }
 }

@@ -349,6 +349,12 @@ impl Source for UdpSource {
         true
     }
 
+    fn pass_on(&mut self) -> Option<io::Result<std::os::fd::RawFd>> {
+        use std::os::fd::{AsFd, AsRawFd};
+        let fd = self.io.socket.as_fd();
+        Some(crate::inherit::pass_on(fd).map(|()| fd.as_raw_fd()))
+    }
+
     /// Closes the socket if it was asked to stop listening.
     fn settle(&mut self, core: &mut Core, token: u64) -> Fate {
         if !self.io.closing {

@@ -16,6 +16,7 @@
 
 mod cat;
 mod log_pipe;
+mod restart;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -287,16 +288,19 @@ fn serve(
     } else {
         init_logging("info");
     }
-    let specs = serve::parse_specs(words).map_err(Failure::Usage)?;
+    let mut specs = serve::parse_specs(words).map_err(Failure::Usage)?;
+    restart::adopt_handed_down(&mut specs).map_err(Failure::Runtime)?;
     let stats_every = stats.map(|s| seconds("--stats", s, false)).transpose()?;
     let mut reactor =
         Reactor::with_config(config).map_err(|e| Failure::Runtime(format!("cannot start the reactor: {e}")))?;
     let mut out = std::io::stdout().lock();
-    for spec in &specs {
+    let mut ports = Vec::new();
+    for (index, spec) in specs.iter().enumerate() {
         let bound = serve::bind_with(&mut reactor, spec, limits)
             .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", spec.endpoint)))?;
         let _ = writeln!(out, "listening {} on {}", spec.plugin.name, bound.addr);
         let _ = out.flush();
+        ports.push((index, bound.id));
     }
     for plugin in serve::raw_plugins(words) {
         let raw = plugin.raw.as_ref().ok_or_else(|| Failure::Usage(format!("plugin '{}' is not raw", plugin.name)))?;
@@ -308,8 +312,12 @@ fn serve(
         let _ = out.flush();
     }
     drop(out);
+    use signal_hook::consts::{SIGUSR1, SIGUSR2};
     reactor
-        .handle_signals(&[signal_hook::consts::SIGUSR1], |_, r| log::info!("stats {}", r.stats()))
+        .handle_signals(&[SIGUSR1, SIGUSR2], move |signal, r| match signal {
+            SIGUSR2 => restart::restart(r, &ports),
+            _ => log::info!("stats {}", r.stats()),
+        })
         .map_err(|e| Failure::Runtime(format!("cannot handle signals: {e}")))?;
     if let Some(every) = stats_every {
         reactor.call_every(every, |r| log::info!("stats {}", r.stats()));

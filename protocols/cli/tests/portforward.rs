@@ -3,7 +3,7 @@
 //! to a slow reader in a few MiB, and closes a client whose target refuses.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -102,9 +102,11 @@ fn a_slow_reader_keeps_the_forwarder_small() {
 
 #[test]
 fn a_refusing_target_closes_the_client_promptly_with_a_log_line() {
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed); // nothing listens there now
+    // Bound but not listening, and held for the whole test: a connect to it
+    // is refused, and no other test can take the port meanwhile.
+    let closed = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    closed.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    let port = closed.local_addr().unwrap().as_socket().expect("an inet address").port();
     let mut cmd = twirl(&["serve", "portforward@tcp:0", &format!("to=tcp:127.0.0.1:{port}")]);
     cmd.stderr(Stdio::piped());
     let mut fwd = Server::start(cmd, 1);

@@ -1,0 +1,292 @@
+//! Life under a supervisor, end to end: `twirl serve` on sockets handed
+//! down (`fd:N`, `systemd:INDEX`), each wrong descriptor refused with a
+//! clear error, and a restart on SIGUSR2 under continuous load that
+//! refuses, resets or cuts short no connection.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{WAIT, bin, output};
+
+/// Lets a child inherit `fd` (clears close-on-exec).
+fn inheritable(fd: impl AsFd) {
+    socket2::SockRef::from(&fd).set_cloexec(false).expect("clear FD_CLOEXEC");
+}
+
+/// A `twirl` child whose stdout lines keep coming through `lines` (the
+/// new copy of a restart writes to the same pipe), killed on drop.
+struct Twirl {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Twirl {
+    fn start(mut cmd: Command) -> Twirl {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn twirl");
+        let (out, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = out.send(l);
+            }
+        });
+        let (err, stderr) = mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for l in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = err.send(l);
+            }
+        });
+        Twirl { child, lines, stderr }
+    }
+
+    /// The next listening line's endpoint address.
+    fn listening(&self) -> (String, SocketAddr) {
+        let line = self.lines.recv_timeout(WAIT).expect("a listening line");
+        let endpoint = line.rsplit(' ').next().expect("endpoint").to_string();
+        let addr = endpoint.split_once(':').and_then(|(_, a)| a.parse().ok()).expect("an address");
+        (line, addr)
+    }
+
+    /// Waits for a stderr line containing `needle`; returns it.
+    fn stderr_line(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Ok(l) = self.stderr.recv_timeout(Duration::from_millis(100))
+                && l.contains(needle)
+            {
+                return l;
+            }
+        }
+        panic!("no stderr line with '{needle}'");
+    }
+}
+
+impl Drop for Twirl {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn echo_round_trip(addr: SocketAddr, msg: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(msg).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).expect("the echo");
+    back
+}
+
+#[test]
+fn serves_a_tcp_listener_and_a_udp_socket_handed_down_by_descriptor() {
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    inheritable(&tcp);
+    inheritable(&udp);
+    let (t, u) = (tcp.as_raw_fd(), udp.as_raw_fd());
+    let mut cmd = Command::new(bin());
+    cmd.args(["serve", &format!("echo@fd:{t}"), &format!("json@fd:{u}")]);
+    let twirl = Twirl::start(cmd);
+    let (line, addr) = twirl.listening();
+    assert_eq!(addr, tcp.local_addr().unwrap(), "{line}");
+    assert_eq!(line, format!("listening echo on tcp:{addr}"));
+    let (line, uaddr) = twirl.listening();
+    assert_eq!(line, format!("listening json on udp:{uaddr}"));
+    assert_eq!(uaddr, udp.local_addr().unwrap());
+    // Ours are copies: close them, so only the child serves the sockets.
+    drop((tcp, udp));
+    assert_eq!(echo_round_trip(addr, b"handed down"), b"handed down");
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    c.send_to(br#"{"numbers":[1,2,3],"op":"sum"}"#, uaddr).unwrap();
+    let mut buf = [0u8; 256];
+    let (n, _) = c.recv_from(&mut buf).expect("a JSON answer");
+    assert!(std::str::from_utf8(&buf[..n]).unwrap().starts_with('{'), "{:?}", &buf[..n]);
+}
+
+#[test]
+fn serves_a_systemd_socket_meant_for_it() {
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    inheritable(&tcp);
+    // As systemd does: the socket at descriptor 3, LISTEN_PID the server's
+    // own pid (the shell's, which exec keeps), LISTEN_FDS the count.
+    let script = format!(
+        "exec 3<&{fd}; export LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=echo; exec {bin} serve echo@systemd:domain=INET:index=0",
+        fd = tcp.as_raw_fd(),
+        bin = bin()
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script]);
+    let twirl = Twirl::start(cmd);
+    let (_, addr) = twirl.listening();
+    assert_eq!(addr, tcp.local_addr().unwrap());
+    drop(tcp);
+    assert_eq!(echo_round_trip(addr, b"socket activated"), b"socket activated");
+}
+
+/// `twirl serve ARGS` with `env` set (and LISTEN_PID only if `env` has
+/// it): its exit code and stderr.
+fn refused(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).env_remove("LISTEN_PID").envs(env.iter().copied());
+    let out = output(cmd);
+    assert!(out.stdout.is_empty(), "nothing listens: {}", String::from_utf8_lossy(&out.stdout));
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A spec, the environment it is served with, and what its error says.
+type Case = (Vec<String>, Vec<(&'static str, &'static str)>, String);
+
+#[test]
+fn each_wrong_descriptor_is_refused_with_a_clear_error() {
+    let file = std::fs::File::open("/proc/self/status").unwrap();
+    inheritable(&file);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    inheritable(&udp);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    inheritable(&l);
+    let conn = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    inheritable(&conn);
+    let cases: Vec<Case> = vec![
+        (vec!["echo@fd:900".into()], vec![], "descriptor 900 is not open".into()),
+        (vec![format!("echo@fd:{}", file.as_raw_fd())], vec![], "is not a socket".into()),
+        (vec![format!("echo@fd:{}", conn.as_raw_fd())], vec![], "is not listening".into()),
+        (vec![format!("chat@fd:{}", udp.as_raw_fd())], vec![], "does not speak udp (fd:".into()),
+        (vec![format!("reorder@fd:{}", l.as_raw_fd())], vec![], "is a listening stream socket".into()),
+        (vec!["echo@systemd:0".into()], vec![], "LISTEN_PID is not set".into()),
+        (
+            vec!["echo@systemd:0".into()],
+            vec![("LISTEN_PID", "1"), ("LISTEN_FDS", "1")],
+            "LISTEN_PID=1 is not this process".into(),
+        ),
+        (vec!["echo@fd:x".into()], vec![], "'x' is not a descriptor number".into()),
+    ];
+    for (words, env, want) in cases {
+        let mut args = vec!["serve"];
+        args.extend(words.iter().map(String::as_str));
+        let (code, stderr) = refused(&args, &env);
+        assert!(stderr.contains(&want), "{words:?}: want '{want}' in: {stderr}");
+        assert!(matches!(code, Some(1 | 2)), "{words:?}: exit {code:?}");
+    }
+    // A systemd index past LISTEN_FDS, in a process whose pid LISTEN_PID names.
+    let script = format!("export LISTEN_PID=$$ LISTEN_FDS=1; exec {} serve echo@systemd:1", bin());
+    let out = output({
+        let mut c = Command::new("sh");
+        c.args(["-c", &script]);
+        c
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("passed 1 socket(s); there is no index 1"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_restart_on_sigusr2_drops_no_connection() {
+    let mut cmd = Command::new(bin());
+    cmd.args(["serve", "echo@tcp:0", "reverse@tcp:0"]);
+    let mut old = Twirl::start(cmd);
+    let (_, echo) = old.listening();
+    let (_, reverse) = old.listening();
+
+    // Four clients in a loop: connect, send, read the whole reply, close.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, bad) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            let (stop, ok, bad) = (stop.clone(), ok.clone(), bad.clone());
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                // Bounded: the test stops it within seconds; the cap is a backstop.
+                for n in 0..1_000_000u32 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let msg = format!("client {i} message {n}");
+                    let result = (|| -> std::io::Result<Vec<u8>> {
+                        let mut s = TcpStream::connect(echo)?;
+                        s.set_read_timeout(Some(WAIT))?;
+                        s.write_all(msg.as_bytes())?;
+                        let mut back = vec![0u8; msg.len()];
+                        s.read_exact(&mut back)?;
+                        Ok(back)
+                    })();
+                    match result {
+                        Ok(back) if back == msg.as_bytes() => ok.fetch_add(1, Ordering::Relaxed),
+                        other => {
+                            failures.push(format!("{other:?}"));
+                            bad.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+                failures
+            })
+        })
+        .collect();
+
+    let before = ok.load(Ordering::Relaxed);
+    // Wait (bounded) until the loop is running, then restart.
+    let t0 = Instant::now();
+    while ok.load(Ordering::Relaxed) < before + 50 && t0.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill(2) on our own child, not yet waited for.
+    assert_eq!(unsafe { libc::kill(old.child.id() as i32, libc::SIGUSR2) }, 0);
+    let said = old.stderr_line("restart: pid ");
+    let new_pid: i32 = said
+        .split("restart: pid ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the new copy's pid");
+    // The new copy: killed at the end whatever happens.
+    struct Reap(i32);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) on the pid the old copy reported starting.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let reap = Reap(new_pid);
+    let (line, again) = old.listening();
+    assert_eq!(again, echo, "the new copy serves the same port: {line}");
+    let (_, again) = old.listening();
+    assert_eq!(again, reverse);
+    let status = {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(s) = old.child.try_wait().expect("try_wait") {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "the old copy did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    assert!(status.success(), "the old copy exits 0: {status:?}");
+    let at_exit = ok.load(Ordering::Relaxed);
+    let t1 = Instant::now();
+    while ok.load(Ordering::Relaxed) < at_exit + 50 && t1.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let failures: Vec<String> = clients.into_iter().flat_map(|c| c.join().expect("client")).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} round trips failed: {:?}",
+        failures.len(),
+        ok.load(Ordering::Relaxed),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(ok.load(Ordering::Relaxed) > at_exit, "the new copy served after the old one left");
+    assert_eq!(echo_round_trip(echo, b"new copy"), b"new copy");
+    assert!(std::path::Path::new(&format!("/proc/{new_pid}")).exists());
+    drop(reap);
+}
