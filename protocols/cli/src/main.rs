@@ -24,6 +24,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use twirl::endpoint::ClientEndpoint;
 use twirl::{Config, Reactor};
+use twirl_protocols::client_args;
 use twirl_protocols::plugin::ClientError;
 use twirl_protocols::registry::{self, PLUGINS};
 use twirl_protocols::serve;
@@ -94,13 +95,13 @@ enum Command {
         /// tcp:HOST:PORT, udp:HOST:PORT or unix:PATH (with --listen: tcp:PORT or unix:PATH).
         endpoint: String,
     },
-    /// Run a plugin's client against a server.
+    /// Run a plugin's client against a server ('twirl client PLUGIN --help': its flags).
     Client {
         /// The plugin.
         plugin: String,
         /// tcp:HOST:PORT, udp:HOST:PORT or unix:PATH.
         endpoint: String,
-        /// The plugin client's arguments.
+        /// The plugin client's flags and words ('--' before data that starts with '-').
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -121,6 +122,15 @@ impl From<ClientError> for Failure {
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.len() == 1 {
+        eprintln!("twirl: a subcommand is missing (one of {}; see 'twirl --help')", subcommand_names().join(", "));
+        return ExitCode::from(2);
+    }
+    if let Some(text) = client_help(&argv[1..]) {
+        print!("{text}");
+        return ExitCode::SUCCESS;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -155,7 +165,14 @@ fn main() -> ExitCode {
                 (Err(e), _) | (_, Err(e)) => Err(e),
             }
         }
-        Command::Client { plugin, endpoint, args } => client(&plugin, &endpoint, &args),
+        Command::Client { plugin, endpoint, args } => {
+            // Clap swallows the `--` that marks data; the words as typed keep it.
+            let typed = match &argv[1..] {
+                [_, p, e, rest @ ..] if *p == plugin && *e == endpoint => rest.to_vec(),
+                _ => args,
+            };
+            client(&plugin, &endpoint, &typed)
+        }
         Command::Cat { listen, endpoint } => cat(&endpoint, listen),
         Command::Deadlock(opts) => deadlock(&opts),
     };
@@ -170,6 +187,28 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The subcommands' names, for the message when none is given.
+fn subcommand_names() -> Vec<String> {
+    use clap::CommandFactory;
+    Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect()
+}
+
+/// The names of every plugin, for a message about an unknown one.
+fn plugin_names() -> String {
+    PLUGINS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+}
+
+/// `twirl client PLUGIN [...] --help` (or `-h`, before any `--`): that
+/// plugin's client usage and flags, or `None` when not asked for.
+fn client_help(args: &[String]) -> Option<String> {
+    let [cmd, plugin, rest @ ..] = args else { return None };
+    if cmd != "client" || !rest.iter().take_while(|w| *w != "--").any(|w| client_args::is_help(w)) {
+        return None;
+    }
+    let p = registry::find(plugin)?;
+    Some(client_args::help(p.name, p.summary, p.client_flags, p.raw.is_some()))
 }
 
 fn init_logging(default: &str) {
@@ -326,7 +365,19 @@ fn cat(endpoint: &str, listen: bool) -> Result<(), Failure> {
 
 fn client(plugin: &str, endpoint: &str, args: &[String]) -> Result<(), Failure> {
     init_logging("warn");
-    let p = registry::find(plugin).ok_or_else(|| Failure::Usage(format!("unknown plugin '{plugin}'")))?;
+    let p = registry::find(plugin)
+        .ok_or_else(|| Failure::Usage(format!("unknown plugin '{plugin}' (known: {})", plugin_names())))?;
+    client_args::check(p.name, p.client_flags, args)?;
+    // A client without flags takes every word as data: the `--` that let a
+    // word such as `-x` through has done its job. One with flags reads `--`
+    // itself.
+    let data;
+    let args = if p.client_flags.is_empty() {
+        data = client_args::data_words(args);
+        &data[..]
+    } else {
+        args
+    };
     if let Some(raw) = &p.raw {
         return Ok((raw.client)(endpoint, args)?);
     }
