@@ -149,6 +149,9 @@ fn every_nc_line_in_the_readme_and_guide_prints_what_they_say() {
         let port = *words.last().expect("a port");
         let udp = words.contains(&"-u");
         let default = format!("{}:{port}", if udp { "udp" } else { "tcp" });
+        if port == "7200" {
+            continue; // the guide's unregistered wordcount: protocols/tests/guide_plugin.rs runs these
+        }
         let plugin = PLUGINS
             .iter()
             .find(|p| p.defaults.contains(&default.as_str()))

@@ -71,6 +71,24 @@ impl Served {
         Served { bound, handle, done: done_rx, join: Some(join) }
     }
 
+    /// Serves one plugin (registered or not) on the given endpoints.
+    pub fn start_plugin(plugin: &'static twirl_protocols::plugin::Plugin, endpoints: &[&str]) -> Served {
+        let endpoints: Vec<ServerEndpoint> = endpoints.iter().map(|e| e.parse().expect("endpoint")).collect();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        let join = thread::spawn(move || {
+            let mut reactor = Reactor::new().expect("reactor");
+            let bound: Vec<ServerEndpoint> = endpoints
+                .into_iter()
+                .map(|e| serve::bind(&mut reactor, &Spec::new(plugin, e)).expect("bind"))
+                .collect();
+            ready_tx.send((bound, reactor.handle())).expect("send bound endpoints");
+            let _ = done_tx.send(reactor.run());
+        });
+        let (bound, handle) = ready_rx.recv_timeout(WAIT).expect("server started");
+        Served { bound, handle, done: done_rx, join: Some(join) }
+    }
+
     pub fn tcp(&self, i: usize) -> SocketAddr {
         match &self.bound[i] {
             ServerEndpoint::Tcp(a) => *a,
@@ -417,8 +435,13 @@ fn entry(plugin: &str) -> Result<&'static twirl_protocols::plugin::Plugin, Strin
 /// A well-behaved client of `plugin` over TCP: its registry entry's stream
 /// sample (one request, the answer judged), and for `chat` two members too.
 pub fn good_tcp(plugin: &str, addr: SocketAddr) -> Result<(), String> {
-    let what = format!("good {plugin} tcp client");
-    let p = entry(plugin)?;
+    sample_tcp(entry(plugin)?, addr)?;
+    if plugin == "chat" { good_chat(addr) } else { Ok(()) }
+}
+
+/// Runs plugin `p`'s stream sample against `addr`.
+pub fn sample_tcp(p: &twirl_protocols::plugin::Plugin, addr: SocketAddr) -> Result<(), String> {
+    let (plugin, what) = (p.name, format!("good {} tcp client", p.name));
     let sample =
         p.samples.iter().find(|s| s.via.is_stream()).ok_or_else(|| format!("{plugin} has no stream sample"))?;
     match sample.via {
@@ -437,7 +460,7 @@ pub fn good_tcp(plugin: &str, addr: SocketAddr) -> Result<(), String> {
             }
         }
     }
-    if plugin == "chat" { good_chat(addr) } else { Ok(()) }
+    Ok(())
 }
 
 /// Two chat members: the second one's line reaches the first. Other lines
@@ -478,8 +501,12 @@ fn good_chat(addr: SocketAddr) -> Result<(), String> {
 /// A well-behaved client of `plugin` over UDP: its registry entry's
 /// datagram sample, one datagram and its answer judged.
 pub fn good_udp(plugin: &str, addr: SocketAddr) -> Result<(), String> {
-    let what = format!("good {plugin} udp client");
-    let p = entry(plugin)?;
+    sample_udp(entry(plugin)?, addr)
+}
+
+/// Runs plugin `p`'s datagram sample against `addr`.
+pub fn sample_udp(p: &twirl_protocols::plugin::Plugin, addr: SocketAddr) -> Result<(), String> {
+    let (plugin, what) = (p.name, format!("good {} udp client", p.name));
     let sample = p.samples.iter().find(|s| !s.via.is_stream()).ok_or_else(|| format!("{plugin} has no udp sample"))?;
     if let Answer::Nothing = sample.answer {
         // Nothing comes back: nothing to check from outside but the send.
