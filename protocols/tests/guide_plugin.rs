@@ -6,7 +6,6 @@
 
 #![deny(missing_docs)]
 
-#[allow(dead_code, unused_imports)]
 mod support;
 
 // What `crate::...` names inside the plugin crate.

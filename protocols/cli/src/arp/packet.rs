@@ -50,7 +50,7 @@ impl std::fmt::Display for DecodeError {
 /// between bytes allowed.
 pub fn parse_hex(text: &str) -> Result<Vec<u8>, DecodeError> {
     let digits: String = text.chars().filter(|c| !c.is_whitespace() && *c != ':' && *c != '-').collect();
-    if digits.len() % 2 != 0 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+    if !digits.len().is_multiple_of(2) || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(DecodeError::NotHex(text.trim().chars().take(40).collect()));
     }
     (0..digits.len())
