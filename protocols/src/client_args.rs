@@ -22,8 +22,6 @@
 
 use std::fmt::Write as _;
 
-use crate::plugin::ClientError;
-
 /// One flag a plugin's client takes.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientFlag {
@@ -34,6 +32,19 @@ pub struct ClientFlag {
     /// What it does, for `twirl client PLUGIN --help`.
     pub help: &'static str,
 }
+
+/// A word the client does not take, or a flag without its value: a usage
+/// error (exit 2), its message naming the word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagError(pub String);
+
+impl std::fmt::Display for FlagError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FlagError {}
 
 /// True when `word` is written as a flag: `-x...` or `--x...`, but not `-`,
 /// `--` or a negative number.
@@ -51,7 +62,7 @@ pub fn is_help(word: &str) -> bool {
 /// Checks a client's words against its declared flags: every flag before
 /// `--` must be declared (and have its value when it takes one). The error
 /// names the unknown flag and lists the ones it takes.
-pub fn check(plugin: &str, flags: &[ClientFlag], words: &[String]) -> Result<(), ClientError> {
+pub fn check(plugin: &str, flags: &[ClientFlag], words: &[String]) -> Result<(), FlagError> {
     let mut it = words.iter();
     while let Some(w) = it.next() {
         if w == "--" {
@@ -65,7 +76,7 @@ pub fn check(plugin: &str, flags: &[ClientFlag], words: &[String]) -> Result<(),
                 if let Some(v) = f.value
                     && it.next().is_none()
                 {
-                    return Err(ClientError::usage(format!("{} needs a value ({v})", f.name)));
+                    return Err(FlagError(format!("{} needs a value ({v})", f.name)));
                 }
             }
             None => {
@@ -74,7 +85,7 @@ pub fn check(plugin: &str, flags: &[ClientFlag], words: &[String]) -> Result<(),
                 } else {
                     flags.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
                 };
-                return Err(ClientError::usage(format!(
+                return Err(FlagError(format!(
                     "unknown flag '{w}' for 'twirl client {plugin}' (it takes {takes}; data that starts with '-' goes after '--')"
                 )));
             }
@@ -138,11 +149,11 @@ mod tests {
         assert!(check("reorder", FLAGS, &words(&["--from", "4000", "a", "b"])).is_ok());
         assert!(check("reorder", FLAGS, &words(&["--receive"])).is_ok());
         let e = check("reorder", FLAGS, &words(&["a", "--bogus"])).unwrap_err();
-        assert!(e.usage && e.message.contains("'--bogus'") && e.message.contains("--from, --receive"), "{e}");
+        assert!(e.0.contains("'--bogus'") && e.0.contains("--from, --receive"), "{e}");
         let e = check("reorder", FLAGS, &words(&["--from"])).unwrap_err();
-        assert!(e.message.contains("--from needs a value"), "{e}");
+        assert!(e.0.contains("--from needs a value"), "{e}");
         let e = check("echo", &[], &words(&["-v"])).unwrap_err();
-        assert!(e.message.contains("no flags"), "{e}");
+        assert!(e.0.contains("no flags"), "{e}");
         assert!(check("echo", &[], &words(&["-3", "--", "--bogus"])).is_ok());
     }
 

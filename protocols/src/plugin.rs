@@ -11,7 +11,7 @@ use std::io;
 use twirl::endpoint::ClientEndpoint;
 use twirl::{DatagramProtocol, Factory, Reactor};
 
-use crate::client_args::ClientFlag;
+use crate::client_args::{ClientFlag, FlagError};
 use crate::options::{Declared, OptionSpec, Options};
 use crate::sample::Sample;
 
@@ -190,5 +190,11 @@ impl fmt::Display for ClientError {
         } else {
             write!(f, "{}: {}", self.endpoint, self.message)
         }
+    }
+}
+
+impl From<FlagError> for ClientError {
+    fn from(e: FlagError) -> Self {
+        ClientError::usage(e)
     }
 }

@@ -446,7 +446,7 @@ fn client(plugin: &str, endpoint: &str, args: &[String]) -> Result<(), Failure> 
     init_logging("warn");
     let p = registry::find(plugin)
         .ok_or_else(|| Failure::Usage(format!("unknown plugin '{plugin}' (known: {})", plugin_names())))?;
-    client_args::check(p.name, p.client_flags, args)?;
+    client_args::check(p.name, p.client_flags, args).map_err(|e| Failure::Usage(e.to_string()))?;
     // A client without flags takes every word as data: the `--` that let a
     // word such as `-x` through has done its job. One with flags reads `--`
     // itself.

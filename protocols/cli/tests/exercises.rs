@@ -87,6 +87,29 @@ fn mtu_on_loopback_is_the_length_field_limit() {
 }
 
 #[test]
+fn mtu_on_ipv6_loopback_is_the_mtu_less_48() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        println!("SKIPPED: no IPv6 loopback here");
+        return;
+    }
+    let out = output(twirl(&["mtu", "::1"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    let mtu: usize = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("path MTU to ::1: "))
+        .and_then(|l| l.strip_suffix(" bytes"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    // 40 bytes of IPv6 header, 8 of UDP (65536 on a default loopback).
+    assert_eq!(
+        text.lines().nth(1),
+        Some(format!("largest UDP payload without fragmentation: {} bytes", mtu - 48).as_str())
+    );
+}
+
+#[test]
 fn mtu_bad_host_exits_1_and_bad_port_exits_2() {
     let out = output(twirl(&["mtu", "no-such-host.invalid"]));
     assert_eq!(out.status.code(), Some(1));
