@@ -151,6 +151,13 @@ impl Plugin {
                 s.push('\n');
             }
         }
+        if !self.client_flags.is_empty() {
+            s.push_str(&format!("client flags (twirl client {} --help):\n", self.name));
+            for f in self.client_flags {
+                let flag = f.value.map(|v| format!("{} {v}", f.name)).unwrap_or_else(|| f.name.to_string());
+                s.push_str(&format!("  {flag}  {}\n", f.help));
+            }
+        }
         s
     }
 }

@@ -69,6 +69,9 @@ fn each_plugin_client_help_shows_its_flags() {
             assert!(text.contains(f.name), "{}: {} not in its help:\n{text}", p.name, f.name);
         }
     }
+    // `twirl help PLUGIN` lists them too.
+    let help = stdout(&output(twirl(&["help", "caps"])));
+    assert!(help.contains("client flags (twirl client caps --help):\n  --bytes N  "), "{help}");
     // The flags the newcomer looked for, by name.
     let help = |name: &str| stdout(&output(twirl(&["client", name, "tcp:127.0.0.1:7", "-h"])));
     assert!(help("chargen").contains("--lines N"));

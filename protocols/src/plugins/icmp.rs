@@ -300,6 +300,9 @@ pub fn client(host: &str, args: &[String]) -> Result<(), ClientError> {
     let mut interval = Duration::from_secs(1);
     let mut words = args.iter();
     while let Some(w) = words.next() {
+        if w == "--" {
+            continue; // what follows is the count, as without it
+        }
         if w == "--interval" {
             let v = words.next().ok_or_else(|| ClientError::usage("--interval needs a number of seconds"))?;
             interval = v
