@@ -133,7 +133,16 @@ pub fn round(reuse: bool) -> io::Result<(Vec<String>, bool)> {
         "{with}: a server on 127.0.0.1:{port} served one connection, closed it first and exited; left behind (as ss -tan shows it):"
     )];
     serve_once_and_exit(listener)?;
-    let waiting = time_wait_on(port)?;
+    // The client's FIN is in flight a moment after its close: look again
+    // (at most a second) until the server's side has reached TIME_WAIT.
+    let mut waiting = time_wait_on(port)?;
+    for _ in 0..100 {
+        if !waiting.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        waiting = time_wait_on(port)?;
+    }
     lines.push(format!("  {SS_HEADER}"));
     lines.extend(waiting.iter().map(|e| format!("  {}", e.ss_line())));
     if waiting.is_empty() {
