@@ -33,6 +33,10 @@ fn readme_first_screen_says_how_to_install_and_that_path_builds_twirl() {
         "no install line on the first screen:\n{}",
         first_screen.join("\n")
     );
+    // sudo resets PATH (secure_path): a root command names the binary's path.
+    for doc in ["README.md", "docs/guide.md"] {
+        assert!(!repo_file(doc).contains("`sudo twirl "), "{doc}: `sudo twirl ...` finds no twirl on sudo's PATH");
+    }
     // That path is the package whose binary is `twirl`.
     let manifest = repo_file("protocols/cli/Cargo.toml");
     let bin = manifest.split("[[bin]]").nth(1).expect("a [[bin]] section");
