@@ -141,6 +141,12 @@ fn deadlock_lab_freezes_blocking_io_but_not_twirl() {
     }
     assert!(s[3].peak_buffered.unwrap() <= opts.cap as u64, "{report}");
 
+    // The chart's "buffered by twirl" line reaches the peak the report gives.
+    for sc in &s[1..] {
+        let drawn = sc.samples.iter().map(|x| x.buffered).max().unwrap_or(0);
+        assert_eq!(Some(drawn), sc.peak_buffered, "{}: chart vs report\n{report}", sc.title);
+    }
+
     // The report and the chart.
     let text = report.to_string();
     assert!(text.contains("DEADLOCK") && text.contains("The lesson:"), "{text}");

@@ -10,6 +10,8 @@
 //!   signature and error);
 //! - [`exchange`] and [`text`]: the plumbing the plugins share (clients that
 //!   wait for one reply, text-line framing);
+//! - [`client_args`]: the flags a plugin's client takes, and the check of unknown ones;
+//! - [`sample`]: the sample exchange each plugin's entry carries for the shared tests;
 //! - [`options`]: the `KEY=VALUE` options a plugin declares and `twirl serve` passes it;
 //! - [`plugins`]: one module per protocol;
 //! - [`registry`]: the list of plugins, [`PLUGINS`](registry::PLUGINS), and [`find`](registry::find);
@@ -20,10 +22,12 @@
 
 #![warn(missing_docs)]
 
+pub mod client_args;
 pub mod exchange;
 pub mod options;
 pub mod plugin;
 pub mod plugins;
 pub mod registry;
+pub mod sample;
 pub mod serve;
 pub mod text;

@@ -11,7 +11,9 @@ use std::io;
 use twirl::endpoint::ClientEndpoint;
 use twirl::{DatagramProtocol, Factory, Reactor};
 
+use crate::client_args::{ClientFlag, FlagError};
 use crate::options::{Declared, OptionSpec, Options};
+use crate::sample::Sample;
 
 /// The `twirl client PLUGIN ...` entry point: endpoint and the words after it.
 pub type ClientFn = fn(&ClientEndpoint, &[String]) -> Result<(), ClientError>;
@@ -51,6 +53,12 @@ pub struct Plugin {
     pub datagram: Option<DatagramFn>,
     /// Its client.
     pub client: Option<ClientFn>,
+    /// The flags its client takes (`--lines N`...), for `twirl client NAME
+    /// --help`; any other flag is refused (exit 2) before the client runs.
+    pub client_flags: &'static [ClientFlag],
+    /// One sample exchange per transport it speaks: the shared tests run
+    /// them against a real server (see [`crate::sample`]).
+    pub samples: &'static [Sample],
     /// For a raw-socket plugin: how to serve it and its client. Such a
     /// plugin has no default endpoints, so `twirl serve` alone leaves it
     /// out; it runs when named.
@@ -143,6 +151,13 @@ impl Plugin {
                 s.push('\n');
             }
         }
+        if !self.client_flags.is_empty() {
+            s.push_str(&format!("client flags (twirl client {} --help):\n", self.name));
+            for f in self.client_flags {
+                let flag = f.value.map(|v| format!("{} {v}", f.name)).unwrap_or_else(|| f.name.to_string());
+                s.push_str(&format!("  {flag}  {}\n", f.help));
+            }
+        }
         s
     }
 }
@@ -182,5 +197,11 @@ impl fmt::Display for ClientError {
         } else {
             write!(f, "{}: {}", self.endpoint, self.message)
         }
+    }
+}
+
+impl From<FlagError> for ClientError {
+    fn from(e: FlagError) -> Self {
+        ClientError::usage(e)
     }
 }

@@ -59,6 +59,17 @@ mod tests {
     }
 
     #[test]
+    fn every_served_plugin_carries_a_sample_per_transport() {
+        // The shared end-to-end tests (protocols/tests/support) run these;
+        // a plugin without one would go untested there.
+        for p in PLUGINS.iter().filter(|p| p.raw.is_none() && !p.needs_options()) {
+            let has = |stream: bool| p.samples.iter().any(|s| s.via.is_stream() == stream);
+            assert!(p.stream.is_none() || has(true), "{}: speaks streams but has no stream sample", p.name);
+            assert!(p.datagram.is_none() || has(false), "{}: speaks UDP but has no datagram sample", p.name);
+        }
+    }
+
+    #[test]
     fn default_endpoints_never_clash() {
         let mut seen = std::collections::HashSet::new();
         for p in PLUGINS {

@@ -6,6 +6,11 @@
 //! twirl serve [--trace] [--stats SECS] [PLUGIN[@ENDPOINT] [KEY=VALUE]...]...
 //! twirl client PLUGIN ENDPOINT [ARG]...
 //! twirl deadlock [--bytes N] [--cap N] [--svg FILE]
+//! twirl mtu HOST [--port P] [--fragment]
+//! twirl broadcast ADDR:PORT [WORD]... [--wait SECS] [--interface ADDR]
+//! twirl multicast GROUP:PORT [--interface ADDR] [--count N]
+//! twirl arp decode HEX | twirl arp watch IFACE [--count N] [--timeout SECS]
+//! twirl reuseaddr
 //! ```
 //!
 //! Exit status: 0 on success (and after SIGINT/SIGTERM), 2 for a usage
@@ -14,9 +19,13 @@
 //! The plugins come from `twirl-protocols` (its registry), the deadlock lab
 //! from `twirl-lab`; this crate is the command line around them.
 
+mod arp;
+mod broadcast;
 mod cat;
 mod log_pipe;
+mod mtu;
 mod restart;
+mod reuseaddr;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -25,6 +34,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use twirl::endpoint::ClientEndpoint;
 use twirl::{Config, Reactor};
+use twirl_protocols::client_args;
 use twirl_protocols::plugin::ClientError;
 use twirl_protocols::registry::{self, PLUGINS};
 use twirl_protocols::serve;
@@ -95,18 +105,82 @@ enum Command {
         /// tcp:HOST:PORT, udp:HOST:PORT or unix:PATH (with --listen: tcp:PORT or unix:PATH).
         endpoint: String,
     },
-    /// Run a plugin's client against a server.
+    /// Run a plugin's client against a server ('twirl client PLUGIN --help': its flags).
     Client {
         /// The plugin.
         plugin: String,
         /// tcp:HOST:PORT, udp:HOST:PORT or unix:PATH.
         endpoint: String,
-        /// The plugin client's arguments.
+        /// The plugin client's flags and words ('--' before data that starts with '-').
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
     /// The deadlock lab: a blocking client and server freeze; twirl does not (seed 002).
     Deadlock(twirl_lab::Options),
+    /// Path MTU to HOST and the largest UDP payload that fits unfragmented (seed 002 big_sender).
+    Mtu {
+        /// A host name or address (IPv4 or IPv6).
+        host: String,
+        /// The UDP port probed (with --fragment: a UDP echo server's).
+        #[arg(long, value_name = "P", default_value_t = 7007)]
+        port: u16,
+        /// Then allow fragmentation and find the largest datagram a UDP echo
+        /// server at HOST:P still sends back.
+        #[arg(long)]
+        fragment: bool,
+    },
+    /// One datagram to a broadcast (or multicast) ADDR:PORT; every answer, with its source (seed 002 udp_broadcast).
+    Broadcast {
+        /// 10.0.2.255:7007 (a subnet's broadcast), 255.255.255.255:PORT, or a group 239.1.2.3:PORT.
+        target: String,
+        /// The text to send (default: hello).
+        words: Vec<String>,
+        /// How long to collect answers.
+        #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+        wait: f64,
+        /// Send from this local address (and, for a group, out of its interface).
+        #[arg(long, value_name = "ADDR")]
+        interface: Option<std::net::Ipv4Addr>,
+    },
+    /// Join a multicast GROUP:PORT and echo every datagram sent to it (see 'twirl broadcast').
+    Multicast {
+        /// A group and port: 239.1.2.3:7400.
+        group: String,
+        /// Join on this interface's address (default: the kernel's choice).
+        #[arg(long, value_name = "ADDR")]
+        interface: Option<std::net::Ipv4Addr>,
+        /// Exit after N datagrams.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+    /// ARP (RFC 826), seed 000's homework: decode a frame, or watch an interface.
+    Arp {
+        #[command(subcommand)]
+        command: ArpCommand,
+    },
+    /// SO_REUSEADDR live: a server restarted at once, without it (EADDRINUSE) and with it.
+    Reuseaddr,
+}
+
+#[derive(Subcommand)]
+enum ArpCommand {
+    /// Every field of an Ethernet frame holding ARP: offset, width, value, meaning, in RFC 826 order.
+    Decode {
+        /// The frame in hex (spaces and colons between bytes allowed; several words are joined).
+        #[arg(required = true)]
+        hex: Vec<String>,
+    },
+    /// Print each ARP request and reply IFACE carries (raw AF_PACKET socket: root).
+    Watch {
+        /// The interface: eth0, veth0...
+        iface: String,
+        /// Exit after N frames.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Exit after SECS seconds.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+    },
 }
 
 /// A failure, and whether it was the user's words (2) or the world (1).
@@ -122,6 +196,15 @@ impl From<ClientError> for Failure {
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.len() == 1 {
+        eprintln!("twirl: a subcommand is missing (one of {}; see 'twirl --help')", subcommand_names().join(", "));
+        return ExitCode::from(2);
+    }
+    if let Some(text) = client_help(&argv[1..]) {
+        print!("{text}");
+        return ExitCode::SUCCESS;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -156,9 +239,22 @@ fn main() -> ExitCode {
                 (Err(e), _) | (_, Err(e)) => Err(e),
             }
         }
-        Command::Client { plugin, endpoint, args } => client(&plugin, &endpoint, &args),
+        Command::Client { plugin, endpoint, args } => {
+            // Clap swallows the `--` that marks data; the words as typed keep it.
+            let typed = match &argv[1..] {
+                [_, p, e, rest @ ..] if *p == plugin && *e == endpoint => rest.to_vec(),
+                _ => args,
+            };
+            client(&plugin, &endpoint, &typed)
+        }
         Command::Cat { listen, endpoint } => cat(&endpoint, listen),
         Command::Deadlock(opts) => deadlock(&opts),
+        Command::Mtu { host, port, fragment } => mtu(&host, port, fragment),
+        Command::Broadcast { target, words, wait, interface } => broadcast(&target, &words, wait, interface),
+        Command::Multicast { group, interface, count } => multicast(&group, interface, count),
+        Command::Arp { command: ArpCommand::Decode { hex } } => arp_decode(&hex.join(" ")),
+        Command::Arp { command: ArpCommand::Watch { iface, count, timeout } } => arp_watch(&iface, count, timeout),
+        Command::Reuseaddr => reuseaddr(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -171,6 +267,28 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The subcommands' names, for the message when none is given.
+fn subcommand_names() -> Vec<String> {
+    use clap::CommandFactory;
+    Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect()
+}
+
+/// The names of every plugin, for a message about an unknown one.
+fn plugin_names() -> String {
+    PLUGINS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+}
+
+/// `twirl client PLUGIN [...] --help` (or `-h`, before any `--`): that
+/// plugin's client usage and flags, or `None` when not asked for.
+fn client_help(args: &[String]) -> Option<String> {
+    let [cmd, plugin, rest @ ..] = args else { return None };
+    if cmd != "client" || !rest.iter().take_while(|w| *w != "--").any(|w| client_args::is_help(w)) {
+        return None;
+    }
+    let p = registry::find(plugin)?;
+    Some(client_args::help(p.name, p.summary, p.client_flags, p.raw.is_some()))
 }
 
 fn init_logging(default: &str) {
@@ -334,7 +452,19 @@ fn cat(endpoint: &str, listen: bool) -> Result<(), Failure> {
 
 fn client(plugin: &str, endpoint: &str, args: &[String]) -> Result<(), Failure> {
     init_logging("warn");
-    let p = registry::find(plugin).ok_or_else(|| Failure::Usage(format!("unknown plugin '{plugin}'")))?;
+    let p = registry::find(plugin)
+        .ok_or_else(|| Failure::Usage(format!("unknown plugin '{plugin}' (known: {})", plugin_names())))?;
+    client_args::check(p.name, p.client_flags, args).map_err(|e| Failure::Usage(e.to_string()))?;
+    // A client without flags takes every word as data: the `--` that let a
+    // word such as `-x` through has done its job. One with flags reads `--`
+    // itself.
+    let data;
+    let args = if p.client_flags.is_empty() {
+        data = client_args::data_words(args);
+        &data[..]
+    } else {
+        args
+    };
     if let Some(raw) = &p.raw {
         return Ok((raw.client)(endpoint, args)?);
     }
@@ -349,4 +479,51 @@ fn deadlock(opts: &twirl_lab::Options) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     twirl_lab::run_and_print(opts, &mut out).map_err(|e| Failure::Runtime(format!("deadlock lab: {e}")))?;
     Ok(())
+}
+
+fn mtu(host: &str, port: u16, fragment: bool) -> Result<(), Failure> {
+    let found = mtu::measure(host, port, fragment).map_err(|e| Failure::Runtime(format!("mtu {host}: {e}")))?;
+    let mut out = std::io::stdout().lock();
+    for line in found.lines(host) {
+        writeln!(out, "{line}").map_err(|e| Failure::Runtime(format!("stdout: {e}")))?;
+    }
+    if let Some(note) = found.note() {
+        eprintln!("{note}");
+    }
+    Ok(())
+}
+
+fn broadcast(target: &str, words: &[String], wait: f64, interface: Option<std::net::Ipv4Addr>) -> Result<(), Failure> {
+    let to = broadcast::parse_target(target).map_err(Failure::Usage)?;
+    let wait = seconds("--wait", wait, false)?;
+    let text = if words.is_empty() { "hello".to_string() } else { words.join(" ") };
+    let mut out = std::io::stdout().lock();
+    broadcast::send(to, text.as_bytes(), wait, interface, &mut out)
+        .map_err(|e| Failure::Runtime(format!("broadcast to {to}: {e}")))?;
+    Ok(())
+}
+
+fn multicast(group: &str, interface: Option<std::net::Ipv4Addr>, count: Option<u64>) -> Result<(), Failure> {
+    let group = broadcast::parse_target(group).map_err(Failure::Usage)?;
+    let mut out = std::io::stdout().lock();
+    broadcast::serve(group, interface, count, &mut out).map_err(|e| Failure::Runtime(format!("multicast {group}: {e}")))
+}
+
+fn arp_decode(hex: &str) -> Result<(), Failure> {
+    let frame = arp::packet::parse_hex(hex).map_err(|e| Failure::Usage(format!("arp decode: {e}")))?;
+    let fields = arp::packet::decode(&frame).map_err(|e| Failure::Usage(format!("arp decode: {e}")))?;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", arp::packet::table(&fields, &[])).map_err(|e| Failure::Runtime(format!("stdout: {e}")))?;
+    Ok(())
+}
+
+fn arp_watch(iface: &str, count: Option<u64>, timeout: Option<f64>) -> Result<(), Failure> {
+    let timeout = timeout.map(|t| seconds("--timeout", t, false)).transpose()?;
+    let mut out = std::io::stdout().lock();
+    arp::watch::run(iface, count, timeout, &mut out).map_err(|e| Failure::Runtime(format!("arp watch {iface}: {e}")))
+}
+
+fn reuseaddr() -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    reuseaddr::run(&mut out).map_err(|e| Failure::Runtime(format!("reuseaddr: {e}")))
 }

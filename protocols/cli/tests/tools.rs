@@ -224,7 +224,7 @@ fn icmp_client_pings_loopback_and_the_server_sees_the_replies() {
         return;
     }
     let p = spawn(&["serve", "icmp"]);
-    wait_line(&p.out, "listening icmp", |l| l == "listening icmp on icmp:0.0.0.0");
+    wait_line(&p.out, "listening icmp", |l| l == "listening icmp on icmp:127.0.0.1");
     let out = Command::new(BIN).args(["client", "icmp", "127.0.0.1", "2", "--interval", "0.05"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));

@@ -124,6 +124,10 @@ fn blocking_vs_blocking(opts: &Options) -> io::Result<Scenario> {
 #[derive(Default)]
 struct Live {
     buffered: AtomicU64,
+    /// The reactor's `peak_buffered` at its last copy.
+    peak: AtomicU64,
+    /// The peak the watchdog's last sample saw.
+    peak_seen: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
 }
@@ -131,11 +135,23 @@ struct Live {
 impl Live {
     fn update(&self, s: &Stats) {
         self.buffered.store(s.buffered, Ordering::Relaxed);
+        self.peak.store(s.peak_buffered, Ordering::Relaxed);
         self.bytes_in.store(s.bytes_in, Ordering::Relaxed);
         self.bytes_out.store(s.bytes_out, Ordering::Relaxed);
     }
     fn get(&self, a: &AtomicU64) -> u64 {
         a.load(Ordering::Relaxed)
+    }
+
+    /// The most twirl buffered since the previous sample: the buffer now,
+    /// or the new peak if the peak rose meanwhile (a buffer that filled and
+    /// drained between two samples still shows, so the chart never
+    /// contradicts the report's `peak_buffered`).
+    fn buffered_since_last(&self) -> u64 {
+        let peak = self.peak.load(Ordering::Relaxed);
+        let before = self.peak_seen.swap(peak, Ordering::Relaxed);
+        let now = self.buffered.load(Ordering::Relaxed);
+        if peak > before { now.max(peak) } else { now }
     }
 }
 
@@ -252,7 +268,7 @@ fn blocking_vs_twirl(opts: &Options, number: usize, cap: Option<usize>) -> io::R
         opts,
         start,
         &mut sc.samples,
-        &|| (client.sent(), client.received(), live.get(&live.buffered)),
+        &|| (client.sent(), client.received(), live.buffered_since_last()),
         &|| client.sent() + client.received() + live.get(&live.bytes_in) + live.get(&live.bytes_out),
         &|| client_thread.is_finished(),
     );
@@ -267,7 +283,7 @@ fn blocking_vs_twirl(opts: &Options, number: usize, cap: Option<usize>) -> io::R
     let c = join_within(client_thread, JOIN_LIMIT);
     handle.stop();
     let end = join_within(server_thread, JOIN_LIMIT);
-    last_sample(&mut sc.samples, start, client.sent(), client.received(), live.get(&live.buffered));
+    last_sample(&mut sc.samples, start, client.sent(), client.received(), live.buffered_since_last());
     let (stats, lost) = match end {
         Some(Ok(Ok(end))) => (Some(end.stats), end.lost),
         Some(Ok(Err(e))) => {
@@ -398,7 +414,7 @@ fn twirl_vs_blocking(opts: &Options) -> io::Result<Scenario> {
         opts,
         start,
         &mut sc.samples,
-        &|| (live.get(&live.bytes_out), live.get(&live.bytes_in), live.get(&live.buffered)),
+        &|| (live.get(&live.bytes_out), live.get(&live.bytes_in), live.buffered_since_last()),
         &|| live.get(&live.bytes_out) + live.get(&live.bytes_in) + server.sent() + server.received(),
         &|| client_thread.is_finished(),
     );
@@ -424,7 +440,7 @@ fn twirl_vs_blocking(opts: &Options) -> io::Result<Scenario> {
     let _ = join_within(server_thread, JOIN_LIMIT);
     sc.sent = live.get(&live.bytes_out);
     sc.received = live.get(&live.bytes_in);
-    last_sample(&mut sc.samples, start, sc.sent, sc.received, live.get(&live.buffered));
+    last_sample(&mut sc.samples, start, sc.sent, sc.received, live.buffered_since_last());
     sc.outcome = match (verdict, c) {
         (Verdict::Stalled, _) => Outcome::Deadlocked,
         (Verdict::Deadline, _) => Outcome::TimedOut,

@@ -32,6 +32,7 @@ use twirl::{Addr, DatagramProtocol, DatagramTransport, Protocol, Transport};
 use crate::exchange::{REPLY_TIMEOUT, UdpRetry, stream_exchange, udp_exchange};
 use crate::plugin::{ClientError, Plugin};
 use crate::plugins::daytime::Clock;
+use crate::sample::{Answer, Sample, Via};
 
 /// Seconds from 1900-01-01 (RFC 868's and NTP's epoch) to 1970-01-01 (Unix's).
 pub const SECONDS_1900_TO_1970: i64 = 2_208_988_800;
@@ -147,6 +148,13 @@ fn client(endpoint: &ClientEndpoint, args: &[String]) -> Result<(), ClientError>
     Ok(())
 }
 
+/// The sample check: four bytes, within 5 s of this machine's clock.
+fn is_now(got: &[u8]) -> Result<(), String> {
+    let v: [u8; 4] = got.try_into().map_err(|_| format!("{} bytes, not 4", got.len()))?;
+    let off = value_to_unix(u32::from_be_bytes(v)) - unix_seconds(SystemTime::now());
+    if off.abs() < 5 { Ok(()) } else { Err(format!("{off} s away from now")) }
+}
+
 /// The registry entry.
 pub const PLUGIN: Plugin = Plugin {
     name: "binarytime",
@@ -157,6 +165,11 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|_| Box::new(|_: &Addr| BinaryTime::new())),
     datagram: Some(|_| Box::new(BinaryTimeUdp::new())),
     client: Some(client),
+    client_flags: &[],
+    samples: &[
+        Sample { via: Via::Stream, request: b"", answer: Answer::Check(is_now) },
+        Sample { via: Via::Datagram, request: b"", answer: Answer::Check(is_now) },
+    ],
     raw: None,
 };
 

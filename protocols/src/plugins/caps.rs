@@ -36,8 +36,10 @@ use std::time::Duration;
 use twirl::endpoint::ClientEndpoint;
 use twirl::{Addr, Context, Disconnect, OneShot, Outcome, Protocol, Reactor, Transport};
 
+use crate::client_args::ClientFlag;
 use crate::exchange::{REPLY_TIMEOUT, connect_stream, print_reply, stream_exchange, stream_stdin, wait};
 use crate::plugin::{ClientError, Plugin};
+use crate::sample::{Answer, Sample, Via};
 
 /// Uppercases the stream, byte by byte, with no framing.
 pub struct Caps;
@@ -153,6 +155,8 @@ fn client(endpoint: &ClientEndpoint, args: &[String]) -> Result<(), ClientError>
         let timeout = REPLY_TIMEOUT + Duration::from_secs(total / 10_000_000);
         return print_reply(&wait(&mut reactor, endpoint, &outcome, timeout)?);
     }
+    // After `--`, every word is text, even `--bytes`.
+    let args = args.strip_prefix(&["--".to_string()]).unwrap_or(args);
     if args.is_empty() {
         // Any amount, streamed both ways with flow control.
         return stream_stdin(endpoint).map(|_| ());
@@ -171,6 +175,16 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|_| Box::new(|_: &Addr| Caps)),
     datagram: None,
     client: Some(client),
+    client_flags: &[ClientFlag {
+        name: "--bytes",
+        value: Some("N"),
+        help: "send N bytes while reading the reply (the lab's deadlock experiment, done without deadlock)",
+    }],
+    samples: &[Sample {
+        via: Via::Stream,
+        request: b"capitalize this!\xff",
+        answer: Answer::Exact(b"CAPITALIZE THIS!\xff"),
+    }],
     raw: None,
 };
 

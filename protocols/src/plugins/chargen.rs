@@ -42,9 +42,11 @@ use twirl::{
     Addr, Context, DatagramProtocol, DatagramTransport, Disconnect, OneShot, Outcome, Protocol, Reactor, Transport,
 };
 
+use crate::client_args::ClientFlag;
 use crate::exchange::{REPLY_TIMEOUT, UdpRetry, connect_stream, print_reply, udp_exchange, wait};
 use crate::options::{OptionKind, OptionSpec};
 use crate::plugin::{ClientError, Plugin};
+use crate::sample::{Answer, Sample, Via};
 
 const LINE: usize = 72;
 const PRINTABLE: usize = 95;
@@ -215,6 +217,22 @@ fn client(endpoint: &ClientEndpoint, args: &[String]) -> Result<(), ClientError>
     print_reply(&text.iter().copied().filter(|&b| b != b'\r').collect::<Vec<u8>>())
 }
 
+/// The sample check over a stream: the pattern's first two lines.
+fn first_two_lines(got: &[u8]) -> Result<(), String> {
+    let want = [line(0), line(1)].concat();
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("not the first two lines: {:?}", String::from_utf8_lossy(&got[..got.len().min(200)])))
+    }
+}
+
+/// The sample check over UDP: six whole lines of the pattern (on loopback).
+fn pattern_lines(got: &[u8]) -> Result<(), String> {
+    let ok = got.len() == 6 * LINE_BYTES && got.chunks(LINE_BYTES).all(|l| (0..95).any(|n| line(n) == l));
+    if ok { Ok(()) } else { Err(format!("{} bytes, not six pattern lines", got.len())) }
+}
+
 /// The registry entry.
 pub const PLUGIN: Plugin = Plugin {
     name: "chargen",
@@ -229,6 +247,15 @@ pub const PLUGIN: Plugin = Plugin {
     }),
     datagram: Some(|o| Box::new(ChargenUdp::new(o.count(WIDTH.name).unwrap_or(LINE)))),
     client: Some(client),
+    client_flags: &[ClientFlag {
+        name: "--lines",
+        value: Some("N"),
+        help: "print N lines (default 10; over udp: one datagram's worth)",
+    }],
+    samples: &[
+        Sample { via: Via::StreamFirst(2 * LINE_BYTES), request: b"", answer: Answer::Check(first_two_lines) },
+        Sample { via: Via::Datagram, request: b"x", answer: Answer::Check(pattern_lines) },
+    ],
     raw: None,
 };
 

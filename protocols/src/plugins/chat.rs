@@ -46,6 +46,7 @@ use twirl::{Addr, ConnId, Context, Disconnect, Factory, Transport};
 use crate::exchange::interactive;
 use crate::options::{OptionKind, OptionSpec, Options};
 use crate::plugin::{ClientError, Plugin};
+use crate::sample::{Answer, Sample, Via};
 
 /// Bytes a member may have waiting before it is disconnected for not reading.
 pub const BACKLOG_CAP: usize = 256 * 1024;
@@ -419,6 +420,16 @@ fn client(endpoint: &ClientEndpoint, args: &[String]) -> Result<(), ClientError>
     interactive(endpoint)
 }
 
+/// The sample check: a lone member is welcomed first (other notices may
+/// follow while other members come and go).
+fn welcomed(got: &[u8]) -> Result<(), String> {
+    if got.starts_with(b"* you are ") && got.contains(&b'\n') {
+        Ok(())
+    } else {
+        Err(format!("no welcome line: {:?}", String::from_utf8_lossy(got)))
+    }
+}
+
 /// The registry entry.
 pub const PLUGIN: Plugin = Plugin {
     name: "chat",
@@ -429,6 +440,8 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(factory),
     datagram: None,
     client: Some(client),
+    client_flags: &[],
+    samples: &[Sample { via: Via::Stream, request: b"hello\n", answer: Answer::Check(welcomed) }],
     raw: None,
 };
 

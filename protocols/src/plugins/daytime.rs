@@ -34,6 +34,7 @@ use twirl::{Addr, DatagramProtocol, DatagramTransport, Protocol, Transport};
 
 use crate::exchange::{REPLY_TIMEOUT, UdpRetry, stream_exchange, udp_exchange};
 use crate::plugin::{ClientError, Plugin};
+use crate::sample::{Answer, Sample, Via};
 
 /// The reply format (chrono `strftime` syntax), as RFC 867 suggests, in UTC.
 pub const FORMAT: &str = "%A, %B %d, %Y %H:%M:%S-%Z";
@@ -128,6 +129,16 @@ fn client(endpoint: &ClientEndpoint, args: &[String]) -> Result<(), ClientError>
     Ok(())
 }
 
+/// The sample check: a daytime line (in UTC) within 5 s of this machine's clock.
+fn is_now(got: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(got).map_err(|_| format!("not UTF-8: {got:?}"))?;
+    let line = text.strip_suffix("\r\n").ok_or_else(|| format!("{text:?} does not end with CRLF"))?;
+    let t = chrono::NaiveDateTime::parse_from_str(line, "%A, %B %d, %Y %H:%M:%S-UTC")
+        .map_err(|e| format!("{line:?}: {e}"))?;
+    let now = chrono::Utc::now().timestamp();
+    if (t.and_utc().timestamp() - now).abs() < 5 { Ok(()) } else { Err(format!("{line} is not now")) }
+}
+
 /// The registry entry.
 pub const PLUGIN: Plugin = Plugin {
     name: "daytime",
@@ -138,6 +149,11 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|_| Box::new(|_: &Addr| Daytime::new())),
     datagram: Some(|_| Box::new(DaytimeUdp::new())),
     client: Some(client),
+    client_flags: &[],
+    samples: &[
+        Sample { via: Via::Stream, request: b"", answer: Answer::Check(is_now) },
+        Sample { via: Via::Datagram, request: b"", answer: Answer::Check(is_now) },
+    ],
     raw: None,
 };
 

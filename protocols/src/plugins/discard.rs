@@ -16,6 +16,7 @@ use twirl::{Addr, DatagramProtocol, DatagramTransport, Protocol, Transport};
 
 use crate::exchange::{REPLY_TIMEOUT, print_reply, read_stdin, stream_exchange, stream_stdin};
 use crate::plugin::{ClientError, Plugin};
+use crate::sample::{Answer, Sample, Via};
 
 /// Drops the stream.
 pub struct Discard;
@@ -68,6 +69,11 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|_| Box::new(|_: &Addr| Discard)),
     datagram: Some(|_| Box::new(DiscardUdp)),
     client: Some(client),
+    client_flags: &[],
+    samples: &[
+        Sample { via: Via::Stream, request: b"into the void", answer: Answer::Exact(b"") },
+        Sample { via: Via::Datagram, request: b"into the void", answer: Answer::Nothing },
+    ],
     raw: None,
 };
 

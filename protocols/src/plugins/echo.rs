@@ -18,6 +18,7 @@ use twirl::{Addr, DatagramProtocol, DatagramTransport, Protocol, Transport};
 
 use crate::exchange::{REPLY_TIMEOUT, UdpRetry, print_reply, read_stdin, stream_exchange, stream_stdin, udp_exchange};
 use crate::plugin::{ClientError, Plugin};
+use crate::sample::{Answer, Sample, Via};
 
 /// Echo over a stream: one method.
 pub struct Echo;
@@ -65,6 +66,11 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|_| Box::new(|_: &Addr| Echo)),
     datagram: Some(|_| Box::new(EchoUdp)),
     client: Some(client),
+    client_flags: &[],
+    samples: &[
+        Sample { via: Via::Stream, request: b"ping \x00\xff\n", answer: Answer::Exact(b"ping \x00\xff\n") },
+        Sample { via: Via::Datagram, request: b"\x00ping\xff", answer: Answer::Exact(b"\x00ping\xff") },
+    ],
     raw: None,
 };
 

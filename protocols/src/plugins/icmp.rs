@@ -18,8 +18,8 @@
 //!
 //! ```text
 //! # twirl serve icmp &        (then, in another terminal: ping -c 2 127.0.0.1)
-//! listening icmp on icmp:0.0.0.0
-//! listening icmp on icmp6:::
+//! listening icmp on icmp:127.0.0.1
+//! listening icmp on icmp6:::1
 //! echo reply from 127.0.0.1: id=4242 seq=1 ttl=64 bytes=64
 //! # twirl client icmp 127.0.0.1 2
 //! 64 bytes from 127.0.0.1: icmp_seq=1 ttl=64 time=0.051 ms
@@ -29,11 +29,12 @@
 
 use std::cell::RefCell;
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::client_args::ClientFlag;
 use crate::plugin::{ClientError, Plugin, RawPlugin};
 use socket2::{Domain, Protocol, Socket, Type};
 use twirl::fd::{FdHandler, FdInterest, FdNext};
@@ -169,14 +170,26 @@ impl FdHandler for ReplyPrinter {
 }
 
 /// `twirl serve icmp`: watches raw ICMPv4 and (where available) ICMPv6
-/// sockets; returns the endpoints for the `listening` lines.
+/// sockets bound to loopback (127.0.0.1 and ::1: like every plugin, it
+/// hears only this machine by default); returns the endpoints for the
+/// `listening` lines.
 pub fn serve(reactor: &mut Reactor) -> io::Result<Vec<String>> {
     let mut watching = Vec::new();
     for v6 in [false, true] {
         match open_raw(v6) {
             Ok(sock) => {
+                // A raw socket bound to an address sees only packets addressed to it.
+                let local: IpAddr = if v6 { Ipv6Addr::LOCALHOST.into() } else { Ipv4Addr::LOCALHOST.into() };
+                match socket2::SockRef::from(&sock).bind(&SocketAddr::new(local, 0).into()) {
+                    Ok(()) => {}
+                    Err(e) if v6 => {
+                        log::info!("icmp: no ICMPv6 on ::1: {e}");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
                 reactor.add_fd(ReplyPrinter { sock, v6 }, FdInterest::Read)?;
-                watching.push(if v6 { "icmp6:::".to_string() } else { "icmp:0.0.0.0".to_string() });
+                watching.push(if v6 { format!("icmp6:{local}") } else { format!("icmp:{local}") });
             }
             // No IPv6 on this host is fine; no permission is not.
             Err(e) if v6 && e.kind() != io::ErrorKind::PermissionDenied => log::info!("icmp: no ICMPv6 socket: {e}"),
@@ -287,6 +300,9 @@ pub fn client(host: &str, args: &[String]) -> Result<(), ClientError> {
     let mut interval = Duration::from_secs(1);
     let mut words = args.iter();
     while let Some(w) = words.next() {
+        if w == "--" {
+            continue; // what follows is the count, as without it
+        }
         if w == "--interval" {
             let v = words.next().ok_or_else(|| ClientError::usage("--interval needs a number of seconds"))?;
             interval = v
@@ -353,6 +369,8 @@ pub const PLUGIN: Plugin = Plugin {
     stream: None,
     datagram: None,
     client: None,
+    client_flags: &[ClientFlag { name: "--interval", value: Some("SECS"), help: "seconds between pings (default 1)" }],
+    samples: &[],
     raw: Some(RawPlugin { serve, client }),
 };
 

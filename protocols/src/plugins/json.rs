@@ -60,6 +60,7 @@ use twirl::{Addr, DatagramProtocol, DatagramTransport};
 
 use crate::exchange::{REPLY_TIMEOUT, UdpRetry, print_reply, stream_exchange, udp_exchange};
 use crate::plugin::{ClientError, Plugin};
+use crate::sample::{Answer, Sample, Via};
 use crate::text::LineConfig;
 
 /// The deepest nesting of arrays and objects accepted (the top object is depth 1).
@@ -300,6 +301,19 @@ pub const PLUGIN: Plugin = Plugin {
     }),
     datagram: Some(|_| Box::new(JsonUdp)),
     client: Some(client),
+    client_flags: &[],
+    samples: &[
+        Sample {
+            via: Via::Stream,
+            request: b"{\"b\":[1,{\"d\":0,\"c\":1}],\"a\":null}\n",
+            answer: Answer::Exact(b"{\"a\":null,\"b\":[1,{\"c\":1,\"d\":0}]}\n"),
+        },
+        Sample {
+            via: Via::Datagram,
+            request: b"{\"z\":1,\"a\":\"x\"}\n",
+            answer: Answer::Exact(b"{\"a\":\"x\",\"z\":1}"),
+        },
+    ],
     raw: None,
 };
 

@@ -176,5 +176,7 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(factory),
     datagram: None,
     client: None,
+    client_flags: &[],
+    samples: &[],
     raw: None,
 };

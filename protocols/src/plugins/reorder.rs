@@ -54,8 +54,10 @@ use std::time::Duration;
 use twirl::endpoint::ClientEndpoint;
 use twirl::{DatagramProtocol, DatagramTransport, Outcome, Reactor};
 
+use crate::client_args::ClientFlag;
 use crate::exchange::{NO_TIMEOUT, UdpRetry, print_reply, wait};
 use crate::plugin::{ClientError, Plugin};
+use crate::sample::{Answer, Sample, Via};
 use crate::text::{join_words, words};
 
 /// The message's words, longest first (in characters), stable for ties.
@@ -330,6 +332,16 @@ pub const PLUGIN: Plugin = Plugin {
     stream: None,
     datagram: Some(|_| Box::new(Reorder::new())),
     client: Some(client),
+    client_flags: &[
+        ClientFlag {
+            name: "--receive",
+            value: None,
+            help: "only listen at ENDPOINT and print the first datagram (the lab's receiver)",
+        },
+        ClientFlag { name: "--from", value: Some("PORT"), help: "send once from PORT (the reply goes to PORT + 1)" },
+        ClientFlag { name: "--timeout", value: Some("SECS"), help: "with --receive: give up after SECS seconds" },
+    ],
+    samples: &[Sample { via: Via::DatagramToNextPort, request: b"a ccc bb", answer: Answer::Exact(b"ccc bb a") }],
     raw: None,
 };
 

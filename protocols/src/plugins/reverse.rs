@@ -37,6 +37,7 @@
 use twirl::endpoint::ClientEndpoint;
 
 use crate::plugin::{ClientError, Plugin};
+use crate::sample::{Answer, Sample, Via};
 use crate::text::{self, LineConfig, TextDatagram, join_words, words};
 
 /// The message's words in reverse order, joined by one space.
@@ -62,6 +63,11 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|o| text::stream_factory(reverse, LineConfig::from_options(o))),
     datagram: Some(|_| Box::new(TextDatagram::new(reverse))),
     client: Some(client),
+    client_flags: &[],
+    samples: &[
+        Sample { via: Via::Stream, request: b"hello big world\r\n", answer: Answer::Exact(b"world big hello\n") },
+        Sample { via: Via::Datagram, request: b"one two three", answer: Answer::Exact(b"three two one") },
+    ],
     raw: None,
 };
 

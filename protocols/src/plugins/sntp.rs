@@ -95,6 +95,7 @@ use crate::exchange::{UdpRetry, udp_exchange};
 use crate::plugin::{ClientError, Plugin};
 use crate::plugins::binarytime::SECONDS_1900_TO_1970;
 use crate::plugins::daytime::Clock;
+use crate::sample::{Answer, Sample, Via};
 
 /// Bytes in an NTP packet without extension fields, and in every reply.
 pub const PACKET_LEN: usize = 48;
@@ -401,6 +402,29 @@ fn client(endpoint: &ClientEndpoint, args: &[String]) -> Result<(), ClientError>
     Ok(())
 }
 
+/// The sample request: version 4, mode 3 (client), transmit stamped with a tag.
+pub const SAMPLE_REQUEST: [u8; PACKET_LEN] = {
+    let mut p = [0u8; PACKET_LEN];
+    p[0] = (4 << 3) | MODE_CLIENT;
+    p[2] = 6;
+    let tag = [0xec, 0, 0, 0, 0, 0, 0x5e, 0xed];
+    let mut i = 0;
+    while i < 8 {
+        p[40 + i] = tag[i];
+        i += 1;
+    }
+    p
+};
+
+/// The sample check: a server-mode reply, stratum 10, to [`SAMPLE_REQUEST`].
+fn answers_sample(got: &[u8]) -> Result<(), String> {
+    let ok = got.len() == PACKET_LEN
+        && got[0] == (4 << 3) | MODE_SERVER
+        && got[1] == STRATUM
+        && got[24..32] == SAMPLE_REQUEST[40..48];
+    if ok { Ok(()) } else { Err(format!("not the reply to the sample: {:02x?}", &got[..got.len().min(32)])) }
+}
+
 /// The registry entry.
 pub const PLUGIN: Plugin = Plugin {
     name: "sntp",
@@ -411,6 +435,8 @@ pub const PLUGIN: Plugin = Plugin {
     stream: None,
     datagram: Some(|_| Box::new(Sntp::new())),
     client: Some(client),
+    client_flags: &[],
+    samples: &[Sample { via: Via::Datagram, request: &SAMPLE_REQUEST, answer: Answer::Check(answers_sample) }],
     raw: None,
 };
 

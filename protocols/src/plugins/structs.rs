@@ -67,8 +67,10 @@ use std::fmt::Write as _;
 use twirl::endpoint::ClientEndpoint;
 use twirl::{Addr, Protocol, Transport};
 
+use crate::client_args::ClientFlag;
 use crate::exchange::{REPLY_TIMEOUT, print_reply, stream_exchange};
 use crate::plugin::{ClientError, Plugin};
+use crate::sample::{Answer, Sample, Via};
 
 /// Bytes in one record: `u16 u32 i16 i32`, as `struct.pack('!HIhi')` makes.
 pub const RECORD_LEN: usize = 12;
@@ -203,8 +205,10 @@ pub const LAB_VALUES: Record = Record { a: 1, b: 2, c: -3, d: -4 };
 pub fn parse_args(args: &[String]) -> Result<(Record, bool), String> {
     let mut little = false;
     let mut values = Vec::new();
-    for a in args {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
         match a.as_str() {
+            "--" => values.extend(it.by_ref().map(String::as_str)),
             "--little" | "-l" => little = true,
             "--big" => little = false,
             s if s.starts_with("--") => return Err(format!("unknown option '{s}' (expected --little)")),
@@ -249,6 +253,12 @@ fn client(endpoint: &ClientEndpoint, args: &[String]) -> Result<(), ClientError>
     print_reply(&reply)
 }
 
+/// The lab's record, `struct.pack('!HIhi', 1, 2, -3, -4)`: the sample request.
+pub const LAB_RECORD: [u8; RECORD_LEN] = [0, 1, 0, 0, 0, 2, 0xff, 0xfd, 0xff, 0xff, 0xff, 0xfc];
+
+/// The server's two lines for [`LAB_RECORD`].
+pub const LAB_LINES: &str = "big-endian: 1 2 -3 -4\nlittle-endian: 256 33554432 -513 -50331649\n";
+
 /// The registry entry.
 pub const PLUGIN: Plugin = Plugin {
     name: "struct",
@@ -259,6 +269,16 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|_| Box::new(|_: &Addr| StructServer::default())),
     datagram: None,
     client: Some(client),
+    client_flags: &[
+        ClientFlag {
+            name: "--little",
+            value: None,
+            help: "pack the record little-endian (default: big-endian, network order)",
+        },
+        ClientFlag { name: "-l", value: None, help: "the same as --little" },
+        ClientFlag { name: "--big", value: None, help: "pack it big-endian (the default)" },
+    ],
+    samples: &[Sample { via: Via::Stream, request: &LAB_RECORD, answer: Answer::Exact(LAB_LINES.as_bytes()) }],
     raw: None,
 };
 

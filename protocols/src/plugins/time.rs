@@ -44,6 +44,7 @@ use twirl::{Addr, DatagramProtocol, DatagramTransport};
 
 use crate::exchange::{REPLY_TIMEOUT, UdpRetry, stream_exchange, udp_exchange};
 use crate::plugin::{ClientError, Plugin};
+use crate::sample::{Answer, Sample, Via};
 use crate::text::LineConfig;
 
 /// C's `%c` in the C locale, as chrono spells it.
@@ -158,6 +159,12 @@ fn client(endpoint: &ClientEndpoint, args: &[String]) -> Result<(), ClientError>
     Ok(())
 }
 
+/// The sample check: one time stamp (with or without its newline).
+fn is_stamp(got: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(got);
+    parse_stamp(&text).map(|_| ()).ok_or_else(|| format!("not a time stamp: {text:?}"))
+}
+
 /// The registry entry.
 pub const PLUGIN: Plugin = Plugin {
     name: "time",
@@ -171,6 +178,11 @@ pub const PLUGIN: Plugin = Plugin {
     }),
     datagram: Some(|_| Box::new(TimeUdp::new(local_now))),
     client: Some(client),
+    client_flags: &[],
+    samples: &[
+        Sample { via: Via::Stream, request: b"reqtime\n", answer: Answer::Check(is_stamp) },
+        Sample { via: Via::Datagram, request: b"reqtime", answer: Answer::Check(is_stamp) },
+    ],
     raw: None,
 };
 

@@ -24,6 +24,7 @@
 use twirl::endpoint::ClientEndpoint;
 
 use crate::plugin::{ClientError, Plugin};
+use crate::sample::{Answer, Sample, Via};
 use crate::text::{self, LineConfig, TextDatagram};
 
 /// The message uppercased: Unicode rules for valid UTF-8, ASCII-only otherwise.
@@ -53,6 +54,15 @@ pub const PLUGIN: Plugin = Plugin {
     stream: Some(|o| text::stream_factory(upper, LineConfig::from_options(o))),
     datagram: Some(|_| Box::new(TextDatagram::new(upper))),
     client: Some(client),
+    client_flags: &[],
+    samples: &[
+        Sample {
+            via: Via::Stream,
+            request: "grüß dich\n".as_bytes(),
+            answer: Answer::Exact("GRÜSS DICH\n".as_bytes()),
+        },
+        Sample { via: Via::Datagram, request: b"abc\n", answer: Answer::Exact(b"ABC\n") },
+    ],
     raw: None,
 };
 

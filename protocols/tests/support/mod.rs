@@ -1,7 +1,9 @@
 //! Shared helpers for the hardening tests (`bad_input`, `faults`, `soak`):
 //! one reactor serving every plugin on ephemeral loopback ports, std-socket
 //! clients whose every wait is bounded, and a well-behaved client per plugin
-//! that checks the exact (or exactly shaped) answer.
+//! that checks the exact (or exactly shaped) answer: the sample exchange its
+//! registry entry carries (`Plugin::samples`), so a new plugin is covered
+//! here without a line changed.
 //!
 //! A `Reactor` holds boxed protocols and is not `Send`, so it is built on the
 //! thread that runs it; the bound addresses and a handle come back through a
@@ -27,6 +29,7 @@ use twirl::{Config, Reactor, ReactorHandle, Stats};
 use twirl_protocols::plugins::amf::codec::encode_packet;
 use twirl_protocols::plugins::amf::{json as amf_json, sample_packet};
 use twirl_protocols::registry::PLUGINS;
+use twirl_protocols::sample::{Answer, Via};
 use twirl_protocols::serve::{self, ServeLimits, Spec};
 
 /// The bound on every wait.
@@ -61,6 +64,24 @@ impl Served {
             let specs = serve::parse_specs(&words).expect("specs");
             let bound: Vec<ServerEndpoint> =
                 specs.iter().map(|s| serve::bind(&mut reactor, s).expect("bind").addr).collect();
+            ready_tx.send((bound, reactor.handle())).expect("send bound endpoints");
+            let _ = done_tx.send(reactor.run());
+        });
+        let (bound, handle) = ready_rx.recv_timeout(WAIT).expect("server started");
+        Served { bound, handle, done: done_rx, join: Some(join) }
+    }
+
+    /// Serves one plugin (registered or not) on the given endpoints.
+    pub fn start_plugin(plugin: &'static twirl_protocols::plugin::Plugin, endpoints: &[&str]) -> Served {
+        let endpoints: Vec<ServerEndpoint> = endpoints.iter().map(|e| e.parse().expect("endpoint")).collect();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        let join = thread::spawn(move || {
+            let mut reactor = Reactor::new().expect("reactor");
+            let bound: Vec<ServerEndpoint> = endpoints
+                .into_iter()
+                .map(|e| serve::bind(&mut reactor, &Spec::new(plugin, e)).expect("bind").addr)
+                .collect();
             ready_tx.send((bound, reactor.handle())).expect("send bound endpoints");
             let _ = done_tx.send(reactor.run());
         });
@@ -406,42 +427,40 @@ fn expect_clean(what: &str, reply: (Vec<u8>, End), want: &[u8]) -> Result<(), St
     if reply.1 == End::Eof { Ok(()) } else { Err(format!("{what}: ended by {:?}, not a clean close", reply.1)) }
 }
 
-/// A well-behaved client of `plugin` over TCP: one request, the exact answer.
+/// The registry entry of `plugin`, for its samples.
+fn entry(plugin: &str) -> Result<&'static twirl_protocols::plugin::Plugin, String> {
+    twirl_protocols::registry::find(plugin).ok_or_else(|| format!("no plugin {plugin}"))
+}
+
+/// A well-behaved client of `plugin` over TCP: its registry entry's stream
+/// sample (one request, the answer judged), and for `chat` two members too.
 pub fn good_tcp(plugin: &str, addr: SocketAddr) -> Result<(), String> {
-    let what = format!("good {plugin} tcp client");
-    match plugin {
-        "echo" => expect_clean(&what, exchange(addr, b"ping \x00\xff\n"), b"ping \x00\xff\n"),
-        "discard" => expect_clean(&what, exchange(addr, b"into the void"), b""),
-        "chargen" => {
+    sample_tcp(entry(plugin)?, addr)?;
+    if plugin == "chat" { good_chat(addr) } else { Ok(()) }
+}
+
+/// Runs plugin `p`'s stream sample against `addr`.
+pub fn sample_tcp(p: &twirl_protocols::plugin::Plugin, addr: SocketAddr) -> Result<(), String> {
+    let (plugin, what) = (p.name, format!("good {} tcp client", p.name));
+    let sample =
+        p.samples.iter().find(|s| s.via.is_stream()).ok_or_else(|| format!("{plugin} has no stream sample"))?;
+    match sample.via {
+        Via::StreamFirst(n) => {
             let mut s = connect(addr);
-            let got = read_n(&mut s, 2 * 74);
-            let mut want = twirl_protocols::plugins::chargen::line(0).to_vec();
-            want.extend_from_slice(&twirl_protocols::plugins::chargen::line(1));
-            expect_eq(&what, &got, &want)
+            if !sample.request.is_empty() {
+                s.write_all(sample.request).map_err(|e| format!("{what}: {e}"))?;
+            }
+            sample.judge(&read_n(&mut s, n)).map_err(|e| format!("{what}: {e}"))?;
         }
-        "caps" => expect_clean(&what, exchange(addr, b"capitalize this!\xff"), b"CAPITALIZE THIS!\xff"),
-        "chat" => good_chat(addr),
-        "struct" => expect_clean(&what, exchange(addr, &LAB), LAB_LINES.as_bytes()),
-        "reverse" => expect_clean(&what, exchange(addr, b"hello big world\r\n"), b"world big hello\n"),
-        "upper" => expect_clean(&what, exchange(addr, "grüß dich\n".as_bytes()), "GRÜSS DICH\n".as_bytes()),
-        "json" => expect_clean(
-            &what,
-            exchange(addr, b"{\"b\":[1,{\"d\":0,\"c\":1}],\"a\":null}\n"),
-            b"{\"a\":null,\"b\":[1,{\"c\":1,\"d\":0}]}\n",
-        ),
-        "time" => {
-            let (reply, end) = exchange(addr, b"reqtime\n");
-            is_time_stamp(&reply)?;
-            if end == End::Eof { Ok(()) } else { Err(format!("{what}: ended by {end:?}")) }
+        _ => {
+            let (reply, end) = exchange(addr, sample.request);
+            sample.judge(&reply).map_err(|e| format!("{what}: {e}"))?;
+            if end != End::Eof {
+                return Err(format!("{what}: ended by {end:?}, not a clean close"));
+            }
         }
-        "daytime" => is_daytime_now(&exchange(addr, b"").0),
-        "binarytime" => is_binarytime_now(&exchange(addr, b"").0),
-        "amf" => {
-            let (packet, line) = amf_sample();
-            expect_clean(&what, exchange(addr, &packet), line.as_bytes())
-        }
-        other => Err(format!("no good tcp client for {other}")),
     }
+    Ok(())
 }
 
 /// Two chat members: the second one's line reaches the first. Other lines
@@ -479,38 +498,28 @@ fn good_chat(addr: SocketAddr) -> Result<(), String> {
     wait_for(&left, "leave notice")
 }
 
-/// A well-behaved client of `plugin` over UDP: one datagram, the exact answer.
+/// A well-behaved client of `plugin` over UDP: its registry entry's
+/// datagram sample, one datagram and its answer judged.
 pub fn good_udp(plugin: &str, addr: SocketAddr) -> Result<(), String> {
-    let what = format!("good {plugin} udp client");
-    let ask = |req: &[u8]| udp_ask(addr, req).ok_or_else(|| format!("{what}: no answer"));
-    match plugin {
-        "echo" => expect_eq(&what, &ask(b"\x00ping\xff")?, b"\x00ping\xff"),
-        "discard" => Ok(()), // never answers: nothing to check from outside
-        "chargen" => {
-            let reply = ask(b"x")?;
-            // Loopback: six whole 74-byte lines of the pattern.
-            let ok = reply.len() == 6 * 74
-                && reply.chunks(74).all(|l| (0..95).any(|n| twirl_protocols::plugins::chargen::line(n) == l));
-            if ok { Ok(()) } else { Err(format!("{what}: {} bytes, not six pattern lines", reply.len())) }
-        }
-        "reverse" => expect_eq(&what, &ask(b"one two three")?, b"three two one"),
-        "upper" => expect_eq(&what, &ask(b"abc\n")?, b"ABC\n"),
-        "json" => expect_eq(&what, &ask(b"{\"z\":1,\"a\":\"x\"}\n")?, b"{\"a\":\"x\",\"z\":1}"),
-        "time" => is_time_stamp(&ask(b"reqtime")?),
-        "daytime" => is_daytime_now(&ask(b"")?),
-        "binarytime" => is_binarytime_now(&ask(b"")?),
-        "sntp" => {
-            let (req, transmit) = sntp_request(4, 3, 0x5eed);
-            is_sntp_reply(&ask(&req)?, 4, &transmit)
-        }
-        "reorder" => {
-            let (sender, receiver) = port_pair();
-            sender.send_to(b"a ccc bb", addr).map_err(|e| e.to_string())?;
-            let reply = recv_from(&receiver, addr).ok_or_else(|| format!("{what}: no answer on port + 1"))?;
-            expect_eq(&what, &reply, b"ccc bb a")
-        }
-        other => Err(format!("no good udp client for {other}")),
+    sample_udp(entry(plugin)?, addr)
+}
+
+/// Runs plugin `p`'s datagram sample against `addr`.
+pub fn sample_udp(p: &twirl_protocols::plugin::Plugin, addr: SocketAddr) -> Result<(), String> {
+    let (plugin, what) = (p.name, format!("good {} udp client", p.name));
+    let sample = p.samples.iter().find(|s| !s.via.is_stream()).ok_or_else(|| format!("{plugin} has no udp sample"))?;
+    if let Answer::Nothing = sample.answer {
+        // Nothing comes back: nothing to check from outside but the send.
+        return udp_socket().send_to(sample.request, addr).map(|_| ()).map_err(|e| format!("{what}: {e}"));
     }
+    let reply = if sample.via == Via::DatagramToNextPort {
+        let (sender, receiver) = port_pair();
+        sender.send_to(sample.request, addr).map_err(|e| e.to_string())?;
+        recv_from(&receiver, addr).ok_or_else(|| format!("{what}: no answer on port + 1"))?
+    } else {
+        udp_ask(addr, sample.request).ok_or_else(|| format!("{what}: no answer"))?
+    };
+    sample.judge(&reply).map_err(|e| format!("{what}: {e}"))
 }
 
 /// Every plugin's well-behaved clients, over every transport it speaks.
