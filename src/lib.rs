@@ -43,7 +43,7 @@
 //! ```text
 //!  line  prefixed  netstring  producer  backoff  testing   helpers for plugins, their tests
 //!     \       |       /                  |
-//!      \      |      /  reactor <-> handle; opener, resolver   the public Reactor; other threads
+//!      \      |      /  group; reactor <-> handle; opener, resolver   the public Reactor; other threads
 //!       \     |     /      |      \       |
 //!        \    |    /    dispatch   \      |          one turn: events and timers to sources
 //!         \   |   /        |        \     |
@@ -83,6 +83,7 @@ mod core;
 mod dispatch;
 pub mod endpoint;
 mod flow;
+pub mod group;
 mod guard;
 mod handle;
 pub mod inherit;

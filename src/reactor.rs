@@ -111,6 +111,22 @@ fn resolver_wake(shared: &Arc<Shared>) -> Wake {
     Arc::new(move |token| handle.call_from_thread(move |r| r.resolved(token)))
 }
 
+/// Binds a UDP socket, with `SO_REUSEPORT` if asked ([`Config::reuse_port`]).
+fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<mio::net::UdpSocket> {
+    if !reuse_port {
+        return mio::net::UdpSocket::bind(addr);
+    }
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(mio::net::UdpSocket::from_std(socket.into()))
+}
+
 /// A socket the reactor listens on, as `listen_*` return it (Twisted's
 /// `IListeningPort`): where it is bound, and the id that closes it.
 ///
@@ -232,7 +248,7 @@ impl Reactor {
         opts: ListenOptions,
     ) -> io::Result<Listening<ServerEndpoint>> {
         let sock = match endpoint {
-            ServerEndpoint::Tcp(addr) => Listener::bind_tcp(*addr)?,
+            ServerEndpoint::Tcp(addr) => Listener::bind_tcp(*addr, self.core.config.reuse_port)?,
             ServerEndpoint::Unix(p) => Listener::bind_unix(p)?,
             ServerEndpoint::Inherited(i) => Listener::adopt(i.adopt(SocketKind::StreamListener)?)?,
             ServerEndpoint::Udp(_) => {
@@ -256,7 +272,7 @@ impl Reactor {
         protocol: Box<dyn DatagramProtocol>,
     ) -> io::Result<Listening<ServerEndpoint>> {
         let socket = match endpoint {
-            ServerEndpoint::Udp(addr) => mio::net::UdpSocket::bind(*addr)?,
+            ServerEndpoint::Udp(addr) => bind_udp(*addr, self.core.config.reuse_port)?,
             ServerEndpoint::Inherited(i) => mio::net::UdpSocket::from_std(i.adopt(SocketKind::Datagram)?.into()),
             _ => {
                 return Err(io::Error::new(
@@ -267,6 +283,24 @@ impl Reactor {
         };
         let (token, addr) = UdpSource::add(&mut self.core, socket, protocol, None, Some(self.replies.clone()))?;
         Ok(Listening { id: ListenerId(token), addr: ServerEndpoint::Udp(addr) })
+    }
+
+    /// Runs `f` with a [`Context`](crate::Context) on the loop: write to
+    /// connections by id, open connections, set nothing of its own (timers
+    /// set here call no protocol). For code that runs outside any callback,
+    /// such as a message from another reactor of a [`crate::group::Group`].
+    pub fn with_context<R>(&mut self, f: impl FnOnce(&mut dyn crate::Context) -> R) -> R {
+        self.core.now = Instant::now();
+        let r = f(&mut crate::core::CoreCx { core: &mut self.core, token: 0 });
+        self.core.process_dirty();
+        r
+    }
+
+    /// A duplicate of a listener's or UDP socket's descriptor (closed on
+    /// exec), for another reactor of this process to serve the same socket
+    /// (`fd:N`); `None` if `id` names neither.
+    pub fn duplicate(&mut self, id: ListenerId) -> Option<io::Result<std::os::fd::OwnedFd>> {
+        self.core.duplicate(id.0)
     }
 
     /// Readies a listener or UDP socket to be handed to a program this
@@ -306,7 +340,7 @@ impl Reactor {
         addr: SocketAddr,
         protocol: Box<dyn DatagramProtocol>,
     ) -> io::Result<Listening<SocketAddr>> {
-        let socket = mio::net::UdpSocket::bind(addr)?;
+        let socket = bind_udp(addr, self.core.config.reuse_port)?;
         let added = UdpSource::add(&mut self.core, socket, protocol, None, Some(self.replies.clone()));
         added.map(|(token, addr)| Listening { id: ListenerId(token), addr })
     }

@@ -87,6 +87,75 @@ impl Stats {
     }
 }
 
+/// Adds another reactor's counters, for a total over the reactors of a
+/// group (`twirl serve --threads N`): every counter is summed, but for
+/// `max_events_per_turn`, which takes the larger, and `peak_buffered`,
+/// whose sum is an upper bound of the peak of the sum.
+impl std::ops::AddAssign<&Stats> for Stats {
+    fn add_assign(&mut self, o: &Stats) {
+        let Stats {
+            turns,
+            events,
+            max_events_per_turn,
+            accepted,
+            connected,
+            closed,
+            open,
+            bytes_in,
+            bytes_out,
+            reads,
+            writes,
+            vectored_writes,
+            partial_writes,
+            would_blocks,
+            buffered,
+            peak_buffered,
+            timers_fired,
+            datagrams_in,
+            datagrams_out,
+            datagrams_dropped,
+            cap_aborts,
+            refused,
+            idle_closed,
+            panics,
+            backpressured,
+            budget_aborts,
+            replies_refused,
+        } = o;
+        self.max_events_per_turn = self.max_events_per_turn.max(*max_events_per_turn);
+        for (mine, theirs) in [
+            (&mut self.turns, turns),
+            (&mut self.events, events),
+            (&mut self.accepted, accepted),
+            (&mut self.connected, connected),
+            (&mut self.closed, closed),
+            (&mut self.open, open),
+            (&mut self.bytes_in, bytes_in),
+            (&mut self.bytes_out, bytes_out),
+            (&mut self.reads, reads),
+            (&mut self.writes, writes),
+            (&mut self.vectored_writes, vectored_writes),
+            (&mut self.partial_writes, partial_writes),
+            (&mut self.would_blocks, would_blocks),
+            (&mut self.buffered, buffered),
+            (&mut self.peak_buffered, peak_buffered),
+            (&mut self.timers_fired, timers_fired),
+            (&mut self.datagrams_in, datagrams_in),
+            (&mut self.datagrams_out, datagrams_out),
+            (&mut self.datagrams_dropped, datagrams_dropped),
+            (&mut self.cap_aborts, cap_aborts),
+            (&mut self.refused, refused),
+            (&mut self.idle_closed, idle_closed),
+            (&mut self.panics, panics),
+            (&mut self.backpressured, backpressured),
+            (&mut self.budget_aborts, budget_aborts),
+            (&mut self.replies_refused, replies_refused),
+        ] {
+            *mine += *theirs;
+        }
+    }
+}
+
 impl fmt::Display for Stats {
     /// One line of `key=value` pairs, as `twirl serve --stats` prints.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

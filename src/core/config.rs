@@ -49,6 +49,12 @@ pub struct Config {
     pub memory_budget: usize,
     /// What a UDP server socket will not answer ([`UdpReplies`]).
     pub udp_replies: UdpReplies,
+    /// Binds TCP listeners and UDP sockets with `SO_REUSEPORT`, so that
+    /// several reactors (one per thread, `twirl serve --threads N`) can
+    /// each bind the same address and the kernel spreads connections and
+    /// datagrams across them. Default false: a second bind fails, as it
+    /// should when nobody meant to share.
+    pub reuse_port: bool,
 }
 
 /// Which replies a UDP server socket (`Reactor::listen_udp`) refuses to
@@ -111,6 +117,7 @@ impl Default for Config {
             events_capacity: 1024,
             memory_budget: default_memory_budget(),
             udp_replies: UdpReplies::default(),
+            reuse_port: false,
         }
     }
 }

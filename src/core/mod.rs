@@ -179,6 +179,12 @@ pub(crate) trait Source: 'static {
         None
     }
 
+    /// Listeners and UDP sockets: the descriptor they serve, for a
+    /// duplicate; `None` for anything else.
+    fn descriptor(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+
     /// Stream connections: close after flushing; false if not a stream.
     fn close(&mut self) -> bool {
         false
@@ -442,6 +448,11 @@ impl Core {
             if closed { s.settle(core, token) } else { Fate::Keep }
         });
         closed
+    }
+
+    /// A duplicate of a listener's or UDP socket's descriptor.
+    pub(crate) fn duplicate(&mut self, token: u64) -> Option<io::Result<std::os::fd::OwnedFd>> {
+        Some(self.source_mut(token)?.descriptor()?.try_clone_to_owned())
     }
 
     /// See [`Source::pass_on`].

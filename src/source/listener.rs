@@ -170,6 +170,10 @@ impl Source for ListenerSource {
         true
     }
 
+    fn descriptor(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.sock.as_fd())
+    }
+
     fn pass_on(&mut self) -> Option<io::Result<std::os::fd::RawFd>> {
         use std::os::fd::AsRawFd;
         self.sock.keep_file();

@@ -184,11 +184,16 @@ impl Listener {
     }
 
     /// Binds a TCP listener with SO_REUSEADDR (restarting a server must not
-    /// fail on connections still in TIME_WAIT: seed 000's SO_REUSEADDR slide).
-    pub(crate) fn bind_tcp(addr: SocketAddr) -> io::Result<Listener> {
+    /// fail on connections still in TIME_WAIT: seed 000's SO_REUSEADDR
+    /// slide), and SO_REUSEPORT if asked (listeners of several reactors
+    /// sharing one address).
+    pub(crate) fn bind_tcp(addr: SocketAddr, reuse_port: bool) -> io::Result<Listener> {
         use socket2::{Domain, Protocol, Socket, Type};
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_reuse_address(true)?;
+        if reuse_port {
+            socket.set_reuse_port(true)?;
+        }
         if addr.is_ipv6() {
             socket.set_only_v6(true)?;
         }

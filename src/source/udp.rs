@@ -349,6 +349,11 @@ impl Source for UdpSource {
         true
     }
 
+    fn descriptor(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        Some(self.io.socket.as_fd())
+    }
+
     fn pass_on(&mut self) -> Option<io::Result<std::os::fd::RawFd>> {
         use std::os::fd::{AsFd, AsRawFd};
         let fd = self.io.socket.as_fd();

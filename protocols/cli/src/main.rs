@@ -26,14 +26,15 @@ mod log_pipe;
 mod mtu;
 mod restart;
 mod reuseaddr;
+mod threads;
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use twirl::Config;
 use twirl::endpoint::ClientEndpoint;
-use twirl::{Config, Reactor};
 use twirl_protocols::client_args;
 use twirl_protocols::plugin::ClientError;
 use twirl_protocols::registry::{self, PLUGINS};
@@ -93,6 +94,10 @@ enum Command {
         /// not limited).
         #[arg(long, value_name = "N", default_value_t = 100)]
         reply_rate: u32,
+        /// Reactors, one per thread, each with its own listeners on every
+        /// endpoint (SO_REUSEPORT); 0: one per core.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        threads: usize,
         /// PLUGIN or PLUGIN@ENDPOINT (tcp:PORT[:interface=ADDR], udp:PORT[:interface=ADDR], unix:PATH),
         /// each followed by its plugin's options as KEY=VALUE words (see 'twirl help PLUGIN').
         specs: Vec<String>,
@@ -231,11 +236,12 @@ fn main() -> ExitCode {
             max_per_peer,
             memory_budget,
             reply_rate,
+            threads,
             specs,
         } => {
             let limits = serve_limits(idle_timeout, max_lifetime, max_conns, max_per_peer);
             match (limits, config(memory_budget, reply_rate)) {
-                (Ok(limits), Ok(config)) => serve(trace, stats, config, &limits, &specs),
+                (Ok(limits), Ok(config)) => serve(trace, stats, threads, config, limits, &specs),
                 (Err(e), _) | (_, Err(e)) => Err(e),
             }
         }
@@ -397,8 +403,9 @@ fn serve_limits(
 fn serve(
     trace: bool,
     stats: Option<f64>,
+    threads: usize,
     config: Config,
-    limits: &serve::ServeLimits,
+    limits: serve::ServeLimits,
     words: &[String],
 ) -> Result<(), Failure> {
     if trace && std::env::var_os("RUST_LOG").is_none() {
@@ -406,43 +413,14 @@ fn serve(
     } else {
         init_logging("info");
     }
-    let mut specs = serve::parse_specs(words).map_err(Failure::Usage)?;
-    restart::adopt_handed_down(&mut specs).map_err(Failure::Runtime)?;
+    let specs = serve::parse_specs(words).map_err(Failure::Usage)?;
     let stats_every = stats.map(|s| seconds("--stats", s, false)).transpose()?;
-    let mut reactor =
-        Reactor::with_config(config).map_err(|e| Failure::Runtime(format!("cannot start the reactor: {e}")))?;
-    let mut out = std::io::stdout().lock();
-    let mut ports = Vec::new();
-    for (index, spec) in specs.iter().enumerate() {
-        let bound = serve::bind_with(&mut reactor, spec, limits)
-            .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", spec.endpoint)))?;
-        let _ = writeln!(out, "listening {} on {}", spec.plugin.name, bound.addr);
-        let _ = out.flush();
-        ports.push((index, bound.id));
-    }
-    for plugin in serve::raw_plugins(words) {
-        let raw = plugin.raw.as_ref().ok_or_else(|| Failure::Usage(format!("plugin '{}' is not raw", plugin.name)))?;
-        let watching =
-            (raw.serve)(&mut reactor).map_err(|e| Failure::Runtime(format!("cannot start {}: {e}", plugin.name)))?;
-        for w in watching {
-            let _ = writeln!(out, "listening {} on {w}", plugin.name);
-        }
-        let _ = out.flush();
-    }
-    drop(out);
-    use signal_hook::consts::{SIGUSR1, SIGUSR2};
-    reactor
-        .handle_signals(&[SIGUSR1, SIGUSR2], move |signal, r| match signal {
-            SIGUSR2 => restart::restart(r, &ports),
-            _ => log::info!("stats {}", r.stats()),
-        })
-        .map_err(|e| Failure::Runtime(format!("cannot handle signals: {e}")))?;
-    if let Some(every) = stats_every {
-        reactor.call_every(every, |r| log::info!("stats {}", r.stats()));
-    }
-    reactor.run().map_err(|e| Failure::Runtime(format!("reactor failed: {e}")))?;
-    log::info!("stopped");
-    Ok(())
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let raw = serve::raw_plugins(words);
+    threads::serve(threads::Serve { threads, config, limits, stats_every, specs, raw })
 }
 
 fn cat(endpoint: &str, listen: bool) -> Result<(), Failure> {

@@ -26,6 +26,13 @@
 //! moment later ([`SUMMARY_AFTER`]). Members are indexed by id, so a
 //! departure costs O(1) too.
 //!
+//! With `twirl serve --threads N`, each thread has a room of its own for
+//! the members it accepted, and every line said in one is posted to the
+//! others ([`twirl::group::Group::post_to_others`]): each room hands it
+//! to its own members, so everyone hears everyone, in the order each
+//! member spoke. (Arrivals and departures are announced, and counted in
+//! "N others here", within a thread's room.)
+//!
 //! ```text
 //! $ twirl cat tcp:127.0.0.1:7107          (or nc 127.0.0.1 7107)
 //! * you are 127.0.0.1:50312; 1 other here
@@ -35,11 +42,12 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use twirl::bytes::{BufMut, Bytes, BytesMut};
 use twirl::endpoint::ClientEndpoint;
+use twirl::group::Group;
 use twirl::line::{LineHandler, LineReceiver, Lines};
 use twirl::{Addr, ConnId, Context, Disconnect, Factory, Transport};
 
@@ -108,6 +116,40 @@ pub struct Room {
     summary_by: Option<ConnId>,
     /// Bytes a member may be owed before it is cut off; `None`: [`BACKLOG_CAP`].
     backlog_cap: Option<usize>,
+    /// The reactors serving with this one, and this room's number among
+    /// this thread's rooms (the same on every thread).
+    group: Option<(Group, usize)>,
+}
+
+thread_local! {
+    /// This thread's rooms, in the order they were made: a line from
+    /// another thread's room `k` goes to room `k` here.
+    static ROOMS: RefCell<Vec<Weak<RefCell<Room>>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Makes a room and, when this thread serves in a group, files it so that
+/// the other threads' lines reach it.
+fn new_room(cap: usize) -> Rc<RefCell<Room>> {
+    let room = Rc::new(RefCell::new(Room::with_backlog_cap(cap)));
+    if let Some(group) = Group::current().filter(|g| g.len() > 1) {
+        let k = ROOMS.with(|rooms| {
+            let mut rooms = rooms.borrow_mut();
+            rooms.push(Rc::downgrade(&room));
+            rooms.len() - 1
+        });
+        room.borrow_mut().group = Some((group, k));
+    }
+    room
+}
+
+/// A line said in room `k` of another thread: hand it to this thread's
+/// room `k`, as if said by nobody here.
+fn said_elsewhere(k: usize, msg: Bytes, r: &mut twirl::Reactor) {
+    let Some(room) = ROOMS.with(|rooms| rooms.borrow().get(k).and_then(Weak::upgrade)) else { return };
+    r.with_context(|cx| {
+        room.borrow_mut().broadcast(ConnId::from_raw(0), msg, cx);
+        arm(&room, cx);
+    });
 }
 
 impl Room {
@@ -351,7 +393,14 @@ impl LineHandler for Chat {
         msg.put_slice(b"] ");
         msg.put_slice(line);
         msg.put_u8(b'\n');
-        self.room.borrow_mut().broadcast(*id, msg.freeze(), &mut **t);
+        let msg = msg.freeze();
+        let mut room = self.room.borrow_mut();
+        if let Some((group, k)) = &room.group {
+            let (k, elsewhere) = (*k, msg.clone());
+            group.post_to_others(move |r| said_elsewhere(k, elsewhere.clone(), r));
+        }
+        room.broadcast(*id, msg, &mut **t);
+        drop(room);
         arm(&self.room, &mut **t);
     }
 
@@ -408,7 +457,7 @@ const BACKLOG: OptionSpec = OptionSpec {
 
 fn factory(options: &Options) -> Box<dyn Factory> {
     let cap = options.count(BACKLOG.name).unwrap_or(BACKLOG_CAP);
-    let room = Rc::new(RefCell::new(Room::with_backlog_cap(cap)));
+    let room = new_room(cap);
     Box::new(move |_: &Addr| LineReceiver::new(Chat::new(room.clone())).max_line_length(MAX_LINE))
 }
 
