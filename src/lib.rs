@@ -98,6 +98,7 @@ mod source;
 mod stats;
 pub mod testing;
 pub mod timer;
+pub mod tls;
 pub mod transport;
 
 pub use crate::core::{Config, Readiness, UdpReplies, default_memory_budget};

@@ -16,6 +16,7 @@ use crate::endpoint::ClientEndpoint;
 use crate::policy::Policy;
 use crate::protocol::{ClientFactory, Protocol};
 use crate::source::connector::{Client, OneProtocol, Resolving, Target};
+use crate::tls::{TlsClient, TlsClientFactory};
 
 /// Called from a resolver thread with the token whose name it resolved:
 /// the reactor makes it fire that source's `TimerKind::Resolved` on the
@@ -42,7 +43,15 @@ pub(crate) fn start(
     factory: Box<dyn ClientFactory>,
 ) -> io::Result<u64> {
     let policy = Rc::new(Policy::plain("client", core.config.limits));
+    let mut factory = factory;
     let (host, port) = match to {
+        ClientEndpoint::Tls(t) => {
+            let host = t.host.trim_start_matches('[').trim_end_matches(']');
+            let tls = TlsClient::new(t.ca.as_deref(), t.name.as_deref().unwrap_or(host))?
+                .with_handshake_timeout(core.config.tls_handshake_timeout);
+            factory = Box::new(TlsClientFactory::new(tls, factory));
+            (host, t.port)
+        }
         ClientEndpoint::Unix(path) => {
             let token = core.reserve();
             Box::new(Client { factory, target: Target::Unix(path.clone()), policy }).connect_at(core, token);

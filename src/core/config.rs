@@ -49,6 +49,10 @@ pub struct Config {
     pub memory_budget: usize,
     /// What a UDP server socket will not answer ([`UdpReplies`]).
     pub udp_replies: UdpReplies,
+    /// How long a TLS handshake may take before the connection is closed
+    /// (a plaintext client, garbage, an abandoned handshake). Default 10 s;
+    /// a `tls:` endpoint's `handshake_timeout=SECS` overrides it.
+    pub tls_handshake_timeout: Duration,
 }
 
 /// Which replies a UDP server socket (`Reactor::listen_udp`) refuses to
@@ -111,6 +115,7 @@ impl Default for Config {
             events_capacity: 1024,
             memory_budget: default_memory_budget(),
             udp_replies: UdpReplies::default(),
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -105,6 +105,9 @@ impl Context for CoreCx<'_> {
         let opener = self.core.opener.clone().ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
         opener.connect(self.core, to, protocol).map(ConnId)
     }
+    fn stats_mut(&mut self) -> Option<&mut Stats> {
+        Some(&mut self.core.stats)
+    }
 }
 
 impl Host for CoreCx<'_> {
@@ -213,6 +216,9 @@ macro_rules! forward_context {
                 protocol: Box<dyn $crate::protocol::Protocol>,
             ) -> std::io::Result<$crate::transport::ConnId> {
                 self.$($field)+.connect(to, protocol)
+            }
+            fn stats_mut(&mut self) -> Option<&mut $crate::stats::Stats> {
+                self.$($field)+.stats_mut()
             }
         }
     };

@@ -379,6 +379,9 @@ impl<P: Pipe, H: Host> Context for ConnCtx<'_, P, H> {
     fn unregister_producer(&mut self, consumer: ConnId) {
         self.host.unregister_producer(consumer)
     }
+    fn stats_mut(&mut self) -> Option<&mut Stats> {
+        Some(self.host.stats())
+    }
 }
 
 impl<P: Pipe, H: Host> Transport for ConnCtx<'_, P, H> {
@@ -673,7 +676,8 @@ pub(crate) fn with_transport<P: Pipe, H: Host>(
     host: &mut H,
     f: &mut dyn FnMut(&mut dyn Transport),
 ) -> Option<Disconnect> {
-    call(protocol, io, host, |_, t| f(t));
+    // A layer (TLS) hands `f` the transport its wrapped protocol sees.
+    call(protocol, io, host, |p, t| p.through_layer(t, f));
     settle(protocol, io, host)
 }
 

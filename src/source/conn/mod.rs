@@ -134,6 +134,10 @@ impl<E: OnEnd> Source for Conn<E> {
         Some(self.io.wbuf.len())
     }
 
+    fn is_layered(&self) -> bool {
+        self.protocol.is_layer()
+    }
+
     fn with_transport(&mut self, core: &mut Core, token: u64, f: &mut dyn FnMut(&mut dyn Transport)) -> Option<Fate> {
         let ended = machine::with_transport(&mut *self.protocol, &mut self.io, &mut CoreCx { core, token }, f);
         Some(self.outcome(core, token, ended))
