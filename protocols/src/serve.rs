@@ -125,6 +125,7 @@ fn kind(e: &ServerEndpoint) -> &'static str {
         ServerEndpoint::Tcp(_) => "tcp",
         ServerEndpoint::Udp(_) => "udp",
         ServerEndpoint::Unix(_) => "unix",
+        ServerEndpoint::Tls(_) => "tls",
     }
 }
 
@@ -162,7 +163,11 @@ impl Default for ServeLimits {
 impl ServeLimits {
     /// The listener options for `plugin` on `endpoint`.
     pub fn options(&self, plugin: &Plugin, endpoint: &ServerEndpoint, reactor: &Reactor) -> ListenOptions {
-        let exposed = matches!(endpoint, ServerEndpoint::Tcp(a) if !a.ip().is_loopback());
+        let exposed = match endpoint {
+            ServerEndpoint::Tcp(a) => !a.ip().is_loopback(),
+            ServerEndpoint::Tls(t) => !t.addr.ip().is_loopback(),
+            _ => false,
+        };
         ListenOptions {
             limits: reactor.config().limits,
             idle_timeout: self.idle_timeout,
@@ -171,6 +176,16 @@ impl ServeLimits {
             max_per_peer: self.max_per_peer.or(exposed.then_some(PER_PEER_EXPOSED)),
             ..ListenOptions::new(plugin.name)
         }
+    }
+}
+
+/// For a `tls:` spec: reads its certificate, key and client CA, and checks
+/// that the key matches the certificate (errors name the file), so that a
+/// command serving several specs can refuse before anything listens.
+pub fn check_tls_files(spec: &Spec) -> io::Result<()> {
+    match &spec.endpoint {
+        ServerEndpoint::Tls(t) => twirl::tls::TlsServer::load(&t.cert, &t.key, t.client_ca.as_deref()).map(|_| ()),
+        _ => Ok(()),
     }
 }
 
@@ -188,7 +203,7 @@ pub fn bind_with(reactor: &mut Reactor, spec: &Spec, limits: &ServeLimits) -> io
     let o = &spec.options;
     match (&spec.endpoint, plugin.stream, plugin.datagram) {
         (ServerEndpoint::Udp(addr), _, Some(make)) => reactor.listen_udp_boxed(*addr, make(o)).map(ServerEndpoint::Udp),
-        (ServerEndpoint::Tcp(_) | ServerEndpoint::Unix(_), Some(make), _) => {
+        (ServerEndpoint::Tcp(_) | ServerEndpoint::Unix(_) | ServerEndpoint::Tls(_), Some(make), _) => {
             let opts = limits.options(plugin, &spec.endpoint, reactor);
             reactor.listen_stream(&spec.endpoint, make(o), opts)
         }

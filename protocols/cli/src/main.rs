@@ -5,6 +5,8 @@
 //! twirl help PLUGIN
 //! twirl serve [--trace] [--stats SECS] [PLUGIN[@ENDPOINT] [KEY=VALUE]...]...
 //! twirl client PLUGIN ENDPOINT [ARG]...
+//! twirl cat [--listen] ENDPOINT
+//! twirl cert DIR [--name NAME]... [--force]
 //! twirl deadlock [--bytes N] [--cap N] [--svg FILE]
 //! ```
 //!
@@ -15,9 +17,11 @@
 //! from `twirl-lab`; this crate is the command line around them.
 
 mod cat;
+mod cert;
 mod log_pipe;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -82,7 +86,8 @@ enum Command {
         /// not limited).
         #[arg(long, value_name = "N", default_value_t = 100)]
         reply_rate: u32,
-        /// PLUGIN or PLUGIN@ENDPOINT (tcp:PORT[:interface=ADDR], udp:PORT[:interface=ADDR], unix:PATH),
+        /// PLUGIN or PLUGIN@ENDPOINT (tcp:PORT[:interface=ADDR], udp:PORT[:interface=ADDR], unix:PATH,
+        /// tls:PORT:cert=PATH:key=PATH[:interface=ADDR][:client_ca=PATH][:handshake_timeout=SECS]),
         /// each followed by its plugin's options as KEY=VALUE words (see 'twirl help PLUGIN').
         specs: Vec<String>,
     },
@@ -91,14 +96,15 @@ enum Command {
         /// Wait for one peer on a server endpoint (tcp:PORT, unix:PATH) instead of connecting.
         #[arg(long)]
         listen: bool,
-        /// tcp:HOST:PORT, udp:HOST:PORT or unix:PATH (with --listen: tcp:PORT or unix:PATH).
+        /// tcp:HOST:PORT, udp:HOST:PORT, unix:PATH or tls:HOST:PORT[:ca=PATH][:name=SNI]
+        /// (with --listen: tcp:PORT, unix:PATH or tls:PORT:cert=PATH:key=PATH).
         endpoint: String,
     },
     /// Run a plugin's client against a server.
     Client {
         /// The plugin.
         plugin: String,
-        /// tcp:HOST:PORT, udp:HOST:PORT or unix:PATH.
+        /// tcp:HOST:PORT, udp:HOST:PORT, unix:PATH or tls:HOST:PORT[:ca=PATH][:name=SNI].
         endpoint: String,
         /// The plugin client's arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -106,6 +112,18 @@ enum Command {
     },
     /// The deadlock lab: a blocking client and server freeze; twirl does not (seed 002).
     Deadlock(twirl_lab::Options),
+    /// Write a self-signed certificate (DIR/cert.pem) and its key (DIR/key.pem)
+    /// for localhost, 127.0.0.1 and ::1, for tls: endpoints.
+    Cert {
+        /// The directory (created if missing).
+        dir: PathBuf,
+        /// Another name (or IP address) the certificate is valid for; repeatable.
+        #[arg(long, value_name = "NAME")]
+        name: Vec<String>,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// A failure, and whether it was the user's words (2) or the world (1).
@@ -158,6 +176,7 @@ fn main() -> ExitCode {
         Command::Client { plugin, endpoint, args } => client(&plugin, &endpoint, &args),
         Command::Cat { listen, endpoint } => cat(&endpoint, listen),
         Command::Deadlock(opts) => deadlock(&opts),
+        Command::Cert { dir, name, force } => cert(&dir, &name, force),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -291,6 +310,11 @@ fn serve(
     let stats_every = stats.map(|s| seconds("--stats", s, false)).transpose()?;
     let mut reactor =
         Reactor::with_config(config).map_err(|e| Failure::Runtime(format!("cannot start the reactor: {e}")))?;
+    // Every TLS certificate and key is read before anything listens.
+    for spec in &specs {
+        serve::check_tls_files(spec)
+            .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", spec.endpoint)))?;
+    }
     let mut out = std::io::stdout().lock();
     for spec in &specs {
         let bound = serve::bind_with(&mut reactor, spec, limits)
@@ -316,6 +340,13 @@ fn serve(
     }
     reactor.run().map_err(|e| Failure::Runtime(format!("reactor failed: {e}")))?;
     log::info!("stopped");
+    Ok(())
+}
+
+fn cert(dir: &std::path::Path, names: &[String], force: bool) -> Result<(), Failure> {
+    let (cert, key) = cert::run(dir, names, force).map_err(Failure::Runtime)?;
+    println!("{}", cert.display());
+    println!("{}", key.display());
     Ok(())
 }
 
