@@ -47,6 +47,8 @@ mod config;
 mod factory;
 mod inner;
 mod layer;
+#[cfg(test)]
+mod tests;
 
 pub use config::{DEFAULT_HANDSHAKE_TIMEOUT, TlsClient, TlsServer, load_certs, load_key};
 pub use factory::{TlsClientFactory, TlsFactory};
