@@ -392,3 +392,61 @@ fn openssl_s_client_talks_to_echo() {
     let out = common::finish(child, WAIT);
     assert_eq!(line.as_deref(), Ok("hello from openssl\n"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Two Python ssl clients in the chat room: A's line reaches B. Prints
+/// what B received after A spoke.
+const PY_CHAT: &str = r#"
+import socket, ssl, sys
+port, cafile = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=cafile)
+def join():
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="localhost")
+    f = s.makefile("rb")
+    return s, f
+a, fa = join()
+fa.readline()  # * you are ...
+b, fb = join()
+fb.readline()  # * you are ...
+fa.readline()  # * B joined
+a.sendall(b"hello room\n")
+print(fb.readline().decode().strip())
+"#;
+
+#[test]
+fn chat_broadcasts_by_id_through_the_layer() {
+    if !python() {
+        return;
+    }
+    let dir = scratch("chat");
+    let (cert, key) = make_cert(&dir);
+    let server = serve(&[format!("chat@tls:0:cert={cert}:key={key}")], &[]);
+    let got = py(PY_CHAT, &[&port(&server, 0), &cert]);
+    assert!(got.starts_with("[127.0.0.1:") && got.trim_end().ends_with("] hello room"), "{got}");
+}
+
+#[test]
+fn portforward_terminates_and_originates_tls() {
+    let dir = scratch("forward");
+    let (cert, key) = make_cert(&dir);
+    // A TLS echo behind a plain front (Context::connect to a tls: endpoint),
+    // and a TLS front before a plain echo.
+    let backend = serve(&[format!("echo@tls:0:cert={cert}:key={key}"), "echo@tcp:0".to_string()], &[]);
+    let to_tls = format!("to=tls:localhost:{}:ca={cert}", port(&backend, 0));
+    let to_plain = format!("to=tcp:127.0.0.1:{}", port(&backend, 1));
+    let specs = [
+        "portforward@tcp:0".to_string(),
+        to_tls,
+        format!("portforward@tls:0:cert={cert}:key={key}"),
+        to_plain,
+    ];
+    let front = Server::start(twirl(&[&["serve"][..], &specs.iter().map(String::as_str).collect::<Vec<_>>()].concat()), 2);
+
+    let mut s = TcpStream::connect(front.addr(0)).expect("connect");
+    s.write_all(b"plain in, tls out\n").expect("write");
+    s.shutdown(Shutdown::Write).expect("shutdown");
+    assert_eq!(read_until_closed(&mut s), b"plain in, tls out\n");
+
+    let out = output(twirl(&["client", "echo", &format!("tls:localhost:{}:ca={cert}", port(&front, 1)), "tls", "in"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "tls in\n");
+}
