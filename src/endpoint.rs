@@ -370,7 +370,8 @@ mod tests {
 
     #[test]
     fn tls_server_forms() {
-        let e: ServerEndpoint = "tls:7443:cert=c/cert.pem:key=c/key.pem:interface=::1:client_ca=ca.pem".parse().unwrap();
+        let e: ServerEndpoint =
+            "tls:7443:cert=c/cert.pem:key=c/key.pem:interface=::1:client_ca=ca.pem".parse().unwrap();
         let ServerEndpoint::Tls(t) = &e else { panic!("{e:?}") };
         assert_eq!(t.addr, "[::1]:7443".parse().unwrap());
         assert_eq!((t.cert.to_str(), t.key.to_str()), (Some("c/cert.pem"), Some("c/key.pem")));
@@ -382,7 +383,9 @@ mod tests {
         let e: ServerEndpoint = "tls:1:cert=a:key=b:handshake_timeout=0.5".parse().unwrap();
         let ServerEndpoint::Tls(t) = &e else { panic!("{e:?}") };
         assert_eq!(t.handshake_timeout, Some(Duration::from_millis(500)));
-        for bad in ["tls:7443", "tls:7443:cert=a", "tls:7443:key=b", "tls:x:cert=a:key=b", "tls:1:cert=a:key=b:color=red"] {
+        for bad in
+            ["tls:7443", "tls:7443:cert=a", "tls:7443:key=b", "tls:x:cert=a:key=b", "tls:1:cert=a:key=b:color=red"]
+        {
             let e = bad.parse::<ServerEndpoint>().unwrap_err();
             assert!(e.to_string().contains("tls:"), "{e}");
         }

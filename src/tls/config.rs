@@ -58,9 +58,9 @@ pub fn load_key(path: &Path) -> io::Result<PrivateKeyDer<'static>> {
 fn roots_from(path: &Path) -> io::Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     for cert in load_certs(path)? {
-        roots
-            .add(cert)
-            .map_err(|e| file_error(path, io::ErrorKind::InvalidData, format_args!("not a usable CA certificate: {e}")))?;
+        roots.add(cert).map_err(|e| {
+            file_error(path, io::ErrorKind::InvalidData, format_args!("not a usable CA certificate: {e}"))
+        })?;
     }
     Ok(roots)
 }
@@ -97,12 +97,10 @@ impl TlsServer {
         let builder = match client_ca {
             None => builder.with_no_client_auth(),
             Some(ca) => {
-                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(roots_from(ca)?),
-                    provider(),
-                )
-                .build()
-                .map_err(|e| file_error(ca, io::ErrorKind::InvalidData, e))?;
+                let verifier =
+                    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots_from(ca)?), provider())
+                        .build()
+                        .map_err(|e| file_error(ca, io::ErrorKind::InvalidData, e))?;
                 builder.with_client_cert_verifier(verifier)
             }
         };

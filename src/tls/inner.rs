@@ -58,7 +58,11 @@ impl Inner<'_> {
             return;
         }
         if self.state.write_closed || !self.state.made || self.outer.is_closing() {
-            log::debug!("{}: dropped {} bytes written after the TLS connection closed for writing", self.id(), data.len());
+            log::debug!(
+                "{}: dropped {} bytes written after the TLS connection closed for writing",
+                self.id(),
+                data.len()
+            );
             return;
         }
         let mut rest = data;

@@ -13,7 +13,7 @@ use super::TlsLayer;
 use super::config::provider;
 use crate::testing::Harness;
 use crate::transport::{Context, Disconnect, Transport};
-use crate::{Config, Limits, Protocol};
+use crate::{Limits, Protocol};
 
 /// What a wrapped protocol saw.
 #[derive(Default)]

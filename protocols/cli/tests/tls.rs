@@ -237,7 +237,12 @@ fn plaintext_garbage_and_abandoned_handshakes_are_closed_others_served() {
 
 /// Writes `params` signed by `issuer` (or self-signed) as DIR/STEM.pem and
 /// DIR/STEM.key; returns the paths.
-fn write_cert(dir: &Path, stem: &str, params: &CertificateParams, issuer: Option<&Issuer<'_, KeyPair>>) -> (String, String) {
+fn write_cert(
+    dir: &Path,
+    stem: &str,
+    params: &CertificateParams,
+    issuer: Option<&Issuer<'_, KeyPair>>,
+) -> (String, String) {
     let key = KeyPair::generate().expect("key");
     let cert = match issuer {
         Some(i) => params.signed_by(&key, i).expect("sign"),
@@ -294,10 +299,8 @@ fn the_client_refuses_expired_and_wrong_name_certificates() {
     let (old_cert, old_key) = write_cert(&dir, "expired", &expired, None);
     let other = CertificateParams::new(vec!["elsewhere.test".to_string()]).expect("params");
     let (far_cert, far_key) = write_cert(&dir, "elsewhere", &other, None);
-    let specs = [
-        format!("echo@tls:0:cert={old_cert}:key={old_key}"),
-        format!("echo@tls:0:cert={far_cert}:key={far_key}"),
-    ];
+    let specs =
+        [format!("echo@tls:0:cert={old_cert}:key={old_key}"), format!("echo@tls:0:cert={far_cert}:key={far_key}")];
     let server = serve(&specs, &[]);
     let cases = [
         (format!("tls:localhost:{}:ca={old_cert}", port(&server, 0)), "certificate expired"),
@@ -433,13 +436,9 @@ fn portforward_terminates_and_originates_tls() {
     let backend = serve(&[format!("echo@tls:0:cert={cert}:key={key}"), "echo@tcp:0".to_string()], &[]);
     let to_tls = format!("to=tls:localhost:{}:ca={cert}", port(&backend, 0));
     let to_plain = format!("to=tcp:127.0.0.1:{}", port(&backend, 1));
-    let specs = [
-        "portforward@tcp:0".to_string(),
-        to_tls,
-        format!("portforward@tls:0:cert={cert}:key={key}"),
-        to_plain,
-    ];
-    let front = Server::start(twirl(&[&["serve"][..], &specs.iter().map(String::as_str).collect::<Vec<_>>()].concat()), 2);
+    let specs = ["portforward@tcp:0".to_string(), to_tls, format!("portforward@tls:0:cert={cert}:key={key}"), to_plain];
+    let front =
+        Server::start(twirl(&[&["serve"][..], &specs.iter().map(String::as_str).collect::<Vec<_>>()].concat()), 2);
 
     let mut s = TcpStream::connect(front.addr(0)).expect("connect");
     s.write_all(b"plain in, tls out\n").expect("write");
