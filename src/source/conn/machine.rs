@@ -735,7 +735,11 @@ pub(crate) fn settle<P: Pipe, H: Host>(
             }
             if !io.lingering {
                 io.lingering = true;
-                if let Err(e) = io.pipe.shutdown_write() {
+                // Already half-closed (`shutdown_write` earlier): a second
+                // shutdown fails with ENOTCONN once the peer's FIN is in.
+                let shut = io.shutdown == HalfClose::Done;
+                io.shutdown = HalfClose::Done;
+                if !shut && let Err(e) = io.pipe.shutdown_write() {
                     return Some(Disconnect::Io(e));
                 }
                 let linger = host.config().linger;
