@@ -22,8 +22,13 @@
 //!
 //! # Examples
 //!
-//! ```no_run
-//! use twirl::{Addr, Protocol, Reactor, Transport};
+//! An echo server and a client that greets it, both under TLS (this runs as
+//! a test; the certificate is made with `rcgen`, as `twirl cert` does):
+//!
+//! ```
+//! use std::time::Duration;
+//! use twirl::endpoint::{ClientEndpoint, ServerEndpoint};
+//! use twirl::{Addr, Context, Disconnect, ListenOptions, OneShot, Outcome, Protocol, Reactor, Transport};
 //!
 //! struct Echo;
 //! impl Protocol for Echo {
@@ -32,14 +37,40 @@
 //!     }
 //! }
 //!
+//! /// Says hello, closes (close_notify), and reports what came back.
+//! struct Hello(Vec<u8>, Outcome<std::io::Result<Vec<u8>>>);
+//! impl Protocol for Hello {
+//!     fn connection_made(&mut self, t: &mut dyn Transport) {
+//!         t.write(b"hello over tls");
+//!         t.shutdown_write();
+//!     }
+//!     fn data_received(&mut self, data: &[u8], _: &mut dyn Transport) {
+//!         self.0.extend_from_slice(data);
+//!     }
+//!     fn connection_lost(&mut self, why: &Disconnect, _: &mut dyn Context) {
+//!         self.1.set(why.to_io_error().map_or(Ok(std::mem::take(&mut self.0)), Err));
+//!     }
+//! }
+//!
+//! # let dir = std::env::temp_dir().join(format!("twirl-tls-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+//! # std::fs::write(dir.join("cert.pem"), made.cert.pem())?;
+//! # std::fs::write(dir.join("key.pem"), made.signing_key.serialize_pem())?;
+//! # let c = dir.display();
 //! let mut reactor = Reactor::new()?;
-//! // A server: the certificate and key `twirl cert c` wrote.
-//! let tls = twirl::tls::TlsServer::from_pem_files("c/cert.pem", "c/key.pem")?;
-//! reactor.listen_tcp("127.0.0.1:7443".parse().unwrap(), twirl::tls::server(tls, |_: &Addr| Echo))?;
-//! // Or by endpoint, from a string.
-//! let ep = "tls:7444:cert=c/cert.pem:key=c/key.pem".parse().unwrap();
-//! reactor.listen_stream(&ep, Box::new(|_: &Addr| Echo), twirl::ListenOptions::new("echo"))?;
-//! reactor.run()?;
+//! // Listen: a tls: endpoint (or `twirl::tls::server(TlsServer::from_pem_files(..)?, factory)`).
+//! let at: ServerEndpoint = format!("tls:0:cert={c}/cert.pem:key={c}/key.pem").parse().unwrap();
+//! let bound = reactor.listen_stream(&at, Box::new(|_: &Addr| Echo), ListenOptions::new("echo"))?;
+//! let ServerEndpoint::Tls(bound) = bound else { unreachable!() };
+//!
+//! // Connect: a tls: endpoint, verified against the certificate as CA.
+//! let to: ClientEndpoint = format!("tls:localhost:{}:ca={c}/cert.pem", bound.addr.port()).parse().unwrap();
+//! let done = Outcome::new();
+//! let d = done.clone();
+//! reactor.connect(&to, OneShot::new(done.clone(), move |_: &Addr| Hello(Vec::new(), d)))?;
+//! assert_eq!(reactor.run_until(&done, Duration::from_secs(10))??, b"hello over tls");
+//! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
