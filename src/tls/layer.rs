@@ -28,8 +28,14 @@ pub(crate) const HANDSHAKE_TAG: u64 = u64::MAX;
 /// Delivers plaintext held while the wrapped protocol had paused reading.
 pub(crate) const RESUME_TAG: u64 = u64::MAX - 1;
 
-/// The largest plaintext piece handed to `data_received` (one TLS record).
-const PLAIN_PIECE: usize = 16 * 1024;
+/// The largest plaintext piece handed to `data_received`: as much as the
+/// loop reads at once, so that an echo answers a read full of records with
+/// one write (one system call), not one per 16 KiB record.
+const PLAIN_PIECE: usize = 64 * 1024;
+
+/// What rustls may hold to send within one call: the layer drains it after
+/// every write, so this only sets how much one write encrypts in one go.
+const TLS_BUFFER: usize = 256 * 1024;
 
 thread_local! {
     /// The plaintext buffer every layer on this thread reads into in turn.
@@ -75,7 +81,8 @@ pub struct TlsLayer {
 impl TlsLayer {
     /// Wraps `inner` in the rustls connection `conn` (a server or a client
     /// one); a handshake taking longer than `timeout` closes the connection.
-    pub fn new(conn: Connection, inner: Box<dyn Protocol>, timeout: Duration) -> TlsLayer {
+    pub fn new(mut conn: Connection, inner: Box<dyn Protocol>, timeout: Duration) -> TlsLayer {
+        conn.set_buffer_limit(Some(TLS_BUFFER));
         let state = State {
             conn,
             made: false,

@@ -225,12 +225,13 @@ fn paused_reading_holds_plaintext_until_resumed() {
     pump(&mut c, &mut s);
     // Two records arrive in one read; the protocol pauses after the
     // first piece, and rustls holds the rest.
-    let sent: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    let sent: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     c.with_transport(|t| t.write(&sent));
     pump(&mut c, &mut s);
-    assert_eq!(ss.borrow().data.len(), 16 * 1024, "paused after the first piece");
+    let first = ss.borrow().data.len();
+    assert!(first > 0 && first < sent.len(), "paused after the first piece ({first} bytes)");
     s.advance(Duration::from_secs(1));
-    assert_eq!(ss.borrow().data.len(), 16 * 1024, "still paused");
+    assert_eq!(ss.borrow().data.len(), first, "still paused");
     s.resume_reading();
     s.advance(Duration::ZERO);
     assert!(ss.borrow().data == sent, "all of it, in order, once resumed");

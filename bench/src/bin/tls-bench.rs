@@ -1,0 +1,221 @@
+//! TLS workloads, twirl beside a tokio + tokio-rustls peer: the same
+//! certificate (ECDSA P-256, made here with rcgen), the same rustls with
+//! *ring*, the same cipher suite (the client offers only
+//! TLS13_AES_128_GCM_SHA256, with X25519). Each workload runs against one
+//! peer process at a time; the figure is the server process's CPU time
+//! (user + system, from /proc) or resident memory, and the ratio is
+//! twirl / tokio.
+//!
+//! - pingpong-100: `--conns` connections, each `--rounds` round trips of a
+//!   100-byte message; server CPU per message.
+//! - stream: one connection pushes `--mb` MiB in 128 KiB pieces, reading
+//!   each back before the next; server CPU per MiB.
+//! - handshakes: two client threads open `--handshakes` fresh connections
+//!   (full handshakes, no resumption), one byte echoed on each; server CPU
+//!   per handshake, as handshakes per CPU-second.
+//! - idle: `--idle` connections, handshaken, then silent; server RSS per
+//!   connection.
+//!
+//! `cargo run --release -p twirl-bench --bin tls-bench -- [--conns 20] [--rounds 500] [--mb 64] [--handshakes 2000] [--idle 1000]`
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use twirl_bench::{read_cpu, read_rss};
+
+type Tls = StreamOwned<ClientConnection, TcpStream>;
+
+/// A peer process, killed on drop.
+struct Peer {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Peer {
+    fn start(bin: &Path, cert: &Path, key: &Path) -> io::Result<Peer> {
+        let mut child = Command::new(bin)
+            .args(["--addr", "127.0.0.1:0", "--cert"])
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line.trim().rsplit(' ').next().unwrap_or("").parse().map_err(io::Error::other)?;
+        Ok(Peer { child, addr })
+    }
+
+    fn cpu_us(&self) -> f64 {
+        read_cpu(self.child.id()).map(|c| c.total_us()).unwrap_or(0.0)
+    }
+}
+
+fn client_config(cert: &CertificateDer<'static>) -> Arc<ClientConfig> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = vec![rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256];
+    let mut roots = RootCertStore::empty();
+    roots.add(cert.clone()).expect("root");
+    let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    Arc::new(config)
+}
+
+fn connect(config: &Arc<ClientConfig>, addr: SocketAddr) -> io::Result<Tls> {
+    let sock = TcpStream::connect(addr)?;
+    sock.set_nodelay(true)?;
+    let name = ServerName::try_from("localhost").map_err(io::Error::other)?;
+    let conn = ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
+    let mut tls = StreamOwned::new(conn, sock);
+    // One byte there and back: the handshake is done on both sides.
+    tls.write_all(b"x")?;
+    let mut one = [0u8; 1];
+    tls.read_exact(&mut one)?;
+    Ok(tls)
+}
+
+fn pingpong(config: &Arc<ClientConfig>, addr: SocketAddr, conns: usize, rounds: usize) -> io::Result<()> {
+    let mut links: Vec<Tls> = (0..conns).map(|_| connect(config, addr)).collect::<io::Result<_>>()?;
+    let msg = [b'p'; 100];
+    let mut buf = [0u8; 100];
+    for _ in 0..rounds {
+        // Every connection has a message in flight at once, as loadgen does.
+        for l in links.iter_mut() {
+            l.write_all(&msg)?;
+        }
+        for l in links.iter_mut() {
+            l.read_exact(&mut buf)?;
+        }
+    }
+    Ok(())
+}
+
+fn stream(config: &Arc<ClientConfig>, addr: SocketAddr, mib: usize) -> io::Result<()> {
+    let mut l = connect(config, addr)?;
+    let piece = vec![b's'; 128 * 1024];
+    let mut back = vec![0u8; piece.len()];
+    for _ in 0..mib * 8 {
+        l.write_all(&piece)?;
+        l.read_exact(&mut back)?;
+    }
+    Ok(())
+}
+
+fn handshakes(config: &Arc<ClientConfig>, addr: SocketAddr, n: usize) -> io::Result<()> {
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let config = config.clone();
+            std::thread::spawn(move || -> io::Result<()> {
+                for _ in 0..n / 2 {
+                    let mut l = connect(&config, addr)?;
+                    l.conn.send_close_notify();
+                    let _ = l.flush();
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| io::Error::other("client thread panicked"))??;
+    }
+    Ok(())
+}
+
+/// Runs `work` against the peer; returns the server CPU it cost, in µs.
+fn cpu_of(peer: &Peer, work: impl FnOnce() -> io::Result<()>) -> io::Result<f64> {
+    let before = peer.cpu_us();
+    work()?;
+    // Let the server finish what it was doing (closes, the last echoes).
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    Ok(peer.cpu_us() - before)
+}
+
+struct Figures {
+    pingpong_us_per_msg: f64,
+    stream_us_per_mib: f64,
+    handshakes_per_cpu_s: f64,
+    idle_bytes_per_conn: f64,
+}
+
+fn run(peer: &Peer, config: &Arc<ClientConfig>, a: &Opts) -> io::Result<Figures> {
+    let addr = peer.addr;
+    let pp = cpu_of(peer, || pingpong(config, addr, a.conns, a.rounds))?;
+    let st = cpu_of(peer, || stream(config, addr, a.mib))?;
+    let hs = cpu_of(peer, || handshakes(config, addr, a.handshakes))?;
+    let before = read_rss(peer.child.id())?;
+    let held: Vec<Tls> = (0..a.idle).map(|_| connect(config, addr)).collect::<io::Result<_>>()?;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let after = read_rss(peer.child.id())?;
+    drop(held);
+    Ok(Figures {
+        // The handshake's byte on each connection is noise beside the rounds.
+        pingpong_us_per_msg: pp / (a.conns * a.rounds) as f64,
+        stream_us_per_mib: st / a.mib as f64,
+        handshakes_per_cpu_s: a.handshakes as f64 / (hs / 1e6),
+        idle_bytes_per_conn: after.saturating_sub(before) as f64 / a.idle as f64,
+    })
+}
+
+struct Opts {
+    conns: usize,
+    rounds: usize,
+    mib: usize,
+    handshakes: usize,
+    idle: usize,
+}
+
+fn main() -> io::Result<()> {
+    let args = twirl_bench::Args::from_env().map_err(io::Error::other)?;
+    let opts = Opts {
+        conns: args.num("conns", 20).map_err(io::Error::other)?,
+        rounds: args.num("rounds", 500).map_err(io::Error::other)?,
+        mib: args.num("mb", 64).map_err(io::Error::other)?,
+        handshakes: args.num("handshakes", 2000).map_err(io::Error::other)?,
+        idle: args.num("idle", 1000).map_err(io::Error::other)?,
+    };
+    twirl_bench::raise_nofile(65_536);
+    let dir = std::env::temp_dir().join(format!("twirl-tls-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).map_err(io::Error::other)?;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem())?;
+    std::fs::write(&key, made.signing_key.serialize_pem())?;
+    let config = client_config(&CertificateDer::from(made.cert.der().to_vec()));
+    let bin: PathBuf = std::env::current_exe()?.parent().map(Path::to_path_buf).unwrap_or_default();
+
+    let twirl = {
+        let peer = Peer::start(&bin.join("peer-twirl-tls"), &cert, &key)?;
+        run(&peer, &config, &opts)?
+    };
+    let tokio = {
+        let peer = Peer::start(&bin.join("peer-tokio-tls"), &cert, &key)?;
+        run(&peer, &config, &opts)?
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("TLS 1.3, TLS13_AES_128_GCM_SHA256, X25519, ECDSA P-256 (rustls + ring on both sides)");
+    println!("{:<34} {:>12} {:>12} {:>8}", "workload", "twirl", "tokio", "ratio");
+    let row = |name: &str, t: f64, k: f64| println!("{name:<34} {t:>12.2} {k:>12.2} {:>7.2}x", t / k);
+    let label = format!("pingpong-100 ({}x{}) CPU µs/msg", opts.conns, opts.rounds);
+    row(&label, twirl.pingpong_us_per_msg, tokio.pingpong_us_per_msg);
+    row(&format!("stream ({} MiB) CPU µs/MiB", opts.mib), twirl.stream_us_per_mib, tokio.stream_us_per_mib);
+    row("full handshakes per CPU-second", twirl.handshakes_per_cpu_s, tokio.handshakes_per_cpu_s);
+    row(&format!("idle ({}) RSS bytes/conn", opts.idle), twirl.idle_bytes_per_conn, tokio.idle_bytes_per_conn);
+    Ok(())
+}
