@@ -16,7 +16,7 @@
 //! - idle: `--idle` connections, handshaken, then silent; server RSS per
 //!   connection.
 //!
-//! `cargo run --release -p twirl-bench --bin tls-bench -- [--conns 20] [--rounds 500] [--mb 64] [--handshakes 2000] [--idle 1000]`
+//! `cargo run --release -p twirl-bench --bin tls-bench -- [--conns 20] [--rounds 2000] [--mb 256] [--handshakes 2000] [--idle 1000]`
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -185,8 +185,8 @@ fn main() -> io::Result<()> {
     let args = twirl_bench::Args::from_env().map_err(io::Error::other)?;
     let opts = Opts {
         conns: args.num("conns", 20).map_err(io::Error::other)?,
-        rounds: args.num("rounds", 500).map_err(io::Error::other)?,
-        mib: args.num("mb", 64).map_err(io::Error::other)?,
+        rounds: args.num("rounds", 2000).map_err(io::Error::other)?,
+        mib: args.num("mb", 256).map_err(io::Error::other)?,
         handshakes: args.num("handshakes", 2000).map_err(io::Error::other)?,
         idle: args.num("idle", 1000).map_err(io::Error::other)?,
     };
