@@ -1,10 +1,12 @@
 //! TLS workloads, twirl beside a tokio + tokio-rustls peer: the same
 //! certificate (ECDSA P-256, made here with rcgen), the same rustls with
 //! *ring*, the same cipher suite (the client offers only
-//! TLS13_AES_128_GCM_SHA256, with X25519). Each workload runs against one
-//! peer process at a time; the figure is the server process's CPU time
-//! (user + system, from /proc) or resident memory, and the ratio is
-//! twirl / tokio.
+//! TLS13_AES_128_GCM_SHA256, with X25519). Each round starts a fresh peer
+//! of each kind in turn (twirl, tokio, twirl, tokio, ...), pinned to core 0,
+//! the client pinned to core 1, and runs every workload against it; the
+//! figure is the server process's CPU time (user + system, from /proc) or
+//! resident memory, the median over `--rounds-of` rounds with (min–max), and
+//! the ratio is twirl / tokio of the medians.
 //!
 //! - pingpong-100: `--conns` connections, each `--rounds` round trips of a
 //!   100-byte message; server CPU per message.
@@ -16,11 +18,12 @@
 //! - idle: `--idle` connections, handshaken, then silent; server RSS per
 //!   connection.
 //!
-//! `cargo run --release -p twirl-bench --bin tls-bench -- [--conns 20] [--rounds 2000] [--mb 256] [--handshakes 2000] [--idle 1000]`
+//! `cargo run --release -p twirl-bench --bin tls-bench -- [--rounds-of 5] [--conns 20] [--rounds 2000] [--mb 256] [--handshakes 2000] [--idle 1000]`
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
@@ -45,13 +48,16 @@ impl Drop for Peer {
 
 impl Peer {
     fn start(bin: &Path, cert: &Path, key: &Path) -> io::Result<Peer> {
-        let mut child = Command::new(bin)
-            .args(["--addr", "127.0.0.1:0", "--cert"])
-            .arg(cert)
-            .arg("--key")
-            .arg(key)
-            .stdout(Stdio::piped())
-            .spawn()?;
+        let mut cmd = Command::new(bin);
+        cmd.args(["--addr", "127.0.0.1:0", "--cert"]).arg(cert).arg("--key").arg(key).stdout(Stdio::piped());
+        if twirl_bench::online_cpus() > 1 {
+            // SAFETY: pin_to_core only calls sched_setaffinity, which is
+            // async-signal-safe, between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| twirl_bench::pin_to_core(0));
+            }
+        }
+        let mut child = cmd.spawn()?;
         let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
@@ -138,12 +144,22 @@ fn handshakes(config: &Arc<ClientConfig>, addr: SocketAddr, n: usize) -> io::Res
     Ok(())
 }
 
-/// Runs `work` against the peer; returns the server CPU it cost, in µs.
-fn cpu_of(peer: &Peer, work: impl FnOnce() -> io::Result<()>) -> io::Result<f64> {
-    let before = peer.cpu_us();
+/// The server's minor page faults so far (field 10 of /proc/PID/stat).
+fn minor_faults(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_comm = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    after_comm.split_whitespace().nth(7).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Runs `work` against the peer; returns the server CPU it cost, in µs
+/// (and says on stderr how many page faults it took).
+fn cpu_of(peer: &Peer, what: &str, work: impl FnOnce() -> io::Result<()>) -> io::Result<f64> {
+    let (before, faults) = (peer.cpu_us(), minor_faults(peer.child.id()));
     work()?;
     // Let the server finish what it was doing (closes, the last echoes).
     std::thread::sleep(std::time::Duration::from_millis(100));
+    let faults = minor_faults(peer.child.id()) - faults;
+    eprintln!("{what}: {faults} minor page faults in the server");
     Ok(peer.cpu_us() - before)
 }
 
@@ -156,9 +172,9 @@ struct Figures {
 
 fn run(peer: &Peer, config: &Arc<ClientConfig>, a: &Opts) -> io::Result<Figures> {
     let addr = peer.addr;
-    let pp = cpu_of(peer, || pingpong(config, addr, a.conns, a.rounds))?;
-    let st = cpu_of(peer, || stream(config, addr, a.mib))?;
-    let hs = cpu_of(peer, || handshakes(config, addr, a.handshakes))?;
+    let pp = cpu_of(peer, "pingpong", || pingpong(config, addr, a.conns, a.rounds))?;
+    let st = cpu_of(peer, "stream", || stream(config, addr, a.mib))?;
+    let hs = cpu_of(peer, "handshakes", || handshakes(config, addr, a.handshakes))?;
     let before = read_rss(peer.child.id())?;
     let held: Vec<Tls> = (0..a.idle).map(|_| connect(config, addr)).collect::<io::Result<_>>()?;
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -173,7 +189,16 @@ fn run(peer: &Peer, config: &Arc<ClientConfig>, a: &Opts) -> io::Result<Figures>
     })
 }
 
+/// The median of `v`, and it with (min-max) as text.
+fn spread(mut v: Vec<f64>) -> (f64, String) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let median = v[v.len() / 2];
+    let (lo, hi) = (v[0], v[v.len() - 1]);
+    (median, format!("{median:.2} ({lo:.2}-{hi:.2})"))
+}
+
 struct Opts {
+    rounds_of: usize,
     conns: usize,
     rounds: usize,
     mib: usize,
@@ -184,6 +209,7 @@ struct Opts {
 fn main() -> io::Result<()> {
     let args = twirl_bench::Args::from_env().map_err(io::Error::other)?;
     let opts = Opts {
+        rounds_of: args.num("rounds-of", 5).map_err(io::Error::other)?,
         conns: args.num("conns", 20).map_err(io::Error::other)?,
         rounds: args.num("rounds", 2000).map_err(io::Error::other)?,
         mib: args.num("mb", 256).map_err(io::Error::other)?,
@@ -200,22 +226,28 @@ fn main() -> io::Result<()> {
     let config = client_config(&CertificateDer::from(made.cert.der().to_vec()));
     let bin: PathBuf = std::env::current_exe()?.parent().map(Path::to_path_buf).unwrap_or_default();
 
-    let twirl = {
-        let peer = Peer::start(&bin.join("peer-twirl-tls"), &cert, &key)?;
-        run(&peer, &config, &opts)?
-    };
-    let tokio = {
-        let peer = Peer::start(&bin.join("peer-tokio-tls"), &cert, &key)?;
-        run(&peer, &config, &opts)?
-    };
+    if twirl_bench::online_cpus() > 1 {
+        twirl_bench::pin_to_core(1)?;
+    }
+    let (mut twirl, mut tokio) = (Vec::new(), Vec::new());
+    for round in 0..opts.rounds_of.max(1) {
+        eprintln!("round {}", round + 1);
+        for (name, out) in [("peer-twirl-tls", &mut twirl), ("peer-tokio-tls", &mut tokio)] {
+            let peer = Peer::start(&bin.join(name), &cert, &key)?;
+            out.push(run(&peer, &config, &opts)?);
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
     println!("TLS 1.3, TLS13_AES_128_GCM_SHA256, X25519, ECDSA P-256 (rustls + ring on both sides)");
-    println!("{:<34} {:>12} {:>12} {:>8}", "workload", "twirl", "tokio", "ratio");
-    let row = |name: &str, t: f64, k: f64| println!("{name:<34} {t:>12.2} {k:>12.2} {:>7.2}x", t / k);
-    let label = format!("pingpong-100 ({}x{}) CPU µs/msg", opts.conns, opts.rounds);
-    row(&label, twirl.pingpong_us_per_msg, tokio.pingpong_us_per_msg);
-    row(&format!("stream ({} MiB) CPU µs/MiB", opts.mib), twirl.stream_us_per_mib, tokio.stream_us_per_mib);
-    row("full handshakes per CPU-second", twirl.handshakes_per_cpu_s, tokio.handshakes_per_cpu_s);
-    row(&format!("idle ({}) RSS bytes/conn", opts.idle), twirl.idle_bytes_per_conn, tokio.idle_bytes_per_conn);
+    println!("{} round(s); server on core 0, client on core 1; median (min-max)", opts.rounds_of.max(1));
+    println!("{:<38} {:>26} {:>26} {:>8}", "workload", "twirl", "tokio", "ratio");
+    let row = |name: &str, f: fn(&Figures) -> f64| {
+        let (t, k) = (spread(twirl.iter().map(f).collect()), spread(tokio.iter().map(f).collect()));
+        println!("{name:<38} {:>26} {:>26} {:>7.2}x", t.1, k.1, t.0 / k.0);
+    };
+    row(&format!("pingpong-100 ({}x{}) CPU us/msg", opts.conns, opts.rounds), |f| f.pingpong_us_per_msg);
+    row(&format!("stream ({} MiB) CPU us/MiB", opts.mib), |f| f.stream_us_per_mib);
+    row("full handshakes per CPU-second", |f| f.handshakes_per_cpu_s);
+    row(&format!("idle ({}) RSS bytes/conn", opts.idle), |f| f.idle_bytes_per_conn);
     Ok(())
 }
