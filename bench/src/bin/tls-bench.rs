@@ -65,9 +65,6 @@ impl Peer {
         Ok(Peer { child, addr })
     }
 
-    fn cpu_us(&self) -> f64 {
-        read_cpu(self.child.id()).map(|c| c.total_us()).unwrap_or(0.0)
-    }
 }
 
 fn client_config(cert: &CertificateDer<'static>) -> Arc<ClientConfig> {
@@ -144,23 +141,18 @@ fn handshakes(config: &Arc<ClientConfig>, addr: SocketAddr, n: usize) -> io::Res
     Ok(())
 }
 
-/// The server's minor page faults so far (field 10 of /proc/PID/stat).
-fn minor_faults(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_comm = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    after_comm.split_whitespace().nth(7).and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
 /// Runs `work` against the peer; returns the server CPU it cost, in µs
-/// (and says on stderr how many page faults it took).
+/// (and says on stderr how it splits into user and kernel time, and how
+/// many page faults it took).
 fn cpu_of(peer: &Peer, what: &str, work: impl FnOnce() -> io::Result<()>) -> io::Result<f64> {
-    let (before, faults) = (peer.cpu_us(), minor_faults(peer.child.id()));
+    let before = read_cpu(peer.child.id())?;
     work()?;
     // Let the server finish what it was doing (closes, the last echoes).
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let faults = minor_faults(peer.child.id()) - faults;
-    eprintln!("{what}: {faults} minor page faults in the server");
-    Ok(peer.cpu_us() - before)
+    let used = read_cpu(peer.child.id())?.since(&before);
+    let (user, sys) = (used.user_us / 1000.0, used.sys_us / 1000.0);
+    eprintln!("{what}: user {user:.0} ms, kernel {sys:.0} ms, {} minor page faults", used.minflt);
+    Ok(used.total_us())
 }
 
 struct Figures {
