@@ -25,22 +25,51 @@ thread_local! {
 /// A scratch buffer this large is not kept for the next flush.
 const KEEP_BELOW: usize = 256 * 1024;
 
-/// Hands everything rustls has to send to `t` (one write).
+/// Hands everything rustls has to send to `t`, in one write.
 pub(crate) fn flush(conn: &mut Connection, t: &mut dyn Transport) {
-    if !conn.wants_write() {
-        return;
-    }
-    let mut buf = OUT.with(Cell::take);
     for _ in 0..1024 {
-        // Writing into a Vec cannot fail.
-        if !conn.wants_write() || conn.write_tls(&mut buf).is_err() {
+        // Writing to the transport cannot fail (it buffers what the
+        // socket does not take).
+        if !conn.wants_write() || conn.write_tls(&mut ToTransport(t)).is_err() {
             break;
         }
     }
-    t.write(&buf);
-    buf.clear();
-    if buf.capacity() < KEEP_BELOW {
-        OUT.with(|c| c.set(buf));
+}
+
+/// rustls's records, written to a transport: one record as it is (no
+/// copy: an echo's answer to one record is one record), several joined in
+/// the thread's scratch buffer so that they leave in one write.
+struct ToTransport<'a>(&'a mut dyn Transport);
+
+impl Write for ToTransport<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.0.write(data);
+        Ok(data.len())
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let mut pieces = bufs.iter().filter(|b| !b.is_empty());
+        match (pieces.next(), pieces.next()) {
+            (None, _) => Ok(0),
+            (Some(one), None) => self.write(one),
+            _ => {
+                let mut buf = OUT.with(Cell::take);
+                for piece in bufs {
+                    buf.extend_from_slice(piece);
+                }
+                self.0.write(&buf);
+                let n = buf.len();
+                buf.clear();
+                if buf.capacity() < KEEP_BELOW {
+                    OUT.with(|c| c.set(buf));
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
