@@ -48,7 +48,7 @@
 //!         \   |   /        |        \     |
 //!          \  |  /   source: conn (its machine), listener, connector, udp, fd, socket
 //!           \ | /          |          \
-//!            \|/        policy       outcome        caps and limits; waiting for a result
+//!            \|/        policy       outcome  tls   caps and limits; waiting for a result; TLS
 //!             |            |
 //!             |          core                       slab and tokens, timers, stats, the context
 //!             |            |
@@ -72,7 +72,10 @@
 //!   clients that wait for one result;
 //! - helpers for plugins: [`mod@line`] and [`prefixed`] (framing, Twisted's
 //!   `protocols.basic`), [`backoff`] (retries), [`testing`] (an in-memory
-//!   pipe and a manual clock for unit tests).
+//!   pipe and a manual clock for unit tests), [`tls`] (a layer that runs any
+//!   stream protocol under TLS; the vocabulary and the protocol traits are
+//!   all it uses, and the reactor and the opener use it for `tls:`
+//!   endpoints).
 
 #![warn(missing_docs)]
 

@@ -96,7 +96,8 @@ impl Inner<'_> {
         }
         let mut rest = data;
         for _ in 0..1_000_000 {
-            if rest.is_empty() {
+            // Ended meanwhile (past the hard cap, say): encrypt no more.
+            if rest.is_empty() || self.outer.is_closing() {
                 break;
             }
             let n = self.state.conn.writer().write(rest).unwrap_or(0);

@@ -22,8 +22,8 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
@@ -64,7 +64,6 @@ impl Peer {
         let addr = line.trim().rsplit(' ').next().unwrap_or("").parse().map_err(io::Error::other)?;
         Ok(Peer { child, addr })
     }
-
 }
 
 fn client_config(cert: &CertificateDer<'static>) -> Arc<ClientConfig> {
