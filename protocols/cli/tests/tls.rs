@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -448,4 +448,55 @@ fn portforward_terminates_and_originates_tls() {
     let out = output(twirl(&["client", "echo", &format!("tls:localhost:{}:ca={cert}", port(&front, 1)), "tls", "in"]));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "tls in\n");
+}
+
+#[test]
+fn ipv6_twisted_spelling_and_cat_listen() {
+    let dir = scratch("more");
+    let (cert, key) = make_cert(&dir);
+    let ipv6 = TcpListener::bind("[::1]:0").is_ok();
+    if !ipv6 {
+        eprintln!("skipping the IPv6 part: no IPv6 loopback here");
+    }
+    let mut specs = vec![format!("echo@ssl:0:privateKey={key}:certKey={cert}")];
+    if ipv6 {
+        specs.push(format!("echo@tls:0:cert={cert}:key={key}:interface=::1"));
+    }
+    let server = serve(&specs, &[]);
+    assert!(server.lines[0].starts_with("listening echo on tls:127.0.0.1:"), "{:?}", server.lines);
+    let mut cases = vec![(format!("tls:localhost:{}:ca={cert}", port(&server, 0)), "twisted")];
+    if ipv6 {
+        assert!(server.lines[1].starts_with("listening echo on tls:[::1]:"), "{:?}", server.lines);
+        // The certificate is valid for ::1, the default name for the host [::1].
+        cases.push((format!("tls:[::1]:{}:ca={cert}", port(&server, 1)), "six"));
+    }
+    for (ep, word) in cases {
+        let out = output(twirl(&["client", "echo", &ep, word]));
+        assert!(out.status.success(), "{ep}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{word}\n"));
+    }
+
+    // twirl cat --listen on a tls: endpoint, spoken to by Python's ssl.
+    if !python() {
+        return;
+    }
+    let mut cat = twirl(&["cat", "--listen", &format!("tls:0:cert={cert}:key={key}")]);
+    let mut child = cat.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn cat");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut line = String::new();
+    BufReader::new(stderr).read_line(&mut line).expect("listening line");
+    let port = line.trim().rsplit(':').next().expect("port").to_string();
+    assert!(line.starts_with("listening on tls:127.0.0.1:"), "{line}");
+    let script = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10), server_hostname="localhost")
+s.sendall(b"to the listener\n")
+s.unwrap()
+s.close()
+"#;
+    py(script, &[&port, &cert]);
+    drop(child.stdin.take());
+    let out = common::finish(child, WAIT);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "to the listener\n");
 }
