@@ -500,3 +500,48 @@ s.close()
     let out = common::finish(child, WAIT);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "to the listener\n");
 }
+
+/// Connects, gets one echo, says `ready`, then reports how the server's
+/// close looked: `clean` (close_notify, then EOF) or the error.
+const PY_WAIT_CLOSE: &str = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+# Without close_notify, the EOF is an error (not b"").
+s = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+s.sendall(b"hi\n")
+assert s.recv(100) == b"hi\n"
+print("ready", flush=True)
+try:
+    print("clean" if s.recv(100) == b"" else "data")
+except ssl.SSLError as e:
+    print("ERROR", type(e).__name__, e)
+"#;
+
+#[test]
+fn a_graceful_stop_says_close_notify() {
+    if !python() {
+        return;
+    }
+    let dir = scratch("stop");
+    let (cert, key) = make_cert(&dir);
+    let server = serve(&[format!("echo@tls:0:cert={cert}:key={key}")], &[]);
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(PY_WAIT_CLOSE).args([&port(&server, 0), &cert]);
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn python");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    assert_eq!(rx.recv_timeout(WAIT).as_deref(), Ok("ready"));
+    server.signal(libc::SIGTERM);
+    // Python's ssl reports an EOF without close_notify as SSLEOFError.
+    assert_eq!(rx.recv_timeout(WAIT).as_deref(), Ok("clean"));
+    let out = common::finish(child, WAIT);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
