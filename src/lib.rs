@@ -49,7 +49,7 @@
 //!         \   |   /        |        \     |
 //!          \  |  /   source: conn (its machine), listener, connector, udp, fd, socket
 //!           \ | /          |          \
-//!            \|/        policy       outcome        caps and limits; waiting for a result
+//!            \|/        policy       outcome  tls   caps and limits; waiting for a result; TLS
 //!             |            |
 //!             |          core                       slab and tokens, timers, stats, the context
 //!             |            |
@@ -73,7 +73,10 @@
 //!   clients that wait for one result;
 //! - helpers for plugins: [`mod@line`] and [`prefixed`] (framing, Twisted's
 //!   `protocols.basic`), [`backoff`] (retries), [`testing`] (an in-memory
-//!   pipe and a manual clock for unit tests).
+//!   pipe and a manual clock for unit tests), [`tls`] (a layer that runs any
+//!   stream protocol under TLS; the vocabulary and the protocol traits are
+//!   all it uses, and the reactor and the opener use it for `tls:`
+//!   endpoints).
 
 #![warn(missing_docs)]
 
@@ -102,6 +105,7 @@ mod source;
 mod stats;
 pub mod testing;
 pub mod timer;
+pub mod tls;
 pub mod transport;
 
 pub use crate::core::{Config, Readiness, UdpReplies, default_memory_budget};

@@ -20,6 +20,7 @@ use crate::resolver::Resolver;
 use crate::source::connector::{Client, OneProtocol, Target};
 use crate::source::resolving::{AfterResolve, Resolving};
 use crate::source::udp::{self, PendingUdp};
+use crate::tls::{TlsClient, TlsClientFactory};
 
 /// Called from a resolver thread with the token whose name it resolved:
 /// the reactor makes it fire that source's `TimerKind::Resolved` on the
@@ -67,7 +68,14 @@ impl LoopOpener {
         factory: Box<dyn ClientFactory>,
     ) -> io::Result<u64> {
         let policy = Rc::new(Policy::plain("client", core.config.limits));
+        let mut factory = factory;
         let (host, port) = match to {
+            ClientEndpoint::Tls(t) => {
+                let tls = TlsClient::new(t.ca.as_deref(), t.name.as_deref().unwrap_or(bare(&t.host)))?
+                    .with_handshake_timeout(core.config.tls_handshake_timeout);
+                factory = Box::new(TlsClientFactory::new(tls, factory));
+                (&t.host, t.port)
+            }
             ClientEndpoint::Unix(path) => {
                 let token = core.reserve();
                 Box::new(Client { factory, target: Target::Unix(path.clone()), policy }).connect_at(core, token);

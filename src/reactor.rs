@@ -247,7 +247,16 @@ impl Reactor {
         factory: Box<dyn Factory>,
         opts: ListenOptions,
     ) -> io::Result<Listening<ServerEndpoint>> {
+        let mut factory = factory;
         let sock = match endpoint {
+            ServerEndpoint::Tls(t) => {
+                // The files are read (and every problem with them reported)
+                // before anything listens.
+                let timeout = t.handshake_timeout.unwrap_or(self.core.config.tls_handshake_timeout);
+                let tls = crate::tls::TlsServer::load(&t.cert, &t.key, t.client_ca.as_deref())?;
+                factory = Box::new(crate::tls::TlsFactory::new(tls.with_handshake_timeout(timeout), factory));
+                Listener::bind_tcp(t.addr, self.core.config.reuse_port)?
+            }
             ServerEndpoint::Tcp(addr) => Listener::bind_tcp(*addr, self.core.config.reuse_port)?,
             ServerEndpoint::Unix(p) => Listener::bind_unix(p)?,
             ServerEndpoint::Inherited(i) => Listener::adopt(i.adopt(SocketKind::StreamListener)?)?,
@@ -258,7 +267,12 @@ impl Reactor {
                 ));
             }
         };
-        let bound = sock.local_endpoint()?;
+        let bound = match (sock.local_endpoint()?, endpoint) {
+            (ServerEndpoint::Tcp(addr), ServerEndpoint::Tls(t)) => {
+                ServerEndpoint::Tls(crate::endpoint::TlsServerEndpoint { addr, ..t.clone() })
+            }
+            (bound, _) => bound,
+        };
         let token = ListenerSource::add(&mut self.core, sock, factory, &opts)?;
         log::debug!("listening {} on {bound}", opts.name);
         Ok(Listening { id: ListenerId(token), addr: bound })

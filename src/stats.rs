@@ -74,6 +74,11 @@ pub struct Stats {
     /// UDP replies not sent: to a service port or one of this reactor's own
     /// endpoints (a loop), or over a source's reply rate.
     pub replies_refused: u64,
+    /// TLS handshakes that finished.
+    pub tls_handshakes: u64,
+    /// TLS handshakes that failed: a bad certificate, a plaintext client,
+    /// garbage, a timeout, a peer that left before finishing.
+    pub tls_failures: u64,
 }
 
 impl Stats {
@@ -121,6 +126,8 @@ impl std::ops::AddAssign<&Stats> for Stats {
             backpressured,
             budget_aborts,
             replies_refused,
+            tls_handshakes,
+            tls_failures,
         } = o;
         self.max_events_per_turn = self.max_events_per_turn.max(*max_events_per_turn);
         for (mine, theirs) in [
@@ -150,6 +157,8 @@ impl std::ops::AddAssign<&Stats> for Stats {
             (&mut self.backpressured, backpressured),
             (&mut self.budget_aborts, budget_aborts),
             (&mut self.replies_refused, replies_refused),
+            (&mut self.tls_handshakes, tls_handshakes),
+            (&mut self.tls_failures, tls_failures),
         ] {
             *mine += *theirs;
         }
@@ -165,7 +174,7 @@ impl fmt::Display for Stats {
              bytes_in={} bytes_out={} reads={} writes={} partial_writes={} would_blocks={} \
              buffered={} peak_buffered={} timers_fired={} datagrams_in={} datagrams_out={} \
              datagrams_dropped={} cap_aborts={} refused={} idle_closed={} panics={} backpressured={} \
-             budget_aborts={} replies_refused={} vectored_writes={}",
+             budget_aborts={} replies_refused={} vectored_writes={} tls_handshakes={} tls_failures={}",
             self.turns,
             self.events,
             self.max_events_per_turn,
@@ -192,7 +201,9 @@ impl fmt::Display for Stats {
             self.backpressured,
             self.budget_aborts,
             self.replies_refused,
-            self.vectored_writes
+            self.vectored_writes,
+            self.tls_handshakes,
+            self.tls_failures
         )
     }
 }

@@ -132,6 +132,9 @@ impl Context for MemoryContext {
     fn now(&self) -> Instant {
         self.now
     }
+    fn stats_mut(&mut self) -> Option<&mut Stats> {
+        Some(&mut self.stats)
+    }
     fn call_later(&mut self, delay: Duration, tag: u64) -> TimerHandle {
         self.schedule(delay, None, TimerKind::Proto, tag)
     }

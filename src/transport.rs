@@ -132,6 +132,12 @@ pub enum Disconnect {
         /// Bytes this connection held.
         held: usize,
     },
+    /// TLS failed: the handshake (a bad certificate, a plaintext client,
+    /// garbage, a timeout) or a record later on. The error says which.
+    Tls(io::Error),
+    /// The peer closed the TCP connection without TLS's close_notify: what
+    /// was received may have been cut short by an attacker or a crash.
+    Truncated,
 }
 
 impl Disconnect {
@@ -153,7 +159,8 @@ impl Disconnect {
     pub fn kind(&self) -> Option<io::ErrorKind> {
         Some(match self {
             Disconnect::Clean => return None,
-            Disconnect::Io(e) => e.kind(),
+            Disconnect::Io(e) | Disconnect::Tls(e) => e.kind(),
+            Disconnect::Truncated => io::ErrorKind::UnexpectedEof,
             Disconnect::Aborted
             | Disconnect::AbortedByOther
             | Disconnect::HardCap { .. }
@@ -191,6 +198,8 @@ impl fmt::Display for Disconnect {
                 f,
                 "the reactor's buffered output ({total} bytes) passed its memory budget of {budget} bytes, and this connection held the most ({held} bytes)"
             ),
+            Disconnect::Tls(e) => write!(f, "TLS: {e}"),
+            Disconnect::Truncated => f.write_str("TLS: truncated: the peer closed without close_notify"),
         }
     }
 }
@@ -239,6 +248,22 @@ pub trait Protocol: 'static {
     fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {
         let _ = (tag, t);
     }
+
+    /// True for a layer that wraps another protocol (TLS): what others do
+    /// to this connection by id (`write_to`, `close_conn`, `with_conn`)
+    /// must then go through [`through_layer`](Protocol::through_layer).
+    #[doc(hidden)]
+    fn is_layer(&self) -> bool {
+        false
+    }
+
+    /// For a layer: runs `f` with the transport the wrapped protocol sees
+    /// (writes are encrypted, closing says close_notify). The default runs
+    /// `f` with `t` itself.
+    #[doc(hidden)]
+    fn through_layer(&mut self, t: &mut dyn Transport, f: &mut dyn FnMut(&mut dyn Transport)) {
+        f(t)
+    }
 }
 
 /// A boxed protocol is a protocol: what a [`Factory`](crate::Factory) builds can be driven
@@ -283,6 +308,12 @@ impl<P: Protocol + ?Sized> Protocol for Box<P> {
     }
     fn timer_fired(&mut self, tag: u64, t: &mut dyn Transport) {
         (**self).timer_fired(tag, t)
+    }
+    fn is_layer(&self) -> bool {
+        (**self).is_layer()
+    }
+    fn through_layer(&mut self, t: &mut dyn Transport, f: &mut dyn FnMut(&mut dyn Transport)) {
+        (**self).through_layer(t, f)
     }
 }
 
@@ -386,6 +417,12 @@ pub trait Context {
     fn stop_listening(&mut self, id: ListenerId) -> bool {
         let _ = id;
         false
+    }
+    /// The reactor's counters, for a layer that counts its own events (the
+    /// TLS layer's handshakes); `None` where there are none.
+    #[doc(hidden)]
+    fn stats_mut(&mut self) -> Option<&mut crate::stats::Stats> {
+        None
     }
 }
 

@@ -160,6 +160,7 @@ pub fn connect_stream(
             reactor.connect_tcp(addr, factory)
         }
         ClientEndpoint::Unix(path) => reactor.connect_unix(path, factory),
+        ClientEndpoint::Tls(_) => reactor.connect(endpoint, factory).map(|_| ()),
         ClientEndpoint::Udp(..) => {
             return Err(ClientError::usage(format!("{endpoint}: expected a tcp: or unix: endpoint")));
         }

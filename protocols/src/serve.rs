@@ -129,6 +129,7 @@ fn kind(e: &ServerEndpoint) -> &'static str {
         ServerEndpoint::Udp(_) => "udp",
         ServerEndpoint::Unix(_) => "unix",
         ServerEndpoint::Inherited(_) => "an inherited socket",
+        ServerEndpoint::Tls(_) => "tls",
     }
 }
 
@@ -166,7 +167,11 @@ impl Default for ServeLimits {
 impl ServeLimits {
     /// The listener options for `plugin` on `endpoint`.
     pub fn options(&self, plugin: &Plugin, endpoint: &ServerEndpoint, reactor: &Reactor) -> ListenOptions {
-        let exposed = matches!(endpoint, ServerEndpoint::Tcp(a) if !a.ip().is_loopback());
+        let exposed = match endpoint {
+            ServerEndpoint::Tcp(a) => !a.ip().is_loopback(),
+            ServerEndpoint::Tls(t) => !t.addr.ip().is_loopback(),
+            _ => false,
+        };
         ListenOptions {
             limits: reactor.config().limits,
             idle_timeout: self.idle_timeout,
@@ -175,6 +180,16 @@ impl ServeLimits {
             max_per_peer: self.max_per_peer.or(exposed.then_some(PER_PEER_EXPOSED)),
             ..ListenOptions::new(plugin.name)
         }
+    }
+}
+
+/// For a `tls:` spec: reads its certificate, key and client CA, and checks
+/// that the key matches the certificate (errors name the file), so that a
+/// command serving several specs can refuse before anything listens.
+pub fn check_tls_files(spec: &Spec) -> io::Result<()> {
+    match &spec.endpoint {
+        ServerEndpoint::Tls(t) => twirl::tls::TlsServer::load(&t.cert, &t.key, t.client_ca.as_deref()).map(|_| ()),
+        _ => Ok(()),
     }
 }
 

@@ -55,6 +55,10 @@ pub struct Config {
     /// datagrams across them. Default false: a second bind fails, as it
     /// should when nobody meant to share.
     pub reuse_port: bool,
+    /// How long a TLS handshake may take before the connection is closed
+    /// (a plaintext client, garbage, an abandoned handshake). Default 10 s;
+    /// a `tls:` endpoint's `handshake_timeout=SECS` overrides it.
+    pub tls_handshake_timeout: Duration,
 }
 
 /// Which replies a UDP server socket (`Reactor::listen_udp`) refuses to
@@ -118,6 +122,7 @@ impl Default for Config {
             memory_budget: default_memory_budget(),
             udp_replies: UdpReplies::default(),
             reuse_port: false,
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -112,6 +112,9 @@ impl Context for CoreCx<'_> {
     fn stop_listening(&mut self, id: ListenerId) -> bool {
         self.core.stop_listening(id.0)
     }
+    fn stats_mut(&mut self) -> Option<&mut Stats> {
+        Some(&mut self.core.stats)
+    }
 }
 
 impl Host for CoreCx<'_> {
@@ -230,6 +233,9 @@ macro_rules! forward_context {
             }
             fn stop_listening(&mut self, id: $crate::transport::ListenerId) -> bool {
                 self.$($field)+.stop_listening(id)
+}
+            fn stats_mut(&mut self) -> Option<&mut $crate::stats::Stats> {
+                self.$($field)+.stats_mut()
             }
         }
     };

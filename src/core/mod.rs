@@ -201,6 +201,13 @@ pub(crate) trait Source: 'static {
         None
     }
 
+    /// Stream connections whose protocol is a layer (TLS): writes and
+    /// closes by id go through [`with_transport`](Self::with_transport),
+    /// so that the layer sees them.
+    fn is_layered(&self) -> bool {
+        false
+    }
+
     /// Stream connections: run `f` with the transport, then settle; `None`
     /// if not a stream.
     fn with_transport(&mut self, core: &mut Core, token: u64, f: &mut dyn FnMut(&mut dyn Transport)) -> Option<Fate> {
@@ -419,6 +426,17 @@ impl Core {
     /// writing side is closed.
     pub(crate) fn write_to(&mut self, token: u64, data: Payload<'_>) -> bool {
         let Some(idx) = self.live_index(token) else { return false };
+        if self.slots[idx].is_layered() {
+            let mut took = false;
+            let found = self.with_transport(token, &mut |t| {
+                took = !t.is_closing();
+                match &data {
+                    Payload::Owned(b) => t.write_bytes(b.clone()),
+                    Payload::Borrowed(d) => t.write(d),
+                }
+            });
+            return found && took;
+        }
         let source = &mut self.slots[idx];
         let ok = source.write(data, &mut self.stats);
         // Settled after the callback that wrote, only if the write left
@@ -431,6 +449,9 @@ impl Core {
     }
 
     pub(crate) fn close_conn(&mut self, token: u64) -> bool {
+        if self.live_index(token).is_some_and(|i| self.slots[i].is_layered()) {
+            return self.with_transport(token, &mut |t| t.lose_connection());
+        }
         let ok = self.source_mut(token).is_some_and(|s| s.close());
         if ok {
             self.dirty.push(token);

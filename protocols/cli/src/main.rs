@@ -5,6 +5,8 @@
 //! twirl help PLUGIN
 //! twirl serve [--trace] [--stats SECS] [PLUGIN[@ENDPOINT] [KEY=VALUE]...]...
 //! twirl client PLUGIN ENDPOINT [ARG]...
+//! twirl cat [--listen] ENDPOINT
+//! twirl cert DIR [--name NAME]... [--force]
 //! twirl deadlock [--bytes N] [--cap N] [--svg FILE]
 //! twirl mtu HOST [--port P] [--fragment]
 //! twirl broadcast ADDR:PORT [WORD]... [--wait SECS] [--interface ADDR]
@@ -22,6 +24,7 @@
 mod arp;
 mod broadcast;
 mod cat;
+mod cert;
 mod log_pipe;
 mod mtu;
 mod restart;
@@ -29,6 +32,7 @@ mod reuseaddr;
 mod threads;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -98,7 +102,8 @@ enum Command {
         /// endpoint (SO_REUSEPORT); 0: one per core.
         #[arg(long, value_name = "N", default_value_t = 1)]
         threads: usize,
-        /// PLUGIN or PLUGIN@ENDPOINT (tcp:PORT[:interface=ADDR], udp:PORT[:interface=ADDR], unix:PATH),
+        /// PLUGIN or PLUGIN@ENDPOINT (tcp:PORT[:interface=ADDR], udp:PORT[:interface=ADDR], unix:PATH,
+        /// tls:PORT:cert=PATH:key=PATH[:interface=ADDR][:client_ca=PATH][:handshake_timeout=SECS]),
         /// each followed by its plugin's options as KEY=VALUE words (see 'twirl help PLUGIN').
         specs: Vec<String>,
     },
@@ -107,14 +112,15 @@ enum Command {
         /// Wait for one peer on a server endpoint (tcp:PORT, unix:PATH) instead of connecting.
         #[arg(long)]
         listen: bool,
-        /// tcp:HOST:PORT, udp:HOST:PORT or unix:PATH (with --listen: tcp:PORT or unix:PATH).
+        /// tcp:HOST:PORT, udp:HOST:PORT, unix:PATH or tls:HOST:PORT[:ca=PATH][:name=SNI]
+        /// (with --listen: tcp:PORT, unix:PATH or tls:PORT:cert=PATH:key=PATH).
         endpoint: String,
     },
     /// Run a plugin's client against a server ('twirl client PLUGIN --help': its flags).
     Client {
         /// The plugin.
         plugin: String,
-        /// tcp:HOST:PORT, udp:HOST:PORT or unix:PATH.
+        /// tcp:HOST:PORT, udp:HOST:PORT, unix:PATH or tls:HOST:PORT[:ca=PATH][:name=SNI].
         endpoint: String,
         /// The plugin client's flags and words ('--' before data that starts with '-').
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -165,6 +171,18 @@ enum Command {
     },
     /// SO_REUSEADDR live: a server restarted at once, without it (EADDRINUSE) and with it.
     Reuseaddr,
+    /// Write a self-signed certificate (DIR/cert.pem) and its key (DIR/key.pem)
+    /// for localhost, 127.0.0.1 and ::1, for tls: endpoints.
+    Cert {
+        /// The directory (created if missing).
+        dir: PathBuf,
+        /// Another name (or IP address) the certificate is valid for; repeatable.
+        #[arg(long, value_name = "NAME")]
+        name: Vec<String>,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -261,6 +279,7 @@ fn main() -> ExitCode {
         Command::Arp { command: ArpCommand::Decode { hex } } => arp_decode(&hex.join(" ")),
         Command::Arp { command: ArpCommand::Watch { iface, count, timeout } } => arp_watch(&iface, count, timeout),
         Command::Reuseaddr => reuseaddr(),
+        Command::Cert { dir, name, force } => cert(&dir, &name, force),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -415,12 +434,24 @@ fn serve(
     }
     let specs = serve::parse_specs(words).map_err(Failure::Usage)?;
     let stats_every = stats.map(|s| seconds("--stats", s, false)).transpose()?;
+    // Every TLS certificate and key is read before anything listens.
+    for spec in &specs {
+        serve::check_tls_files(spec)
+            .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", spec.endpoint)))?;
+    }
     let threads = match threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
     let raw = serve::raw_plugins(words);
     threads::serve(threads::Serve { threads, config, limits, stats_every, specs, raw })
+}
+
+fn cert(dir: &std::path::Path, names: &[String], force: bool) -> Result<(), Failure> {
+    let (cert, key) = cert::run(dir, names, force).map_err(Failure::Runtime)?;
+    println!("{}", cert.display());
+    println!("{}", key.display());
+    Ok(())
 }
 
 fn cat(endpoint: &str, listen: bool) -> Result<(), Failure> {

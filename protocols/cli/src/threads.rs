@@ -215,6 +215,7 @@ fn endpoints_for(
     let shared = match (&spec.endpoint, bound) {
         (ServerEndpoint::Tcp(_), ServerEndpoint::Tcp(a)) => ServerEndpoint::Tcp(*a),
         (ServerEndpoint::Udp(_), ServerEndpoint::Udp(a)) => ServerEndpoint::Udp(*a),
+        (ServerEndpoint::Tls(_), ServerEndpoint::Tls(b)) => ServerEndpoint::Tls(b.clone()),
         _ => {
             let dup = reactor.duplicate(id).ok_or_else(|| std::io::Error::other("not a listener"))??;
             ServerEndpoint::Inherited(Inherited::Fd(dup.into_raw_fd()))

@@ -389,6 +389,9 @@ impl<P: Pipe, H: Host> Context for ConnCtx<'_, P, H> {
     fn unregister_producer(&mut self, consumer: ConnId) {
         self.host.unregister_producer(consumer)
     }
+    fn stats_mut(&mut self) -> Option<&mut Stats> {
+        Some(self.host.stats())
+    }
 }
 
 impl<P: Pipe, H: Host> Transport for ConnCtx<'_, P, H> {
@@ -683,7 +686,8 @@ pub(crate) fn with_transport<P: Pipe, H: Host>(
     host: &mut H,
     f: &mut dyn FnMut(&mut dyn Transport),
 ) -> Option<Disconnect> {
-    call(protocol, io, host, |_, t| f(t));
+    // A layer (TLS) hands `f` the transport its wrapped protocol sees.
+    call(protocol, io, host, |p, t| p.through_layer(t, f));
     settle(protocol, io, host)
 }
 
@@ -741,7 +745,11 @@ pub(crate) fn settle<P: Pipe, H: Host>(
             }
             if !io.lingering {
                 io.lingering = true;
-                if let Err(e) = io.pipe.shutdown_write() {
+                // Already half-closed (`shutdown_write` earlier): a second
+                // shutdown fails with ENOTCONN once the peer's FIN is in.
+                let shut = io.shutdown == HalfClose::Done;
+                io.shutdown = HalfClose::Done;
+                if !shut && let Err(e) = io.pipe.shutdown_write() {
                     return Some(Disconnect::Io(e));
                 }
                 let linger = host.config().linger;

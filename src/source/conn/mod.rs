@@ -95,6 +95,12 @@ impl<E: OnEnd> Source for Conn<E> {
     }
 
     fn stop(&mut self, core: &mut Core, token: u64) -> Fate {
+        if self.protocol.is_layer() {
+            // A layer (TLS) closes in its own words first (close_notify).
+            let cx = &mut CoreCx { core, token };
+            let ended = machine::with_transport(&mut *self.protocol, &mut self.io, cx, &mut |t| t.lose_connection());
+            return self.outcome(core, token, ended);
+        }
         self.io.closing = true;
         self.settle(core, token)
     }
@@ -132,6 +138,10 @@ impl<E: OnEnd> Source for Conn<E> {
 
     fn buffered(&self) -> Option<usize> {
         Some(self.io.wbuf.len())
+    }
+
+    fn is_layered(&self) -> bool {
+        self.protocol.is_layer()
     }
 
     fn with_transport(&mut self, core: &mut Core, token: u64, f: &mut dyn FnMut(&mut dyn Transport)) -> Option<Fate> {

@@ -1,0 +1,244 @@
+//! TLS workloads, twirl beside a tokio + tokio-rustls peer: the same
+//! certificate (ECDSA P-256, made here with rcgen), the same rustls with
+//! *ring*, the same cipher suite (the client offers only
+//! TLS13_AES_128_GCM_SHA256, with X25519). Each round starts a fresh peer
+//! of each kind in turn (twirl, tokio, twirl, tokio, ...), pinned to core 0,
+//! the client pinned to core 1, and runs every workload against it; the
+//! figure is the server process's CPU time (user + system, from /proc) or
+//! resident memory, the median over `--rounds-of` rounds with (min–max), and
+//! the ratio is twirl / tokio of the medians.
+//!
+//! - pingpong-100: `--conns` connections, each `--rounds` round trips of a
+//!   100-byte message; server CPU per message.
+//! - stream: one connection pushes `--mb` MiB in 128 KiB pieces, reading
+//!   each back before the next; server CPU per MiB.
+//! - handshakes: two client threads open `--handshakes` fresh connections
+//!   (full handshakes, no resumption), one byte echoed on each; server CPU
+//!   per handshake, as handshakes per CPU-second.
+//! - idle: `--idle` connections, handshaken, then silent; server RSS per
+//!   connection.
+//!
+//! `cargo run --release -p twirl-bench --bin tls-bench -- [--rounds-of 5] [--conns 20] [--rounds 2000] [--mb 256] [--handshakes 2000] [--idle 1000]`
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use twirl_bench::{read_cpu, read_rss};
+
+type Tls = StreamOwned<ClientConnection, TcpStream>;
+
+/// A peer process, killed on drop.
+struct Peer {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Peer {
+    fn start(bin: &Path, cert: &Path, key: &Path) -> io::Result<Peer> {
+        let mut cmd = Command::new(bin);
+        cmd.args(["--addr", "127.0.0.1:0", "--cert"]).arg(cert).arg("--key").arg(key).stdout(Stdio::piped());
+        if twirl_bench::online_cpus() > 1 {
+            // SAFETY: pin_to_core only calls sched_setaffinity, which is
+            // async-signal-safe, between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| twirl_bench::pin_to_core(0));
+            }
+        }
+        let mut child = cmd.spawn()?;
+        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line.trim().rsplit(' ').next().unwrap_or("").parse().map_err(io::Error::other)?;
+        Ok(Peer { child, addr })
+    }
+}
+
+fn client_config(cert: &CertificateDer<'static>) -> Arc<ClientConfig> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = vec![rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256];
+    let mut roots = RootCertStore::empty();
+    roots.add(cert.clone()).expect("root");
+    let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    Arc::new(config)
+}
+
+fn connect(config: &Arc<ClientConfig>, addr: SocketAddr) -> io::Result<Tls> {
+    let sock = TcpStream::connect(addr)?;
+    sock.set_nodelay(true)?;
+    let name = ServerName::try_from("localhost").map_err(io::Error::other)?;
+    let conn = ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
+    let mut tls = StreamOwned::new(conn, sock);
+    // One byte there and back: the handshake is done on both sides.
+    tls.write_all(b"x")?;
+    let mut one = [0u8; 1];
+    tls.read_exact(&mut one)?;
+    Ok(tls)
+}
+
+fn pingpong(config: &Arc<ClientConfig>, addr: SocketAddr, conns: usize, rounds: usize) -> io::Result<()> {
+    let mut links: Vec<Tls> = (0..conns).map(|_| connect(config, addr)).collect::<io::Result<_>>()?;
+    let msg = [b'p'; 100];
+    let mut buf = [0u8; 100];
+    for _ in 0..rounds {
+        // Every connection has a message in flight at once, as loadgen does.
+        for l in links.iter_mut() {
+            l.write_all(&msg)?;
+        }
+        for l in links.iter_mut() {
+            l.read_exact(&mut buf)?;
+        }
+    }
+    Ok(())
+}
+
+fn stream(config: &Arc<ClientConfig>, addr: SocketAddr, mib: usize) -> io::Result<()> {
+    let mut l = connect(config, addr)?;
+    let piece = vec![b's'; 128 * 1024];
+    let mut back = vec![0u8; piece.len()];
+    for _ in 0..mib * 8 {
+        l.write_all(&piece)?;
+        l.read_exact(&mut back)?;
+    }
+    Ok(())
+}
+
+fn handshakes(config: &Arc<ClientConfig>, addr: SocketAddr, n: usize) -> io::Result<()> {
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let config = config.clone();
+            std::thread::spawn(move || -> io::Result<()> {
+                for _ in 0..n / 2 {
+                    let mut l = connect(&config, addr)?;
+                    l.conn.send_close_notify();
+                    let _ = l.flush();
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| io::Error::other("client thread panicked"))??;
+    }
+    Ok(())
+}
+
+/// Runs `work` against the peer; returns the server CPU it cost, in µs
+/// (and says on stderr how it splits into user and kernel time, and how
+/// many page faults it took).
+fn cpu_of(peer: &Peer, what: &str, work: impl FnOnce() -> io::Result<()>) -> io::Result<f64> {
+    let before = read_cpu(peer.child.id())?;
+    work()?;
+    // Let the server finish what it was doing (closes, the last echoes).
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let used = read_cpu(peer.child.id())?.since(&before);
+    let (user, sys) = (used.user_us / 1000.0, used.sys_us / 1000.0);
+    eprintln!("{what}: user {user:.0} ms, kernel {sys:.0} ms, {} minor page faults", used.minflt);
+    Ok(used.total_us())
+}
+
+struct Figures {
+    pingpong_us_per_msg: f64,
+    stream_us_per_mib: f64,
+    handshakes_per_cpu_s: f64,
+    idle_bytes_per_conn: f64,
+}
+
+fn run(peer: &Peer, config: &Arc<ClientConfig>, a: &Opts) -> io::Result<Figures> {
+    let addr = peer.addr;
+    let pp = cpu_of(peer, "pingpong", || pingpong(config, addr, a.conns, a.rounds))?;
+    let st = cpu_of(peer, "stream", || stream(config, addr, a.mib))?;
+    let hs = cpu_of(peer, "handshakes", || handshakes(config, addr, a.handshakes))?;
+    let before = read_rss(peer.child.id())?;
+    let held: Vec<Tls> = (0..a.idle).map(|_| connect(config, addr)).collect::<io::Result<_>>()?;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let after = read_rss(peer.child.id())?;
+    drop(held);
+    Ok(Figures {
+        // The handshake's byte on each connection is noise beside the rounds.
+        pingpong_us_per_msg: pp / (a.conns * a.rounds) as f64,
+        stream_us_per_mib: st / a.mib as f64,
+        handshakes_per_cpu_s: a.handshakes as f64 / (hs / 1e6),
+        idle_bytes_per_conn: after.saturating_sub(before) as f64 / a.idle as f64,
+    })
+}
+
+/// The median of `v`, and it with (min-max) as text.
+fn spread(mut v: Vec<f64>) -> (f64, String) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let median = v[v.len() / 2];
+    let (lo, hi) = (v[0], v[v.len() - 1]);
+    (median, format!("{median:.2} ({lo:.2}-{hi:.2})"))
+}
+
+struct Opts {
+    rounds_of: usize,
+    conns: usize,
+    rounds: usize,
+    mib: usize,
+    handshakes: usize,
+    idle: usize,
+}
+
+fn main() -> io::Result<()> {
+    let args = twirl_bench::Args::from_env().map_err(io::Error::other)?;
+    let opts = Opts {
+        rounds_of: args.num("rounds-of", 5).map_err(io::Error::other)?,
+        conns: args.num("conns", 20).map_err(io::Error::other)?,
+        rounds: args.num("rounds", 2000).map_err(io::Error::other)?,
+        mib: args.num("mb", 256).map_err(io::Error::other)?,
+        handshakes: args.num("handshakes", 2000).map_err(io::Error::other)?,
+        idle: args.num("idle", 1000).map_err(io::Error::other)?,
+    };
+    twirl_bench::raise_nofile(65_536);
+    let dir = std::env::temp_dir().join(format!("twirl-tls-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).map_err(io::Error::other)?;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem())?;
+    std::fs::write(&key, made.signing_key.serialize_pem())?;
+    let config = client_config(&CertificateDer::from(made.cert.der().to_vec()));
+    let bin: PathBuf = std::env::current_exe()?.parent().map(Path::to_path_buf).unwrap_or_default();
+
+    if twirl_bench::online_cpus() > 1 {
+        twirl_bench::pin_to_core(1)?;
+    }
+    let (mut twirl, mut tokio) = (Vec::new(), Vec::new());
+    for round in 0..opts.rounds_of.max(1) {
+        eprintln!("round {}", round + 1);
+        for (name, out) in [("peer-twirl-tls", &mut twirl), ("peer-tokio-tls", &mut tokio)] {
+            let peer = Peer::start(&bin.join(name), &cert, &key)?;
+            out.push(run(&peer, &config, &opts)?);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("TLS 1.3, TLS13_AES_128_GCM_SHA256, X25519, ECDSA P-256 (rustls + ring on both sides)");
+    println!("{} round(s); server on core 0, client on core 1; median (min-max)", opts.rounds_of.max(1));
+    println!("{:<38} {:>26} {:>26} {:>8}", "workload", "twirl", "tokio", "ratio");
+    let row = |name: &str, f: fn(&Figures) -> f64| {
+        let (t, k) = (spread(twirl.iter().map(f).collect()), spread(tokio.iter().map(f).collect()));
+        println!("{name:<38} {:>26} {:>26} {:>7.2}x", t.1, k.1, t.0 / k.0);
+    };
+    row(&format!("pingpong-100 ({}x{}) CPU us/msg", opts.conns, opts.rounds), |f| f.pingpong_us_per_msg);
+    row(&format!("stream ({} MiB) CPU us/MiB", opts.mib), |f| f.stream_us_per_mib);
+    row("full handshakes per CPU-second", |f| f.handshakes_per_cpu_s);
+    row(&format!("idle ({}) RSS bytes/conn", opts.idle), |f| f.idle_bytes_per_conn);
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! The TLS layer on the in-memory [`Harness`]: a client and a server
+//! connection pumped against each other, on the manual clock.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ClientConnection, Connection, RootCertStore, ServerConnection};
+
+use super::TlsLayer;
+use super::config::provider;
+use crate::testing::Harness;
+use crate::transport::{Context, Disconnect, Transport};
+use crate::{Limits, Protocol};
+
+/// What a wrapped protocol saw.
+#[derive(Default)]
+struct Seen {
+    made: bool,
+    data: Vec<u8>,
+    eof: bool,
+    paused: bool,
+    lost: Option<String>,
+    truncated: bool,
+}
+
+type Shared = Rc<RefCell<Seen>>;
+
+/// Records everything; writes `greeting` when made; echoes if `echo`;
+/// pauses reading after its first data if `pause`; closes after `close_after` bytes.
+struct Probe {
+    seen: Shared,
+    greeting: Vec<u8>,
+    echo: bool,
+    pause: bool,
+    close_after: Option<usize>,
+}
+
+impl Probe {
+    fn new(seen: &Shared) -> Probe {
+        Probe { seen: seen.clone(), greeting: Vec::new(), echo: false, pause: false, close_after: None }
+    }
+}
+
+impl Protocol for Probe {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        self.seen.borrow_mut().made = true;
+        let greeting = std::mem::take(&mut self.greeting);
+        t.write(&greeting);
+    }
+    fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
+        let mut seen = self.seen.borrow_mut();
+        seen.data.extend_from_slice(data);
+        if self.echo {
+            t.write(data);
+        }
+        if self.pause {
+            self.pause = false;
+            t.pause_reading();
+        }
+        if self.close_after.is_some_and(|n| seen.data.len() >= n) {
+            t.lose_connection();
+        }
+    }
+    fn read_eof(&mut self, t: &mut dyn Transport) {
+        self.seen.borrow_mut().eof = true;
+        t.lose_connection();
+    }
+    fn pause_writing(&mut self, _: &mut dyn Transport) {
+        self.seen.borrow_mut().paused = true;
+    }
+    fn connection_lost(&mut self, reason: &Disconnect, _: &mut dyn Context) {
+        let mut seen = self.seen.borrow_mut();
+        seen.truncated = matches!(reason, Disconnect::Truncated);
+        seen.lost = Some(reason.to_string());
+    }
+}
+
+/// A self-signed certificate for localhost, and the configurations that use it.
+fn configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let cert = CertificateDer::from(made.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+    let server = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .expect("server config");
+    let mut roots = RootCertStore::empty();
+    roots.add(cert).expect("root");
+    let client = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (Arc::new(server), Arc::new(client))
+}
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn server_layer(config: &Arc<rustls::ServerConfig>, inner: Probe) -> TlsLayer {
+    let conn = ServerConnection::new(config.clone()).expect("server connection");
+    TlsLayer::new(Connection::Server(conn), Box::new(inner), TIMEOUT)
+}
+
+fn client_layer(config: &Arc<rustls::ClientConfig>, inner: Probe) -> TlsLayer {
+    let name = "localhost".try_into().expect("name");
+    let conn = ClientConnection::new(config.clone(), name).expect("client connection");
+    TlsLayer::new(Connection::Client(conn), Box::new(inner), TIMEOUT)
+}
+
+/// Moves bytes both ways until neither side has anything to say (bounded).
+fn pump(c: &mut Harness<TlsLayer>, s: &mut Harness<TlsLayer>) {
+    for _ in 0..100 {
+        let (to_s, to_c) = (c.take_output(), s.take_output());
+        if to_s.is_empty() && to_c.is_empty() {
+            return;
+        }
+        s.feed(&to_s);
+        c.feed(&to_c);
+    }
+    panic!("the two sides never went quiet");
+}
+
+fn pair(client: Probe, server: Probe, limits: Limits) -> (Harness<TlsLayer>, Harness<TlsLayer>) {
+    let (sc, cc) = configs();
+    let mut c = Harness::new(client_layer(&cc, client));
+    let mut s = Harness::with_limits(server_layer(&sc, server), limits);
+    c.set_peer_closes(false);
+    s.set_peer_closes(false);
+    c.connect();
+    s.connect();
+    (c, s)
+}
+
+#[test]
+fn a_handshake_then_echo_then_close_notify_both_ways() {
+    let (cs, ss) = (Shared::default(), Shared::default());
+    let client = Probe { greeting: b"hello".to_vec(), close_after: Some(5), ..Probe::new(&cs) };
+    let server = Probe { echo: true, ..Probe::new(&ss) };
+    let (mut c, mut s) = pair(client, server, Limits::default());
+    assert!(!ss.borrow().made, "made only after the handshake");
+    pump(&mut c, &mut s);
+    assert_eq!(cs.borrow().data, b"hello");
+    assert_eq!(ss.borrow().data, b"hello");
+    // The client closed after the echo: close_notify reached the server as
+    // read_eof, and the server's close_notify came back.
+    assert!(ss.borrow().eof, "the peer's close_notify is a read_eof");
+    assert!(s.is_write_shutdown() && c.is_write_shutdown());
+    s.feed_eof();
+    c.feed_eof();
+    assert!(s.is_closed() && c.is_closed());
+    assert_eq!(ss.borrow().lost.as_deref(), Some("closed cleanly"));
+    assert_eq!(cs.borrow().lost.as_deref(), Some("closed cleanly"));
+    assert_eq!((s.cx.stats().tls_handshakes, s.cx.stats().tls_failures), (1, 0));
+    assert_eq!(c.cx.stats().tls_handshakes, 1);
+}
+
+#[test]
+fn an_eof_without_close_notify_is_a_truncation() {
+    let (cs, ss) = (Shared::default(), Shared::default());
+    let client = Probe { greeting: b"partial".to_vec(), ..Probe::new(&cs) };
+    let (mut c, mut s) = pair(client, Probe::new(&ss), Limits::default());
+    pump(&mut c, &mut s);
+    assert_eq!(ss.borrow().data, b"partial");
+    s.feed_eof();
+    assert!(!ss.borrow().eof, "no read_eof without close_notify");
+    assert!(s.is_closed(), "closed at the peer's EOF");
+    let seen = ss.borrow();
+    assert!(seen.truncated, "reason: {:?}", seen.lost);
+}
+
+#[test]
+fn an_abandoned_handshake_times_out_and_counts_as_a_failure() {
+    let (sc, _) = configs();
+    let seen = Shared::default();
+    let mut s = Harness::new(server_layer(&sc, Probe::new(&seen)));
+    s.connect();
+    s.advance(Duration::from_secs(9));
+    assert!(!s.is_closed());
+    s.advance(Duration::from_secs(2));
+    assert!(s.is_closed(), "closed by the handshake timeout");
+    assert_eq!(s.cx.stats().tls_failures, 1);
+    assert!(seen.borrow().lost.is_none(), "a server's protocol that was never made is not told");
+}
+
+#[test]
+fn plaintext_gets_an_alert_and_the_close() {
+    let (sc, _) = configs();
+    let seen = Shared::default();
+    let mut s = Harness::new(server_layer(&sc, Probe::new(&seen)));
+    s.connect();
+    s.feed(b"GET / HTTP/1.0\r\n\r\n");
+    let out = s.take_output();
+    assert_eq!(out.first(), Some(&0x15), "an alert record: {out:?}");
+    assert!(s.is_closed() || s.is_write_shutdown(), "closing");
+    assert!(seen.borrow().data.is_empty() && !seen.borrow().made);
+    s.disconnect(Disconnect::Clean);
+    assert_eq!(s.cx.stats().tls_failures, 1);
+}
+
+#[test]
+fn flow_control_counts_the_ciphertext_and_the_hard_cap_applies() {
+    let (cs, ss) = (Shared::default(), Shared::default());
+    let limits = Limits { high_water: 64 * 1024, low_water: 16 * 1024, hard_cap: 1024 * 1024 };
+    let (mut c, mut s) = pair(Probe::new(&cs), Probe { echo: true, ..Probe::new(&ss) }, limits);
+    pump(&mut c, &mut s);
+    assert!(ss.borrow().made);
+    s.set_peer_reading(false);
+    s.with_transport(|t| t.write(&[7u8; 200 * 1024]));
+    assert!(s.buffered_len() > 200 * 1024, "the ciphertext waits in the transport: {}", s.buffered_len());
+    assert!(ss.borrow().paused, "the wrapped protocol was told to pause");
+    s.with_transport(|t| t.write(&[7u8; 1024 * 1024]));
+    assert!(s.is_closed());
+    assert!(matches!(s.lost_reason(), Some(Disconnect::HardCap { .. })), "{:?}", s.lost_reason());
+}
+
+#[test]
+fn paused_reading_holds_plaintext_until_resumed() {
+    let (cs, ss) = (Shared::default(), Shared::default());
+    let (mut c, mut s) = pair(Probe::new(&cs), Probe { pause: true, ..Probe::new(&ss) }, Limits::default());
+    pump(&mut c, &mut s);
+    // Two records arrive in one read; the protocol pauses after the
+    // first piece, and rustls holds the rest.
+    let sent: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    c.with_transport(|t| t.write(&sent));
+    pump(&mut c, &mut s);
+    let first = ss.borrow().data.len();
+    assert!(first > 0 && first < sent.len(), "paused after the first piece ({first} bytes)");
+    s.advance(Duration::from_secs(1));
+    assert_eq!(ss.borrow().data.len(), first, "still paused");
+    s.resume_reading();
+    s.advance(Duration::ZERO);
+    assert!(ss.borrow().data == sent, "all of it, in order, once resumed");
+}
