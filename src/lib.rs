@@ -85,7 +85,7 @@ mod flow;
 mod guard;
 mod handle;
 pub mod line;
-mod loglimit;
+pub mod loglimit;
 pub mod netstring;
 mod opener;
 pub mod outcome;

@@ -109,6 +109,14 @@ impl Plugin {
         self.options.iter().any(|o| o.required())
     }
 
+    /// True when bare `twirl serve` (no plugin named) leaves it out: it
+    /// needs an option, or it publishes a directory's files (an option of
+    /// kind [`OptionKind::Directory`](crate::options::OptionKind::Directory)),
+    /// which a default should never do.
+    pub fn named_only(&self) -> bool {
+        self.needs_options() || self.options.iter().any(|o| o.kind == crate::options::OptionKind::Directory)
+    }
+
     /// The `twirl help NAME` text: what it is, where it listens, its options.
     pub fn help(&self) -> String {
         let defaults = if self.defaults.is_empty() {

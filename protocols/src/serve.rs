@@ -46,14 +46,14 @@ pub fn is_option(word: &str) -> bool {
 }
 
 /// Parses serve arguments: none means every plugin on its defaults (but
-/// those that need an option); `NAME` means that plugin's defaults;
+/// those that need an option or publish files: [`Plugin::named_only`]); `NAME` means that plugin's defaults;
 /// `NAME@ENDPOINT` one endpoint. `KEY=VALUE` words after either are
 /// options for that plugin ([`Options::parse`]). The error is a one-line
 /// usage message naming the bad word.
 pub fn parse_specs(words: &[String]) -> Result<Vec<Spec>, String> {
     let mut specs = Vec::new();
     if words.is_empty() {
-        for p in PLUGINS.iter().filter(|p| !p.needs_options()) {
+        for p in PLUGINS.iter().filter(|p| !p.named_only()) {
             push_defaults(p, Options::none(), &mut specs)?;
         }
         return Ok(specs);
@@ -209,7 +209,8 @@ mod tests {
 
     #[test]
     fn no_words_means_every_default() {
-        let n: usize = PLUGINS.iter().filter(|p| !p.needs_options()).map(|p| p.defaults.len()).sum();
+        let n: usize = PLUGINS.iter().filter(|p| !p.named_only()).map(|p| p.defaults.len()).sum();
+        assert!(parse_specs(&[]).unwrap().iter().all(|s| s.plugin.name != "http"), "never serves the cwd unasked");
         assert_eq!(parse_specs(&[]).unwrap().len(), n);
         assert!(parse_specs(&[]).unwrap().iter().all(|s| s.options.is_empty()));
     }
