@@ -753,6 +753,12 @@ pub(crate) fn settle<P: Pipe, H: Host>(
         }
         return None;
     }
+    // Out of rounds with a `drained` still owed (a pull producer whose
+    // every piece the socket took at once): no event will come for it, so
+    // continue next turn.
+    if io.notify_drained && io.wbuf.is_empty() {
+        host.again();
+    }
     None
 }
 
