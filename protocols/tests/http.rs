@@ -379,12 +379,13 @@ fn the_socket_and_the_harness_answer_the_same() {
         s.shutdown(std::net::Shutdown::Write).unwrap();
         let (on_socket, end) = read_to_end(&mut s);
         assert_eq!(end, End::Eof);
-        let mut factory =
-            (twirl_protocols::plugins::http::PLUGIN.stream.unwrap())(&twirl_protocols::options::Options::parse(
+        let mut factory = (twirl_protocols::plugins::http::PLUGIN.stream.unwrap())(
+            &twirl_protocols::options::Options::parse(
                 twirl_protocols::plugins::http::PLUGIN.declared(),
                 &[site.spec()],
             )
-            .unwrap());
+            .unwrap(),
+        );
         let mut h = Harness::new(factory.build_protocol(&me)).with_peer(me);
         h.connect();
         h.feed(request.as_bytes());
@@ -433,13 +434,8 @@ print("python ok")
 /// Runs a Python script with arguments; `None` (and the reason printed)
 /// when python3 is not here.
 fn python(script: &str, args: &[String]) -> Option<std::process::Output> {
-    let child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
+    let child =
+        Command::new("python3").arg("-c").arg(script).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
     match child {
         Ok(c) => Some(support::finish(c, WAIT * 3)),
         Err(e) => {

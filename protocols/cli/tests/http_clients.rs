@@ -20,8 +20,7 @@ impl Root {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("sub")).unwrap();
         std::fs::write(dir.join("a.txt"), b"hello\n").unwrap();
-        std::fs::write(dir.parent().unwrap().join(format!("twirl-secret-{}", std::process::id())), b"SECRET")
-            .unwrap();
+        std::fs::write(dir.parent().unwrap().join(format!("twirl-secret-{}", std::process::id())), b"SECRET").unwrap();
         Root(dir)
     }
 
@@ -65,11 +64,17 @@ fn curl_gets_files_ranges_conditionals_and_never_escapes() {
     assert_eq!(out, "ell");
     let (out, _) = curl(&["-I", &format!("{base}/a.txt")]).expect("curl");
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.contains("Content-Length: 6\r\n"), "{out}");
-    let (out, _) = curl(&["-o", "/dev/null", "-w", "%{http_code}", "-z", "2100-01-01", &format!("{base}/a.txt")])
-        .expect("curl");
+    // -z FILE sends If-Modified-Since with the file's time: the served one's.
+    let local = root.0.join("a.txt");
+    let (out, _) =
+        curl(&["-o", "/dev/null", "-w", "%{http_code}", "-z", local.to_str().unwrap(), &format!("{base}/a.txt")])
+            .expect("curl");
     assert_eq!(out, "304", "-z sends If-Modified-Since");
-    let (out, _) = curl(&["-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", &format!("{base}/sub")])
-        .expect("curl");
+    let (out, _) =
+        curl(&["-o", "/dev/null", "-w", "%{http_code}", "-z", "2001-01-01", &format!("{base}/a.txt")]).expect("curl");
+    assert_eq!(out, "200", "modified since 2001");
+    let (out, _) =
+        curl(&["-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", &format!("{base}/sub")]).expect("curl");
     assert_eq!(out, format!("301 {base}/sub/"));
     let secret = format!("twirl-secret-{}", std::process::id());
     for (path, want) in [

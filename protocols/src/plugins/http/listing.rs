@@ -63,11 +63,7 @@ pub fn page(dir: &Path, shown: &str) -> io::Result<String> {
     );
     for (raw, name, is_dir) in entries {
         let slash = if is_dir { "/" } else { "" };
-        html.push_str(&format!(
-            "<li><a href=\"{}{slash}\">{}{slash}</a></li>\n",
-            encode_segment(&raw),
-            escape(&name)
-        ));
+        html.push_str(&format!("<li><a href=\"{}{slash}\">{}{slash}</a></li>\n", encode_segment(&raw), escape(&name)));
     }
     html.push_str("</ul>\n<hr>\n</body></html>\n");
     Ok(html)

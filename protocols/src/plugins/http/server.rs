@@ -124,8 +124,14 @@ impl HttpServer {
         let started = Instant::now();
         let now = SystemTime::now();
         let get = r.method == Method::Get;
-        let mut access =
-            Access { method: r.method.as_str(), target: r.target.clone(), minor: r.minor, status: 200, bytes: 0, started };
+        let mut access = Access {
+            method: r.method.as_str(),
+            target: r.target.clone(),
+            minor: r.minor,
+            status: 200,
+            bytes: 0,
+            started,
+        };
         let found = match resolve(&self.root, &r.target) {
             Ok(found) => found,
             Err((status, why)) => {
