@@ -74,6 +74,9 @@ pub struct Stats {
     /// UDP replies not sent: to a service port or one of this reactor's own
     /// endpoints (a loop), or over a source's reply rate.
     pub replies_refused: u64,
+    /// Timers waiting to fire now (set in [`crate::Reactor::stats`]; the
+    /// reactor's own sweeps included).
+    pub timers_pending: u64,
 }
 
 impl Stats {
@@ -96,7 +99,7 @@ impl fmt::Display for Stats {
              bytes_in={} bytes_out={} reads={} writes={} partial_writes={} would_blocks={} \
              buffered={} peak_buffered={} timers_fired={} datagrams_in={} datagrams_out={} \
              datagrams_dropped={} cap_aborts={} refused={} idle_closed={} panics={} backpressured={} \
-             budget_aborts={} replies_refused={} vectored_writes={}",
+             budget_aborts={} replies_refused={} vectored_writes={} timers_pending={}",
             self.turns,
             self.events,
             self.max_events_per_turn,
@@ -123,7 +126,8 @@ impl fmt::Display for Stats {
             self.backpressured,
             self.budget_aborts,
             self.replies_refused,
-            self.vectored_writes
+            self.vectored_writes,
+            self.timers_pending
         )
     }
 }

@@ -6,7 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use twirl::endpoint::ServerEndpoint;
-use twirl::{ListenOptions, Reactor};
+use twirl::{Factory, ListenOptions, Reactor};
 
 use crate::options::Options;
 use crate::plugin::Plugin;
@@ -183,6 +183,17 @@ pub fn bind(reactor: &mut Reactor, spec: &Spec) -> io::Result<ServerEndpoint> {
 /// Binds one spec with the given limits. A spec whose plugin needs an
 /// option it was not given is refused (`InvalidInput`), before binding.
 pub fn bind_with(reactor: &mut Reactor, spec: &Spec, limits: &ServeLimits) -> io::Result<ServerEndpoint> {
+    bind_via(reactor, spec, limits, &mut |f| f)
+}
+
+/// [`bind_with`], passing a stream plugin's factory through `wrap` first
+/// (the dashboard counts a listener's connections so).
+pub fn bind_via(
+    reactor: &mut Reactor,
+    spec: &Spec,
+    limits: &ServeLimits,
+    wrap: &mut dyn FnMut(Box<dyn Factory>) -> Box<dyn Factory>,
+) -> io::Result<ServerEndpoint> {
     let plugin = spec.plugin;
     spec.options.check_required(plugin.declared()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let o = &spec.options;
@@ -190,7 +201,7 @@ pub fn bind_with(reactor: &mut Reactor, spec: &Spec, limits: &ServeLimits) -> io
         (ServerEndpoint::Udp(addr), _, Some(make)) => reactor.listen_udp_boxed(*addr, make(o)).map(ServerEndpoint::Udp),
         (ServerEndpoint::Tcp(_) | ServerEndpoint::Unix(_), Some(make), _) => {
             let opts = limits.options(plugin, &spec.endpoint, reactor);
-            reactor.listen_stream(&spec.endpoint, make(o), opts)
+            reactor.listen_stream(&spec.endpoint, wrap(make(o)), opts)
         }
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -3,7 +3,7 @@
 //! ```text
 //! twirl list
 //! twirl help PLUGIN
-//! twirl serve [--trace] [--stats SECS] [PLUGIN[@ENDPOINT] [KEY=VALUE]...]...
+//! twirl serve [--trace] [--stats SECS] [--dashboard ENDPOINT] [PLUGIN[@ENDPOINT] [KEY=VALUE]...]...
 //! twirl client PLUGIN ENDPOINT [ARG]...
 //! twirl deadlock [--bytes N] [--cap N] [--svg FILE]
 //! ```
@@ -24,6 +24,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use twirl::endpoint::ClientEndpoint;
 use twirl::{Config, Reactor};
+use twirl_protocols::dashboard::Dashboard;
 use twirl_protocols::plugin::ClientError;
 use twirl_protocols::registry::{self, PLUGINS};
 use twirl_protocols::serve;
@@ -59,6 +60,10 @@ enum Command {
         /// Log a one-line statistics summary every SECS seconds.
         #[arg(long, value_name = "SECS")]
         stats: Option<f64>,
+        /// Serve a live view of the reactor (a page, and /stats.json for
+        /// scripts) on ENDPOINT (tcp:PORT), on the same reactor.
+        #[arg(long, value_name = "ENDPOINT")]
+        dashboard: Option<String>,
         /// Close a connection that sends nothing (no whole line, packet or
         /// record, for the framed plugins) for SECS seconds (0: never).
         #[arg(long, value_name = "SECS", default_value_t = 300.0)]
@@ -141,6 +146,7 @@ fn main() -> ExitCode {
         Command::Serve {
             trace,
             stats,
+            dashboard,
             idle_timeout,
             max_lifetime,
             max_conns,
@@ -151,7 +157,9 @@ fn main() -> ExitCode {
         } => {
             let limits = serve_limits(idle_timeout, max_lifetime, max_conns, max_per_peer);
             match (limits, config(memory_budget, reply_rate)) {
-                (Ok(limits), Ok(config)) => serve(trace, stats, config, &limits, &specs),
+                (Ok(limits), Ok(config)) => {
+                    serve(Watching { trace, stats, dashboard: dashboard.as_deref() }, config, &limits, &specs)
+                }
                 (Err(e), _) | (_, Err(e)) => Err(e),
             }
         }
@@ -275,13 +283,26 @@ fn serve_limits(
     })
 }
 
-fn serve(
+/// What `twirl serve` shows of the reactor at work: `--trace`, `--stats`, `--dashboard`.
+struct Watching<'a> {
     trace: bool,
     stats: Option<f64>,
-    config: Config,
-    limits: &serve::ServeLimits,
-    words: &[String],
-) -> Result<(), Failure> {
+    dashboard: Option<&'a str>,
+}
+
+/// The `--dashboard` endpoint: a stream endpoint to listen on.
+fn dashboard_endpoint(word: &str) -> Result<twirl::endpoint::ServerEndpoint, Failure> {
+    match word.parse() {
+        Ok(twirl::endpoint::ServerEndpoint::Udp(_)) => {
+            Err(Failure::Usage(format!("--dashboard '{word}': HTTP needs a stream endpoint (tcp:PORT)")))
+        }
+        Ok(e) => Ok(e),
+        Err(e) => Err(Failure::Usage(format!("--dashboard '{word}': {e}"))),
+    }
+}
+
+fn serve(watching: Watching<'_>, config: Config, limits: &serve::ServeLimits, words: &[String]) -> Result<(), Failure> {
+    let Watching { trace, stats, dashboard } = watching;
     if trace && std::env::var_os("RUST_LOG").is_none() {
         init_logging("info,twirl=trace");
     } else {
@@ -289,12 +310,26 @@ fn serve(
     }
     let specs = serve::parse_specs(words).map_err(Failure::Usage)?;
     let stats_every = stats.map(|s| seconds("--stats", s, false)).transpose()?;
+    let dashboard_at = dashboard.map(dashboard_endpoint).transpose()?;
+    let mut board = dashboard_at.as_ref().map(|_| Dashboard::new());
     let mut reactor =
         Reactor::with_config(config).map_err(|e| Failure::Runtime(format!("cannot start the reactor: {e}")))?;
     let mut out = std::io::stdout().lock();
     for spec in &specs {
-        let bound = serve::bind_with(&mut reactor, spec, limits)
-            .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", spec.endpoint)))?;
+        let bound = match &mut board {
+            Some(board) => {
+                let name = spec.plugin.name;
+                let bound = serve::bind_via(&mut reactor, spec, limits, &mut |f| board.watch(name, f));
+                if let Ok(at) = &bound
+                    && !matches!(at, twirl::endpoint::ServerEndpoint::Udp(_))
+                {
+                    board.bound(at);
+                }
+                bound
+            }
+            None => serve::bind_with(&mut reactor, spec, limits),
+        }
+        .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", spec.endpoint)))?;
         let _ = writeln!(out, "listening {} on {bound}", spec.plugin.name);
         let _ = out.flush();
     }
@@ -305,6 +340,13 @@ fn serve(
         for w in watching {
             let _ = writeln!(out, "listening {} on {w}", plugin.name);
         }
+        let _ = out.flush();
+    }
+    if let (Some(board), Some(at)) = (board, &dashboard_at) {
+        let bound = board
+            .start(&mut reactor, at)
+            .map_err(|e| Failure::Runtime(format!("cannot serve the dashboard on {at}: {e}")))?;
+        let _ = writeln!(out, "dashboard on {}", twirl_protocols::dashboard::url(&bound));
         let _ = out.flush();
     }
     drop(out);
