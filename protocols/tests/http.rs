@@ -507,7 +507,7 @@ fn unreadable_file_is_403() {
     let site = Site::new("perm");
     let locked = site.root.join("locked.txt");
     fs::write(&locked, b"x").unwrap();
-    fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0)).unwrap();
+    fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
     if fs::File::open(&locked).and_then(|mut f| f.read(&mut [0u8; 1])).is_ok() {
         return println!("skipped: running as root, a mode-0 file is readable");
     }
