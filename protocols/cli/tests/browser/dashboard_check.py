@@ -135,23 +135,25 @@ def traffic(seconds):
     if seconds <= 0:
         return
     end = time.monotonic() + seconds
-    lazy = socket.create_connection(("127.0.0.1", echo_port), timeout=10)
-    lazy.setblocking(False)
-    sent = 0
+    lazies = [socket.create_connection(("127.0.0.1", echo_port), timeout=10) for _ in range(3)]
+    for lazy in lazies:
+        lazy.setblocking(False)
     while time.monotonic() < end:
         exchange(2_000_000)
-        try:
-            sent += lazy.send(b"y" * 65536)
-        except BlockingIOError:
-            pass
-    lazy.close()
+        for lazy in lazies:
+            try:
+                lazy.send(b"y" * 65536)
+            except BlockingIOError:
+                pass
+    for lazy in lazies:
+        lazy.close()
 
 
 def main():
     profile = tempfile.mkdtemp(prefix="twirl-chromium-")
     args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--user-data-dir=" + profile, "--remote-debugging-port=0", "--window-size=1400,1000", "about:blank"]
+            "--user-data-dir=" + profile, "--remote-debugging-port=0", "--window-size=1400,1250", "about:blank"]
     browser = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         port_file = os.path.join(profile, "DevToolsActivePort")
@@ -171,13 +173,18 @@ def main():
         before = json.loads(page.eval(NUMBERS))
         t = threading.Thread(target=traffic, args=(traffic_seconds,))
         t.start()
-        t.join(timeout=left())
+        if traffic_seconds <= 0:
+            t.join(timeout=left())
         page.wait_for(f"{NUMBERS} !== {json.dumps(json.dumps(before))} && "
                       f"document.getElementById('v-accepted').textContent !== {json.dumps(before['v-accepted'])}",
                       "the numbers to change")
         page.wait_for(f"window.twirlUpdates >= {page.eval('window.twirlUpdates') + 2}", "two more updates")
         after = json.loads(page.eval(NUMBERS))
+        if traffic_seconds > 0:
+            # A picture while the traffic flows (the lazy readers' buffers up).
+            time.sleep(traffic_seconds * 0.6)
         png = base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"])
+        t.join(timeout=left())
         with open(shot, "wb") as f:
             f.write(png)
         print(json.dumps({"before": before, "after": after, "errors": page.errors, "screenshot": shot,
