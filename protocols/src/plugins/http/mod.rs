@@ -16,6 +16,8 @@
 //!   and rules on it (400, 405, 411, 413, 414, 431, 501, 505);
 //! - [`path`]: from the target to a file under the root, and every check
 //!   that keeps it there (`..`, `%2e%2e`, `%2f`, NUL, bad UTF-8, symlinks);
+//! - [`beneath`]: the root, and opening beneath it with `openat2`
+//!   (`RESOLVE_BENEATH`), the kernel's own check;
 //! - [`response`]: statuses and response heads;
 //! - [`mime`]: `Content-Type` by extension;
 //! - [`listing`]: the directory page, names escaped;
@@ -29,6 +31,7 @@
 //! should not publish files. Name it (`twirl serve http`) to serve the
 //! current directory on port 8000 of loopback, or give `root=DIR`.
 
+pub mod beneath;
 pub mod listing;
 pub mod mime;
 pub mod path;
@@ -65,7 +68,7 @@ pub fn root(options: &Options) -> PathBuf {
 
 /// The factory: one [`HttpServer`] per connection, all serving one root.
 fn factory(options: &Options) -> Box<dyn twirl::Factory> {
-    let root = Rc::new(root(options));
+    let root = Rc::new(beneath::Root::new(root(options)));
     Box::new(move |_: &Addr| HttpServer::new(root.clone()))
 }
 

@@ -17,6 +17,7 @@ use std::fs::{self, File, Metadata};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::beneath::Root;
 use super::response::Status;
 
 /// What a request target names under the root.
@@ -94,34 +95,74 @@ pub fn segments(target: &str) -> Result<(Vec<String>, bool), Refusal> {
     Ok((out, path.ends_with('/')))
 }
 
-/// Finds what `target` names under `root` (a canonical path).
-pub fn resolve(root: &Path, target: &str) -> Result<Found, Refusal> {
+/// Finds what `target` names under `root`.
+pub fn resolve(root: &Root, target: &str) -> Result<Found, Refusal> {
     let (segs, slash) = segments(target)?;
-    let mut path = root.to_path_buf();
-    path.extend(&segs);
-    let real = inside(root, &path)?;
-    let meta = fs::metadata(&real).map_err(io_refusal)?;
+    let relative: PathBuf = segs.iter().collect();
     let shown = format!("/{}{}", segs.join("/"), if segs.is_empty() { "" } else { "/" });
-    if meta.is_dir() {
+    let name = segs.last().map(String::as_str).unwrap_or("");
+    let found = match root.open_beneath(&relative) {
+        // The kernel kept it beneath the root: the common, fast way.
+        Some(Ok(file)) => {
+            let meta = file.metadata().map_err(io_refusal)?;
+            Opened { file: Some(file), meta, real: root.path().join(&relative) }
+        }
+        // Refused as leaving the root; an absolute symlink back inside
+        // is refused too, so the slow way decides.
+        Some(Err(e)) if e.raw_os_error() == Some(libc::EXDEV) || e.raw_os_error() == Some(libc::ELOOP) => {
+            slow(root.path(), &relative)?
+        }
+        Some(Err(e)) => return Err(io_refusal(e)),
+        None => slow(root.path(), &relative)?,
+    };
+    if found.meta.is_dir() {
         if !slash {
             let (raw_path, query) = split_target(target);
             return Ok(Found::Redirect(format!("{raw_path}/{query}")));
         }
-        let index = real.join("index.html");
-        if let Ok(index_real) = inside(root, &index)
-            && fs::metadata(&index_real).is_ok_and(|m| m.is_file())
-        {
-            return open(&index_real, "index.html");
-        }
-        return Ok(Found::Listing(real, shown));
+        let index = relative.join("index.html");
+        let index = match root.open_beneath(&index) {
+            Some(Ok(file)) => file.metadata().ok().filter(|m| m.is_file()).map(|m| (file, m)),
+            Some(Err(_)) => None,
+            None => inside(root.path(), &found.real.join("index.html"))
+                .ok()
+                .and_then(|p| open(&p, "index.html").ok())
+                .and_then(|f| match f {
+                    Found::File(file, meta, _) => Some((file, meta)),
+                    _ => None,
+                }),
+        };
+        return Ok(match index {
+            Some((file, meta)) => Found::File(file, meta, "index.html".to_string()),
+            None => Found::Listing(found.real, shown),
+        });
     }
-    if !meta.is_file() {
+    if !found.meta.is_file() {
         return Err((Status::Forbidden, "not a regular file"));
     }
     if slash {
         return Err((Status::NotFound, "a file is not a directory"));
     }
-    open(&real, segs.last().map(String::as_str).unwrap_or(""))
+    match found.file {
+        Some(file) => Ok(Found::File(file, found.meta, name.to_string())),
+        None => open(&found.real, name),
+    }
+}
+
+/// What a look-up found: its metadata, its path (canonical on the slow
+/// way), and the file when it is already open.
+struct Opened {
+    file: Option<File>,
+    meta: Metadata,
+    real: PathBuf,
+}
+
+/// The slow way: the canonical path, checked to be under the root, and its
+/// metadata (not opened yet: a FIFO is refused before it is opened).
+fn slow(root: &Path, relative: &Path) -> Result<Opened, Refusal> {
+    let real = inside(root, &root.join(relative))?;
+    let meta = fs::metadata(&real).map_err(io_refusal)?;
+    Ok(Opened { file: None, meta, real })
 }
 
 /// `path` made canonical, if it is still under `root`.

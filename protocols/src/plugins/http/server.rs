@@ -11,13 +11,14 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Take};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use twirl::producer::{ReadSender, Sent};
 use twirl::{Protocol, Transport};
 
+use super::beneath::Root;
 use super::listing;
 use super::mime::content_type;
 use super::path::{Found, resolve};
@@ -50,7 +51,7 @@ struct Streaming {
 
 /// The HTTP/1.x file server for one connection, serving files under `root`.
 pub struct HttpServer {
-    root: Rc<PathBuf>,
+    root: Rc<Root>,
     /// Bytes read and not yet parsed (from `pos` on).
     buf: Vec<u8>,
     pos: usize,
@@ -64,15 +65,14 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// A server of the files under `root`, which must be canonical (see
-    /// [`OptionKind::Directory`](crate::options::OptionKind::Directory)).
-    pub fn new(root: Rc<PathBuf>) -> HttpServer {
+    /// A server of the files under `root` (shared by a listener's connections).
+    pub fn new(root: Rc<Root>) -> HttpServer {
         HttpServer { root, buf: Vec::new(), pos: 0, discard: 0, sending: None, closing: false, eof: false }
     }
 
     /// The root it serves.
     pub fn root(&self) -> &Path {
-        &self.root
+        self.root.path()
     }
 
     /// Answers every whole request in the buffer, while nothing is being
@@ -225,7 +225,7 @@ impl HttpServer {
                     return;
                 }
                 let mut file = file;
-                if file.seek(SeekFrom::Start(start)).is_err() {
+                if start > 0 && file.seek(SeekFrom::Start(start)).is_err() {
                     let out = page(r.minor, Status::InternalError, "cannot read the file", now, false, true);
                     self.small(t, out, Status::InternalError, false, access);
                     return;
@@ -291,7 +291,9 @@ impl HttpServer {
 
 /// Reads `length` bytes of `file` from `start`.
 fn read_part(mut file: File, start: u64, length: u64) -> io::Result<Vec<u8>> {
-    file.seek(SeekFrom::Start(start))?;
+    if start > 0 {
+        file.seek(SeekFrom::Start(start))?;
+    }
     let mut body = vec![0; length as usize];
     file.read_exact(&mut body)?;
     Ok(body)
