@@ -5,7 +5,7 @@
 //! twirl help PLUGIN
 //! twirl serve [--trace] [--stats SECS] [--dashboard ENDPOINT] [PLUGIN[@ENDPOINT] [KEY=VALUE]...]...
 //! twirl client PLUGIN ENDPOINT [ARG]...
-//! twirl deadlock [--bytes N] [--cap N] [--svg FILE]
+//! twirl deadlock [--bytes N] [--cap N] [--svg FILE] [--dashboard ENDPOINT]
 //! ```
 //!
 //! Exit status: 0 on success (and after SIGINT/SIGTERM), 2 for a usage
@@ -380,7 +380,30 @@ fn client(plugin: &str, endpoint: &str, args: &[String]) -> Result<(), Failure> 
 
 fn deadlock(opts: &twirl_lab::Options) -> Result<(), Failure> {
     init_logging("warn");
+    let mut opts = opts.clone();
+    let mut served = None;
+    if let Some(word) = &opts.dashboard {
+        let at = dashboard_endpoint(word)?;
+        opts.live = twirl_lab::Feed::new();
+        let s = twirl_lab::dashboard::serve(&at, opts.live.clone())
+            .map_err(|e| Failure::Runtime(format!("cannot serve the dashboard on {at}: {e}")))?;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "dashboard on {}", twirl_protocols::dashboard::url(&s.endpoint));
+        let _ = out.flush();
+        served = Some(s);
+    }
     let mut out = std::io::stdout().lock();
-    twirl_lab::run_and_print(opts, &mut out).map_err(|e| Failure::Runtime(format!("deadlock lab: {e}")))?;
+    twirl_lab::run_and_print(&opts, &mut out).map_err(|e| Failure::Runtime(format!("deadlock lab: {e}")))?;
+    if let Some(s) = served {
+        let _ =
+            writeln!(out, "\nthe dashboard stays on {}: Ctrl-C to stop", twirl_protocols::dashboard::url(&s.endpoint));
+        let _ = out.flush();
+        drop(out);
+        match s.thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Failure::Runtime(format!("dashboard: {e}"))),
+            Err(_) => return Err(Failure::Runtime("dashboard: its thread panicked".into())),
+        }
+    }
     Ok(())
 }

@@ -21,14 +21,21 @@ pub type Latest = Rc<RefCell<Bytes>>;
 
 /// One connection to the dashboard.
 pub struct DashboardConn {
+    page: &'static str,
     latest: Latest,
     buf: Vec<u8>,
 }
 
 impl DashboardConn {
-    /// A connection serving the page and `latest`.
+    /// A connection serving the reactor's page and `latest`.
     pub fn new(latest: Latest) -> DashboardConn {
-        DashboardConn { latest, buf: Vec::new() }
+        DashboardConn::with_page(PAGE, latest)
+    }
+
+    /// A connection serving another page (the deadlock lab's) at `/`, and
+    /// `latest` at `/stats.json`.
+    pub fn with_page(page: &'static str, latest: Latest) -> DashboardConn {
+        DashboardConn { page, latest, buf: Vec::new() }
     }
 }
 
@@ -63,7 +70,7 @@ impl Protocol for DashboardConn {
                     t.progress();
                     let path = r.target.split('?').next().unwrap_or("");
                     let (body, kind) = match path {
-                        "/" | "/index.html" => (Bytes::from_static(PAGE.as_bytes()), "text/html; charset=utf-8"),
+                        "/" | "/index.html" => (Bytes::from_static(self.page.as_bytes()), "text/html; charset=utf-8"),
                         "/stats.json" => (self.latest.borrow().clone(), "application/json"),
                         _ => {
                             let get = r.method == Method::Get;

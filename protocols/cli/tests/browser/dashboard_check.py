@@ -3,12 +3,17 @@ dashboard: the page must load with no console error, its numbers must
 change after traffic is sent to a plugin, and a screenshot is saved.
 
 usage: dashboard_check.py CHROMIUM DASHBOARD_URL ECHO_PORT SCREENSHOT [SECONDS_OF_TRAFFIC]
+       dashboard_check.py CHROMIUM LAB_DASHBOARD_URL lab SCREENSHOT
 Prints one JSON line: the numbers before and after, the errors, the screenshot.
+With `lab` (twirl deadlock --dashboard): waits for the four runs to be drawn,
+each with its outcome, and reports their outcomes instead.
 Every wait is bounded; the browser is killed on the way out.
 """
 import base64, json, os, shutil, socket, struct, subprocess, sys, tempfile, threading, time, urllib.request
 
-chromium, url, echo_port, shot = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+chromium, url, shot = sys.argv[1], sys.argv[2], sys.argv[4]
+lab = sys.argv[3] == "lab"
+echo_port = 0 if lab else int(sys.argv[3])
 traffic_seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
 DEADLINE = time.monotonic() + 60
 
@@ -170,6 +175,16 @@ def main():
         page.call("Page.enable")
         page.call("Page.navigate", url=url)
         page.wait_for("window.twirlUpdates >= 2", "two updates of the page")
+        if lab:
+            outcomes = page.wait_for(
+                "(() => { const o = [...document.querySelectorAll('.run .outcome')].map(e => e.textContent);"
+                " return o.length === 4 && !o.includes('running...') ? JSON.stringify(o) : null })()",
+                "the four runs and their outcomes")
+            png = base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"])
+            with open(shot, "wb") as f:
+                f.write(png)
+            print(json.dumps({"outcomes": json.loads(outcomes), "errors": page.errors, "screenshot": shot}))
+            return
         before = json.loads(page.eval(NUMBERS))
         t = threading.Thread(target=traffic, args=(traffic_seconds,))
         t.start()
