@@ -440,6 +440,16 @@ pub fn good_tcp(plugin: &str, addr: SocketAddr) -> Result<(), String> {
             let (packet, line) = amf_sample();
             expect_clean(&what, exchange(addr, &packet), line.as_bytes())
         }
+        "http" => {
+            // Serves the directory the test runs in: its listing.
+            let (reply, end) = exchange(addr, b"GET / HTTP/1.0\r\n\r\n");
+            let text = String::from_utf8_lossy(&reply);
+            if text.starts_with("HTTP/1.0 200 OK\r\n") && text.contains("Directory listing for /") && end == End::Eof {
+                Ok(())
+            } else {
+                Err(format!("{what}: {end:?} {}", &text[..text.len().min(200)]))
+            }
+        }
         other => Err(format!("no good tcp client for {other}")),
     }
 }
