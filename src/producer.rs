@@ -114,14 +114,34 @@ mod tests {
     use crate::testing::Harness;
     use std::io::Cursor;
 
+    /// Sends its source, then closes.
     struct Download(ReadSender<Cursor<Vec<u8>>>);
+    impl Download {
+        fn more(&mut self, t: &mut dyn Transport) {
+            if !matches!(self.0.send_more(t), Ok(Sent::More)) {
+                t.lose_connection();
+            }
+        }
+    }
     impl Protocol for Download {
         fn connection_made(&mut self, t: &mut dyn Transport) {
-            let _ = self.0.send_more(t);
+            self.more(t);
         }
         fn data_received(&mut self, _: &[u8], _: &mut dyn Transport) {}
         fn drained(&mut self, t: &mut dyn Transport) {
-            let _ = self.0.send_more(t);
+            self.more(t);
+        }
+    }
+
+    #[test]
+    fn a_close_asked_in_the_last_round_of_a_settle_still_happens() {
+        // However many pieces, the close after the last one is not lost
+        // when it falls on the last of one settle's rounds.
+        for pieces in 1..=140 {
+            let mut h = Harness::new(Download(ReadSender::with_chunk(Cursor::new(vec![2u8; pieces * 10]), 10)));
+            h.connect();
+            assert_eq!(h.take_output().len(), pieces * 10);
+            assert!(h.is_closed(), "{pieces} pieces: closed after the last");
         }
     }
 

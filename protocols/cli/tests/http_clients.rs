@@ -99,7 +99,7 @@ fn a_1_gib_download_keeps_rss_growth_under_8_mib() {
     const SIZE: u64 = 1 << 30;
     // Sparse: 1 GiB of zeros that takes no disk.
     std::fs::File::create(root.0.join("huge.bin")).unwrap().set_len(SIZE).unwrap();
-    let server = root.serve();
+    let mut server = root.serve();
     let pid = server.pid();
     let mut s = TcpStream::connect(server.addr(0)).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
@@ -115,7 +115,14 @@ fn a_1_gib_download_keeps_rss_growth_under_8_mib() {
         match s.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => got += n as u64,
-            Err(e) => panic!("after {got} bytes: {e}"),
+            Err(e) => {
+                let _ = server.child.kill();
+                let mut log = String::new();
+                if let Some(mut err) = server.child.stderr.take() {
+                    let _ = err.read_to_string(&mut log);
+                }
+                panic!("after {got} bytes: {e}; the server's log:\n{log}");
+            }
         }
         if got >= next_sample {
             peak = peak.max(rss(pid));

@@ -753,12 +753,11 @@ pub(crate) fn settle<P: Pipe, H: Host>(
         }
         return None;
     }
-    // Out of rounds with a `drained` still owed (a pull producer whose
-    // every piece the socket took at once): no event will come for it, so
-    // continue next turn.
-    if io.notify_drained && io.wbuf.is_empty() {
-        host.again();
-    }
+    // Out of rounds (a pull producer whose every piece the socket took at
+    // once): what the last round asked for (another `drained`, a close, a
+    // half-close) would wait for an event that may never come, so continue
+    // next turn.
+    host.again();
     None
 }
 
