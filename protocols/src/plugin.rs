@@ -135,6 +135,9 @@ impl Plugin {
             self.lab,
             self.transports()
         );
+        if self.named_only() && !self.needs_options() {
+            s.push_str("  a bare 'twirl serve' leaves it out (it publishes files): name it\n");
+        }
         if self.options.is_empty() {
             s.push_str(
                 "options: none

@@ -142,6 +142,7 @@ fn bare_serve_leaves_http_out_and_help_describes_it() {
     let out = output(twirl(&["help", "http"]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("root=<DIR>") && text.contains("default ."), "{text}");
+    assert!(text.contains("a bare 'twirl serve' leaves it out"), "{text}");
     let out = output(twirl(&["list"]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.lines().any(|l| l.starts_with("http ") && l.contains("tcp:8000")), "{text}");

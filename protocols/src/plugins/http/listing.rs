@@ -51,9 +51,10 @@ pub fn page(dir: &Path, shown: &str) -> io::Result<String> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        // A symlink to a directory is listed as one; where it leads is
-        // checked when it is asked for.
-        let is_dir = fs::metadata(entry.path()).map(|m| m.is_dir()).unwrap_or(false);
+        // Not followed: a symlink is listed as a name (whether it leads to a
+        // directory, maybe outside the root, is not told); asked for, it is
+        // checked, and a directory's link redirects to its `/` form.
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
         entries.push((name.as_bytes().to_vec(), name.to_string_lossy().into_owned(), is_dir));
     }
     entries.sort();
