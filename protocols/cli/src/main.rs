@@ -167,6 +167,8 @@ fn main() -> ExitCode {
         Command::Cat { listen, endpoint } => cat(&endpoint, listen),
         Command::Deadlock(opts) => deadlock(&opts),
     };
+    // The last log lines (a warning, `stopped`) are written before the exit.
+    log_pipe::settle(Duration::from_millis(500));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(m)) => {
