@@ -91,7 +91,7 @@ mod guard;
 mod handle;
 pub mod inherit;
 pub mod line;
-mod loglimit;
+pub mod loglimit;
 pub mod netstring;
 mod opener;
 pub mod outcome;

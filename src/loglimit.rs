@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Lines about single connections written a second, at most.
-pub(crate) const PER_SECOND: u64 = 20;
+pub const PER_SECOND: u64 = 20;
 
 static START: OnceLock<Instant> = OnceLock::new();
 /// The current second (since the first call) and the lines written in it.
@@ -17,8 +17,10 @@ static WINDOW: AtomicU64 = AtomicU64::new(u64::MAX);
 static WRITTEN: AtomicU64 = AtomicU64::new(0);
 static LEFT_OUT: AtomicU64 = AtomicU64::new(0);
 
-/// Logs `args` at `level` unless this second's lines are used up.
-pub(crate) fn conn_event(level: log::Level, args: std::fmt::Arguments<'_>) {
+/// Logs `args` at `level` unless this second's lines are used up (a
+/// plugin's per-request lines, an HTTP access log, share the same
+/// budget).
+pub fn conn_event(level: log::Level, args: std::fmt::Arguments<'_>) {
     if !log::log_enabled!(level) {
         return;
     }

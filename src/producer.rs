@@ -106,3 +106,52 @@ impl<R: Read> ReadSender<R> {
         Ok(Sent::More)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Protocol;
+    use crate::testing::Harness;
+    use std::io::Cursor;
+
+    /// Sends its source, then closes.
+    struct Download(ReadSender<Cursor<Vec<u8>>>);
+    impl Download {
+        fn more(&mut self, t: &mut dyn Transport) {
+            if !matches!(self.0.send_more(t), Ok(Sent::More)) {
+                t.lose_connection();
+            }
+        }
+    }
+    impl Protocol for Download {
+        fn connection_made(&mut self, t: &mut dyn Transport) {
+            self.more(t);
+        }
+        fn data_received(&mut self, _: &[u8], _: &mut dyn Transport) {}
+        fn drained(&mut self, t: &mut dyn Transport) {
+            self.more(t);
+        }
+    }
+
+    #[test]
+    fn a_close_asked_in_the_last_round_of_a_settle_still_happens() {
+        // However many pieces, the close after the last one is not lost
+        // when it falls on the last of one settle's rounds.
+        for pieces in 1..=140 {
+            let mut h = Harness::new(Download(ReadSender::with_chunk(Cursor::new(vec![2u8; pieces * 10]), 10)));
+            h.connect();
+            assert_eq!(h.take_output().len(), pieces * 10);
+            assert!(h.is_closed(), "{pieces} pieces: closed after the last");
+        }
+    }
+
+    #[test]
+    fn many_more_pieces_than_one_turn_settles_all_arrive() {
+        // Each piece is taken by the socket at once; past the rounds one
+        // settle allows, the rest must come on the next turns, not stall.
+        let mut h = Harness::new(Download(ReadSender::with_chunk(Cursor::new(vec![1u8; 100_000]), 100)));
+        h.connect();
+        assert_eq!(h.take_output().len(), 100_000);
+        assert_eq!(h.protocol.0.sent(), 100_000);
+    }
+}

@@ -206,7 +206,7 @@ impl Reactor {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        self.core.stats.clone()
+        Stats { timers_pending: self.core.timers.len() as u64, ..self.core.stats.clone() }
     }
 
     /// Asks [`run`](Self::run) to stop gracefully.

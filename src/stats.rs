@@ -79,6 +79,9 @@ pub struct Stats {
     /// TLS handshakes that failed: a bad certificate, a plaintext client,
     /// garbage, a timeout, a peer that left before finishing.
     pub tls_failures: u64,
+    /// Timers waiting to fire now (set in [`crate::Reactor::stats`]; the
+    /// reactor's own sweeps included).
+    pub timers_pending: u64,
 }
 
 impl Stats {
@@ -128,6 +131,7 @@ impl std::ops::AddAssign<&Stats> for Stats {
             replies_refused,
             tls_handshakes,
             tls_failures,
+            timers_pending,
         } = o;
         self.max_events_per_turn = self.max_events_per_turn.max(*max_events_per_turn);
         for (mine, theirs) in [
@@ -159,6 +163,7 @@ impl std::ops::AddAssign<&Stats> for Stats {
             (&mut self.replies_refused, replies_refused),
             (&mut self.tls_handshakes, tls_handshakes),
             (&mut self.tls_failures, tls_failures),
+            (&mut self.timers_pending, timers_pending),
         ] {
             *mine += *theirs;
         }
@@ -174,7 +179,7 @@ impl fmt::Display for Stats {
              bytes_in={} bytes_out={} reads={} writes={} partial_writes={} would_blocks={} \
              buffered={} peak_buffered={} timers_fired={} datagrams_in={} datagrams_out={} \
              datagrams_dropped={} cap_aborts={} refused={} idle_closed={} panics={} backpressured={} \
-             budget_aborts={} replies_refused={} vectored_writes={} tls_handshakes={} tls_failures={}",
+             budget_aborts={} replies_refused={} vectored_writes={} tls_handshakes={} tls_failures={} timers_pending={}",
             self.turns,
             self.events,
             self.max_events_per_turn,
@@ -203,7 +208,8 @@ impl fmt::Display for Stats {
             self.replies_refused,
             self.vectored_writes,
             self.tls_handshakes,
-            self.tls_failures
+            self.tls_failures,
+            self.timers_pending
         )
     }
 }

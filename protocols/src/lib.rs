@@ -15,7 +15,9 @@
 //! - [`options`]: the `KEY=VALUE` options a plugin declares and `twirl serve` passes it;
 //! - [`plugins`]: one module per protocol;
 //! - [`registry`]: the list of plugins, [`PLUGINS`](registry::PLUGINS), and [`find`](registry::find);
-//! - [`serve`]: `PLUGIN[@ENDPOINT]` words to bound listeners.
+//! - [`serve`]: `PLUGIN[@ENDPOINT]` words to bound listeners;
+//! - [`dashboard`]: `--dashboard`, the reactor's numbers live in a browser
+//!   (served with the `http` plugin's parser).
 //!
 //! The `twirl` command itself is the `twirl-cli` crate (`protocols/cli`),
 //! and the deadlock lab is `twirl-lab` (`protocols/lab`).
@@ -23,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod client_args;
+pub mod dashboard;
 pub mod exchange;
 pub mod options;
 pub mod plugin;

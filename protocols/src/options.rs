@@ -44,6 +44,9 @@ pub enum OptionKind {
     Millis,
     /// A stream endpoint to connect to: `tcp:HOST:PORT` or `unix:PATH`.
     StreamEndpoint,
+    /// An existing directory, kept as its canonical path (no symlinks,
+    /// no `..`), so that what is under it can be checked by prefix.
+    Directory,
 }
 
 impl OptionKind {
@@ -66,6 +69,11 @@ impl OptionKind {
                 Ok(e) => Ok(Value::Endpoint(e)),
                 Err(e) => Err(format!("{e}")),
             },
+            OptionKind::Directory => match std::fs::canonicalize(v) {
+                Ok(p) if p.is_dir() => Ok(Value::Path(p)),
+                Ok(_) => Err("not a directory".to_string()),
+                Err(e) => Err(format!("no such directory: {e}")),
+            },
         }
     }
 
@@ -75,6 +83,7 @@ impl OptionKind {
             OptionKind::Count { min, max } => format!("N, {min} to {max}"),
             OptionKind::Millis => "MS, 0 is off".to_string(),
             OptionKind::StreamEndpoint => "tcp:HOST:PORT or unix:PATH".to_string(),
+            OptionKind::Directory => "DIR".to_string(),
         }
     }
 }
@@ -118,6 +127,8 @@ pub enum Value {
     Millis(Option<Duration>),
     /// For [`OptionKind::StreamEndpoint`].
     Endpoint(ClientEndpoint),
+    /// For [`OptionKind::Directory`]: the canonical path.
+    Path(std::path::PathBuf),
 }
 
 /// The options given to one spec's plugin, checked against its declaration.
@@ -203,6 +214,14 @@ impl Options {
         }
     }
 
+    /// A [`OptionKind::Directory`] option, if given (canonical).
+    pub fn path(&self, name: &str) -> Option<&std::path::Path> {
+        match self.get(name)? {
+            Value::Path(p) => Some(p),
+            _ => None,
+        }
+    }
+
     /// True when nothing was given.
     pub fn is_empty(&self) -> bool {
         self.given.is_empty()
@@ -220,6 +239,7 @@ impl fmt::Display for Options {
                 Value::Count(n) => write!(f, "{k}={n}")?,
                 Value::Millis(d) => write!(f, "{k}={}", d.map_or(0, |d| d.as_millis()))?,
                 Value::Endpoint(e) => write!(f, "{k}={e}")?,
+                Value::Path(p) => write!(f, "{k}={}", p.display())?,
             }
         }
         Ok(())
@@ -289,5 +309,9 @@ mod tests {
         assert!(OptionKind::StreamEndpoint.parse("unix:/tmp/x").is_ok());
         assert!(OptionKind::StreamEndpoint.parse("udp:localhost:80").is_err());
         assert!(OptionKind::StreamEndpoint.parse("tcp:80").is_err());
+        let here = std::fs::canonicalize(".").unwrap();
+        assert_eq!(OptionKind::Directory.parse("."), Ok(Value::Path(here)));
+        assert!(OptionKind::Directory.parse("/no/such/dir/twirl").is_err());
+        assert!(OptionKind::Directory.parse("Cargo.toml").is_err());
     }
 }

@@ -117,6 +117,14 @@ impl Plugin {
         self.options.iter().any(|o| o.required())
     }
 
+    /// True when bare `twirl serve` (no plugin named) leaves it out: it
+    /// needs an option, or it publishes a directory's files (an option of
+    /// kind [`OptionKind::Directory`](crate::options::OptionKind::Directory)),
+    /// which a default should never do.
+    pub fn named_only(&self) -> bool {
+        self.needs_options() || self.options.iter().any(|o| o.kind == crate::options::OptionKind::Directory)
+    }
+
     /// The `twirl help NAME` text: what it is, where it listens, its options.
     pub fn help(&self) -> String {
         let defaults = if self.defaults.is_empty() {
@@ -135,6 +143,9 @@ impl Plugin {
             self.lab,
             self.transports()
         );
+        if self.named_only() && !self.needs_options() {
+            s.push_str("  a bare 'twirl serve' leaves it out (it publishes files): name it\n");
+        }
         if self.options.is_empty() {
             s.push_str(
                 "options: none

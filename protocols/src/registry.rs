@@ -27,6 +27,7 @@ pub static PLUGINS: &[Plugin] = &[
     plugins::icmp::PLUGIN,
     plugins::amf::PLUGIN,
     plugins::portforward::PLUGIN,
+    plugins::http::PLUGIN,
 ];
 
 /// Finds a plugin by name.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use twirl::endpoint::ServerEndpoint;
 use twirl::inherit::SocketKind;
-use twirl::{ListenOptions, Listening, Reactor};
+use twirl::{Factory, ListenOptions, Listening, Reactor};
 
 use crate::options::Options;
 use crate::plugin::Plugin;
@@ -47,14 +47,14 @@ pub fn is_option(word: &str) -> bool {
 }
 
 /// Parses serve arguments: none means every plugin on its defaults (but
-/// those that need an option); `NAME` means that plugin's defaults;
+/// those that need an option or publish files: [`Plugin::named_only`]); `NAME` means that plugin's defaults;
 /// `NAME@ENDPOINT` one endpoint. `KEY=VALUE` words after either are
 /// options for that plugin ([`Options::parse`]). The error is a one-line
 /// usage message naming the bad word.
 pub fn parse_specs(words: &[String]) -> Result<Vec<Spec>, String> {
     let mut specs = Vec::new();
     if words.is_empty() {
-        for p in PLUGINS.iter().filter(|p| !p.needs_options()) {
+        for p in PLUGINS.iter().filter(|p| !p.named_only()) {
             push_defaults(p, Options::none(), &mut specs)?;
         }
         return Ok(specs);
@@ -202,6 +202,17 @@ pub fn bind(reactor: &mut Reactor, spec: &Spec) -> io::Result<Listening<ServerEn
 /// Binds one spec with the given limits. A spec whose plugin needs an
 /// option it was not given is refused (`InvalidInput`), before binding.
 pub fn bind_with(reactor: &mut Reactor, spec: &Spec, limits: &ServeLimits) -> io::Result<Listening<ServerEndpoint>> {
+    bind_via(reactor, spec, limits, &mut |f| f)
+}
+
+/// [`bind_with`], passing a stream plugin's factory through `wrap` first
+/// (the dashboard counts a listener's connections so).
+pub fn bind_via(
+    reactor: &mut Reactor,
+    spec: &Spec,
+    limits: &ServeLimits,
+    wrap: &mut dyn FnMut(Box<dyn Factory>) -> Box<dyn Factory>,
+) -> io::Result<Listening<ServerEndpoint>> {
     let plugin = spec.plugin;
     spec.options.check_required(plugin.declared()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let o = &spec.options;
@@ -214,7 +225,7 @@ pub fn bind_with(reactor: &mut Reactor, spec: &Spec, limits: &ServeLimits) -> io
         (true, _, Some(make)) => reactor.listen_datagram(&spec.endpoint, make(o)),
         (false, Some(make), _) => {
             let opts = limits.options(plugin, &spec.endpoint, reactor);
-            reactor.listen_stream(&spec.endpoint, make(o), opts)
+            reactor.listen_stream(&spec.endpoint, wrap(make(o)), opts)
         }
         _ => {
             let what = match (&spec.endpoint, datagram) {
@@ -239,7 +250,8 @@ mod tests {
 
     #[test]
     fn no_words_means_every_default() {
-        let n: usize = PLUGINS.iter().filter(|p| !p.needs_options()).map(|p| p.defaults.len()).sum();
+        let n: usize = PLUGINS.iter().filter(|p| !p.named_only()).map(|p| p.defaults.len()).sum();
+        assert!(parse_specs(&[]).unwrap().iter().all(|s| s.plugin.name != "http"), "never serves the cwd unasked");
         assert_eq!(parse_specs(&[]).unwrap().len(), n);
         assert!(parse_specs(&[]).unwrap().iter().all(|s| s.options.is_empty()));
     }

@@ -75,6 +75,21 @@ fn tcp(name: impl Into<String>, plugin: &'static str, input: impl Into<Vec<u8>>,
     Tcp { name: name.into(), plugin, input: input.into(), half_close, want, end: End::Eof }
 }
 
+/// One HTTP/1.1 answer with this status, and nothing after its body.
+fn http_status(got: &[u8], status: &str) -> Result<(), String> {
+    let text = String::from_utf8_lossy(got);
+    let head_end = text.find("\r\n\r\n").ok_or_else(|| format!("no whole head: {text:?}"))?;
+    let length: usize = text[..head_end]
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.parse().ok())
+        .ok_or("no Content-Length")?;
+    if !text.starts_with(&format!("HTTP/1.1 {status} ")) || got.len() != head_end + 4 + length {
+        return Err(format!("want one {status} answer, got {text:?}"));
+    }
+    Ok(())
+}
+
 fn exact(b: impl Into<Vec<u8>>) -> Want {
     Want::Exact(b.into())
 }
@@ -153,6 +168,23 @@ fn tcp_cases() -> Vec<Tcp> {
         tcp("caps: invalid UTF-8 and binary", "caps", garbage(5000), true, exact(garbage(5000).to_ascii_uppercase())),
         tcp("caps: 1 MiB at once", "caps", garbage(1 << 20), true, exact(garbage(1 << 20).to_ascii_uppercase())),
         tcp("chargen: garbage then half-close", "chargen", garbage(3000), true, Want::Check(is_chargen_prefix)),
+        // http: a status and a close (the rules one by one: tests/http.rs).
+        tcp("http: garbage", "http", garbage(4096), true, Want::Check(|g| http_status(g, "400"))),
+        tcp("http: half-close at once", "http", b"", true, exact(b"")),
+        tcp(
+            "http: HTTP/2 preface",
+            "http",
+            *b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            true,
+            Want::Check(|g| http_status(g, "505")),
+        ),
+        tcp(
+            "http: a request line that never ends",
+            "http",
+            vec![b'A'; 9000],
+            true,
+            Want::Check(|g| http_status(g, "414")),
+        ),
         // chat: the sender hears nothing back but its welcome; an over-long
         // line is refused with a line and a close.
         tcp(

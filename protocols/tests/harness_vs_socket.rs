@@ -18,7 +18,8 @@ use twirl::testing::Harness;
 use twirl_protocols::registry::PLUGINS;
 
 /// Plugins whose answers depend on the clock or run forever.
-const CLOCKED: &[&str] = &["time", "daytime", "binarytime", "chargen"];
+// (`http` too: its `Date` header; `protocols/tests/http.rs` compares it with the date set aside.)
+const CLOCKED: &[&str] = &["time", "daytime", "binarytime", "chargen", "http"];
 
 /// Inputs, each a list of writes followed by the client's half-close.
 fn inputs() -> Vec<(&'static str, Vec<Vec<u8>>)> {

@@ -3,11 +3,11 @@
 //! ```text
 //! twirl list
 //! twirl help PLUGIN
-//! twirl serve [--trace] [--stats SECS] [PLUGIN[@ENDPOINT] [KEY=VALUE]...]...
+//! twirl serve [--trace] [--stats SECS] [--dashboard ENDPOINT] [PLUGIN[@ENDPOINT] [KEY=VALUE]...]...
 //! twirl client PLUGIN ENDPOINT [ARG]...
 //! twirl cat [--listen] ENDPOINT
 //! twirl cert DIR [--name NAME]... [--force]
-//! twirl deadlock [--bytes N] [--cap N] [--svg FILE]
+//! twirl deadlock [--bytes N] [--cap N] [--svg FILE] [--dashboard ENDPOINT]
 //! twirl mtu HOST [--port P] [--fragment]
 //! twirl broadcast ADDR:PORT [WORD]... [--wait SECS] [--interface ADDR]
 //! twirl multicast GROUP:PORT [--interface ADDR] [--count N]
@@ -75,6 +75,10 @@ enum Command {
         /// Log a one-line statistics summary every SECS seconds.
         #[arg(long, value_name = "SECS")]
         stats: Option<f64>,
+        /// Serve a live view of the reactor (a page, and /stats.json for
+        /// scripts) on ENDPOINT (tcp:PORT), on the same reactor.
+        #[arg(long, value_name = "ENDPOINT")]
+        dashboard: Option<String>,
         /// Close a connection that sends nothing (no whole line, packet or
         /// record, for the framed plugins) for SECS seconds (0: never).
         #[arg(long, value_name = "SECS", default_value_t = 300.0)]
@@ -248,6 +252,7 @@ fn main() -> ExitCode {
         Command::Serve {
             trace,
             stats,
+            dashboard,
             idle_timeout,
             max_lifetime,
             max_conns,
@@ -259,7 +264,10 @@ fn main() -> ExitCode {
         } => {
             let limits = serve_limits(idle_timeout, max_lifetime, max_conns, max_per_peer);
             match (limits, config(memory_budget, reply_rate)) {
-                (Ok(limits), Ok(config)) => serve(trace, stats, threads, config, limits, &specs),
+                (Ok(limits), Ok(config)) => {
+                    let watching = Watching { trace, stats, dashboard: dashboard.as_deref() };
+                    serve(watching, threads, config, limits, &specs)
+                }
                 (Err(e), _) | (_, Err(e)) => Err(e),
             }
         }
@@ -281,6 +289,8 @@ fn main() -> ExitCode {
         Command::Reuseaddr => reuseaddr(),
         Command::Cert { dir, name, force } => cert(&dir, &name, force),
     };
+    // The last log lines (a warning, `stopped`) are written before the exit.
+    log_pipe::settle(Duration::from_millis(500));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(m)) => {
@@ -419,14 +429,32 @@ fn serve_limits(
     })
 }
 
-fn serve(
+/// What `twirl serve` shows of the reactor at work: `--trace`, `--stats`, `--dashboard`.
+struct Watching<'a> {
     trace: bool,
     stats: Option<f64>,
+    dashboard: Option<&'a str>,
+}
+
+/// The `--dashboard` endpoint: a stream endpoint to listen on.
+fn dashboard_endpoint(word: &str) -> Result<twirl::endpoint::ServerEndpoint, Failure> {
+    match word.parse() {
+        Ok(twirl::endpoint::ServerEndpoint::Udp(_)) => {
+            Err(Failure::Usage(format!("--dashboard '{word}': HTTP needs a stream endpoint (tcp:PORT)")))
+        }
+        Ok(e) => Ok(e),
+        Err(e) => Err(Failure::Usage(format!("--dashboard '{word}': {e}"))),
+    }
+}
+
+fn serve(
+    watching: Watching<'_>,
     threads: usize,
     config: Config,
     limits: serve::ServeLimits,
     words: &[String],
 ) -> Result<(), Failure> {
+    let Watching { trace, stats, dashboard } = watching;
     if trace && std::env::var_os("RUST_LOG").is_none() {
         init_logging("info,twirl=trace");
     } else {
@@ -443,8 +471,9 @@ fn serve(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
+    let dashboard = dashboard.map(dashboard_endpoint).transpose()?;
     let raw = serve::raw_plugins(words);
-    threads::serve(threads::Serve { threads, config, limits, stats_every, specs, raw })
+    threads::serve(threads::Serve { threads, config, limits, stats_every, dashboard, specs, raw })
 }
 
 fn cert(dir: &std::path::Path, names: &[String], force: bool) -> Result<(), Failure> {
@@ -485,8 +514,31 @@ fn client(plugin: &str, endpoint: &str, args: &[String]) -> Result<(), Failure> 
 
 fn deadlock(opts: &twirl_lab::Options) -> Result<(), Failure> {
     init_logging("warn");
+    let mut opts = opts.clone();
+    let mut served = None;
+    if let Some(word) = &opts.dashboard {
+        let at = dashboard_endpoint(word)?;
+        opts.live = twirl_lab::Feed::new();
+        let s = twirl_lab::dashboard::serve(&at, opts.live.clone())
+            .map_err(|e| Failure::Runtime(format!("cannot serve the dashboard on {at}: {e}")))?;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "dashboard on {}", twirl_protocols::dashboard::url(&s.endpoint));
+        let _ = out.flush();
+        served = Some(s);
+    }
     let mut out = std::io::stdout().lock();
-    twirl_lab::run_and_print(opts, &mut out).map_err(|e| Failure::Runtime(format!("deadlock lab: {e}")))?;
+    twirl_lab::run_and_print(&opts, &mut out).map_err(|e| Failure::Runtime(format!("deadlock lab: {e}")))?;
+    if let Some(s) = served {
+        let _ =
+            writeln!(out, "\nthe dashboard stays on {}: Ctrl-C to stop", twirl_protocols::dashboard::url(&s.endpoint));
+        let _ = out.flush();
+        drop(out);
+        match s.thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Failure::Runtime(format!("dashboard: {e}"))),
+            Err(_) => return Err(Failure::Runtime("dashboard: its thread panicked".into())),
+        }
+    }
     Ok(())
 }
 

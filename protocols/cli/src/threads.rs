@@ -22,6 +22,7 @@ use twirl::endpoint::ServerEndpoint;
 use twirl::group::Group;
 use twirl::inherit::Inherited;
 use twirl::{Config, ListenerId, Reactor, ReactorHandle, Stats};
+use twirl_protocols::dashboard::Dashboard;
 use twirl_protocols::plugin::Plugin;
 use twirl_protocols::serve::{self, ServeLimits, Spec};
 
@@ -37,6 +38,8 @@ pub struct Serve {
     pub config: Config,
     pub limits: ServeLimits,
     pub stats_every: Option<Duration>,
+    /// `--dashboard`: where to serve the live page (thread 0's listeners).
+    pub dashboard: Option<ServerEndpoint>,
     pub specs: Vec<Spec>,
     pub raw: Vec<&'static Plugin>,
 }
@@ -92,12 +95,25 @@ pub fn serve(mut s: Serve) -> Result<(), Failure> {
     let me = members.remove(0);
     me.clone().enter();
 
-    // Thread 0 binds first.
+    // Thread 0 binds first (its listeners watched by the dashboard, if any).
+    let mut board = s.dashboard.as_ref().map(|_| Dashboard::new());
     let mut ports = Vec::new();
     let mut bound_at = Vec::new();
     for (index, spec) in s.specs.iter().enumerate() {
-        let bound = serve::bind_with(&mut reactor, spec, &s.limits)
-            .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", spec.endpoint)))?;
+        let bound = match &mut board {
+            Some(board) => {
+                let name = spec.plugin.name;
+                let bound = serve::bind_via(&mut reactor, spec, &s.limits, &mut |f| board.watch(name, f));
+                if let Ok(at) = &bound
+                    && !matches!(at.addr, ServerEndpoint::Udp(_))
+                {
+                    board.bound(&at.addr);
+                }
+                bound
+            }
+            None => serve::bind_with(&mut reactor, spec, &s.limits),
+        }
+        .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", spec.endpoint)))?;
         ports.push((index, bound.id));
         bound_at.push(bound);
     }
@@ -161,6 +177,12 @@ pub fn serve(mut s: Serve) -> Result<(), Failure> {
         for w in watching {
             let _ = writeln!(out, "listening {} on {w}", plugin.name);
         }
+    }
+    if let (Some(board), Some(at)) = (board, &s.dashboard) {
+        let bound = board
+            .start(&mut reactor, at)
+            .map_err(|e| Failure::Runtime(format!("cannot serve the dashboard on {at}: {e}")))?;
+        let _ = writeln!(out, "dashboard on {}", twirl_protocols::dashboard::url(&bound));
     }
     if n > 1 {
         let _ = writeln!(out, "serving on {n} threads");

@@ -48,6 +48,8 @@
 #![warn(missing_docs)]
 
 mod chart;
+pub mod dashboard;
+pub mod live;
 mod options;
 mod peers;
 mod report;
@@ -57,6 +59,7 @@ mod watchdog;
 use std::io::{self, Write};
 
 pub use chart::write_svg;
+pub use live::Feed;
 pub use options::Options;
 pub use report::{Outcome, Party, Report, Scenario, SocketSnapshot, thousands};
 pub use scenarios::{run, run_with};

@@ -25,6 +25,13 @@ pub struct Options {
     /// Draw bytes sent, received and buffered over time into this SVG file.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+    /// Show the runs live in a browser: serve a page on ENDPOINT (tcp:PORT)
+    /// and keep serving it after the report, until Ctrl-C.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub dashboard: Option<String>,
+    /// Where the runs are fed as they happen (the dashboard reads it).
+    #[arg(skip)]
+    pub live: crate::live::Feed,
 }
 
 impl Default for Options {
@@ -36,6 +43,8 @@ impl Default for Options {
             deadline: Duration::from_secs(30),
             sockbuf: 64 * 1024,
             svg: None,
+            dashboard: None,
+            live: crate::live::Feed::default(),
         }
     }
 }
@@ -77,6 +86,8 @@ impl Options {
             deadline: Duration::from_secs(20),
             sockbuf: 16 * 1024,
             svg: None,
+            dashboard: None,
+            live: crate::live::Feed::default(),
         }
     }
 

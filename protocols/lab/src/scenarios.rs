@@ -37,6 +37,7 @@ pub fn run_with(opts: &Options, each: &mut dyn FnMut(&Scenario)) -> io::Result<R
             3 => twirl_vs_blocking(opts)?,
             _ => blocking_vs_twirl(opts, 4, Some(opts.cap))?,
         };
+        opts.live.end(number, &s.outcome.to_string());
         each(&s);
         scenarios.push(s);
     }
@@ -65,6 +66,7 @@ fn new_scenario(number: usize, title: &str) -> Scenario {
 
 fn blocking_vs_blocking(opts: &Options) -> io::Result<Scenario> {
     let mut sc = new_scenario(1, "blocking client -> blocking server (thread per connection)");
+    opts.live.begin(1, &sc.title, None);
     let listener = small_listener(opts.sockbuf)?;
     let addr = listener.local_addr()?;
     let start = Instant::now();
@@ -240,6 +242,7 @@ fn blocking_vs_twirl(opts: &Options, number: usize, cap: Option<usize>) -> io::R
     };
     let mut sc = new_scenario(number, &title);
     sc.cap = cap;
+    opts.live.begin(number, &title, cap);
     let limits = match cap {
         None => Limits::default(),
         // Keep the water marks below a small cap.
@@ -374,6 +377,7 @@ impl Protocol for Flood {
 
 fn twirl_vs_blocking(opts: &Options) -> io::Result<Scenario> {
     let mut sc = new_scenario(3, "twirl client (reads while it writes) -> blocking server");
+    opts.live.begin(3, &sc.title, None);
     let listener = small_listener(opts.sockbuf)?;
     let addr = listener.local_addr()?;
     let server = Track::new("server");

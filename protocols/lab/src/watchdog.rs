@@ -42,12 +42,16 @@ pub(crate) fn watch(
     let mut last = progress();
     let mut moved = Instant::now();
     let (sent, received, buffered) = sample();
-    samples.push(Sample { t: moved - start, sent, received, buffered });
+    let first = Sample { t: moved - start, sent, received, buffered };
+    opts.live.sample(&first);
+    samples.push(first);
     loop {
         thread::sleep(SAMPLE_EVERY);
         let (sent, received, buffered) = sample();
         let now = Instant::now();
-        samples.push(Sample { t: now - start, sent, received, buffered });
+        let s = Sample { t: now - start, sent, received, buffered };
+        opts.live.sample(&s);
+        samples.push(s);
         if done() {
             return Verdict::Done;
         }

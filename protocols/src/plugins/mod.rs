@@ -12,6 +12,7 @@ pub mod chat;
 pub mod daytime;
 pub mod discard;
 pub mod echo;
+pub mod http;
 pub mod icmp;
 pub mod json;
 pub mod portforward;

@@ -771,6 +771,11 @@ pub(crate) fn settle<P: Pipe, H: Host>(
         }
         return None;
     }
+    // Out of rounds (a pull producer whose every piece the socket took at
+    // once): what the last round asked for (another `drained`, a close, a
+    // half-close) would wait for an event that may never come, so continue
+    // next turn.
+    host.again();
     None
 }
 
