@@ -163,3 +163,9 @@ fn relay_example_pipes_with_backpressure_and_half_close() {
     let out = run_example("relay");
     assert!(out.contains("self-check passed: 4194304 bytes there and back"), "{out}");
 }
+
+#[test]
+fn threads_example_shares_a_count_across_reactors() {
+    let out = run_example("threads");
+    assert!(out.contains("self-check passed: every client saw the total of 100 lines"), "{out}");
+}

@@ -8,7 +8,10 @@
 //! the rest waits in the kernel's buffers: no deadlock, and no buffering in
 //! the server beyond the 16 KiB.
 //!
-//! `peer-tokio --addr 127.0.0.1:PORT [--buffer 16384]`
+//! `peer-tokio --addr 127.0.0.1:PORT [--buffer 16384] [--workers N]`
+//!
+//! `--workers N` (N > 1) runs tokio's multi-thread (work-stealing) runtime
+//! with N worker threads instead, the peer of `twirl serve --threads N`.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,11 +19,20 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> io::Result<()> {
+fn main() -> io::Result<()> {
     let args = twirl_bench::Args::from_env().map_err(io::Error::other)?;
     let addr: SocketAddr = args.get("addr").unwrap_or("127.0.0.1:7007").parse().map_err(io::Error::other)?;
     let size: usize = args.num("buffer", 16 * 1024).map_err(io::Error::other)?;
+    let workers: usize = args.num("workers", 1).map_err(io::Error::other)?;
+    let runtime = if workers > 1 {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_io().build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_io().build()?
+    };
+    runtime.block_on(serve(addr, size))
+}
+
+async fn serve(addr: SocketAddr, size: usize) -> io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     println!("listening echo on {}", listener.local_addr()?);
     loop {
