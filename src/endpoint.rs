@@ -67,6 +67,9 @@ pub struct TlsServerEndpoint {
     /// How long a handshake may take (`handshake_timeout=SECS`); `None`:
     /// the reactor's [`crate::Config::tls_handshake_timeout`].
     pub handshake_timeout: Option<Duration>,
+    /// A listening socket handed down to serve instead of binding `addr`
+    /// (`tls:fd=N:...`, `tls:systemd=INDEX:...`, or a restart's).
+    pub socket: Option<Inherited>,
 }
 
 /// A TLS client endpoint (`tls:HOST:PORT[:ca=PATH][:name=SNI]`).
@@ -214,8 +217,11 @@ fn options<'a>(s: &str, rest: &'a str) -> Result<Vec<(&'a str, String)>, Endpoin
 }
 
 fn parse_tls_server(s: &str, kind: &str, rest: &str) -> Result<TlsServerEndpoint, EndpointError> {
-    let (port, opts) = rest.split_once(':').unwrap_or((rest, ""));
+    let (first, more) = rest.split_once(':').unwrap_or((rest, ""));
+    // `tls:fd=3:cert=...`: a socket handed down instead of a port.
+    let (port, opts) = if first.contains('=') { ("0", rest) } else { (first, more) };
     let port = parse_port(port, s)?;
+    let mut socket = None;
     let mut ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let (mut cert, mut key, mut client_ca, mut handshake_timeout) = (None, None, None, None);
     for (k, v) in if opts.is_empty() { Vec::new() } else { options(s, opts)? } {
@@ -226,6 +232,9 @@ fn parse_tls_server(s: &str, kind: &str, rest: &str) -> Result<TlsServerEndpoint
             (_, "interface") => {
                 let a = v.trim_start_matches('[').trim_end_matches(']');
                 ip = a.parse().map_err(|_| err(s, format!("'{a}' is not an IP address")))?;
+            }
+            (_, "fd" | "systemd") => {
+                socket = Some(Inherited::parse(k, &v).map_err(|e| err(s, e))?);
             }
             ("tls", "cert") | ("ssl", "certKey") => cert = Some(PathBuf::from(v)),
             ("tls", "key") | ("ssl", "privateKey") => key = Some(PathBuf::from(v)),
@@ -240,7 +249,7 @@ fn parse_tls_server(s: &str, kind: &str, rest: &str) -> Result<TlsServerEndpoint
             }
             _ => {
                 let expected = if kind == "tls" {
-                    "cert=, key=, interface=, client_ca=, handshake_timeout="
+                    "cert=, key=, interface=, client_ca=, handshake_timeout=, fd=, systemd="
                 } else {
                     "privateKey=, certKey=, interface=, caCertsFile=, handshake_timeout="
                 };
@@ -256,7 +265,7 @@ fn parse_tls_server(s: &str, kind: &str, rest: &str) -> Result<TlsServerEndpoint
         (_, None, _) => return Err(err(s, "missing cert=PATH")),
         (_, _, None) => return Err(err(s, "missing key=PATH")),
     };
-    Ok(TlsServerEndpoint { addr: SocketAddr::new(ip, port), cert, key, client_ca, handshake_timeout })
+    Ok(TlsServerEndpoint { addr: SocketAddr::new(ip, port), cert, key, client_ca, handshake_timeout, socket })
 }
 
 fn parse_tls_client(s: &str, rest: &str) -> Result<TlsClientEndpoint, EndpointError> {
@@ -363,6 +372,14 @@ mod tests {
         assert!("tcp:".parse::<ServerEndpoint>().is_err());
         assert!("7000".parse::<ServerEndpoint>().is_err());
         assert_eq!("fd:3".parse::<ServerEndpoint>().unwrap().to_string(), "fd:3");
+        let Ok(ServerEndpoint::Tls(t)) = "tls:systemd=0:cert=c.pem:key=k.pem".parse::<ServerEndpoint>() else {
+            panic!("a TLS endpoint on a socket handed down")
+        };
+        assert_eq!((t.socket, t.cert.to_str()), (Some(Inherited::Systemd(0)), Some("c.pem")));
+        let Ok(ServerEndpoint::Tls(t)) = "tls:7443:cert=c.pem:key=k.pem".parse::<ServerEndpoint>() else {
+            panic!("a TLS endpoint")
+        };
+        assert_eq!((t.socket, t.addr.port()), (None, 7443));
         let e = "fd:x".parse::<ServerEndpoint>().unwrap_err();
         assert!(e.to_string().contains("'x'"), "{e}");
     }

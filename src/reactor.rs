@@ -255,7 +255,10 @@ impl Reactor {
                 let timeout = t.handshake_timeout.unwrap_or(self.core.config.tls_handshake_timeout);
                 let tls = crate::tls::TlsServer::load(&t.cert, &t.key, t.client_ca.as_deref())?;
                 factory = Box::new(crate::tls::TlsFactory::new(tls.with_handshake_timeout(timeout), factory));
-                Listener::bind_tcp(t.addr, self.core.config.reuse_port)?
+                match &t.socket {
+                    Some(handed) => Listener::adopt(handed.adopt(SocketKind::StreamListener)?)?,
+                    None => Listener::bind_tcp(t.addr, self.core.config.reuse_port)?,
+                }
             }
             ServerEndpoint::Tcp(addr) => Listener::bind_tcp(*addr, self.core.config.reuse_port)?,
             ServerEndpoint::Unix(p) => Listener::bind_unix(p)?,

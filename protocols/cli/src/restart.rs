@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use twirl::endpoint::ServerEndpoint;
+use twirl::endpoint::{ServerEndpoint, TlsServerEndpoint};
 use twirl::group::Group;
 use twirl::inherit::Inherited;
 use twirl::{ListenerId, Reactor};
@@ -29,9 +29,10 @@ pub const INHERIT_VAR: &str = "TWIRL_INHERIT";
 /// How long the restarting thread waits for the others to ready their sockets.
 const GATHER: Duration = Duration::from_secs(2);
 
-/// The sockets handed down by a restart, per spec (empty: none).
-pub fn handed_down(specs: usize) -> Result<Vec<Vec<ServerEndpoint>>, String> {
-    let mut each = vec![Vec::new(); specs];
+/// The sockets handed down by a restart, per spec (empty: none), as the
+/// endpoints that serve them: a TLS spec's socket stays under TLS.
+pub fn handed_down(specs: &[Spec]) -> Result<Vec<Vec<ServerEndpoint>>, String> {
+    let mut each = vec![Vec::new(); specs.len()];
     let Some(value) = std::env::var_os(INHERIT_VAR) else { return Ok(each) };
     let value = value.to_string_lossy().into_owned();
     for pair in value.split(',').filter(|p| !p.is_empty()) {
@@ -40,9 +41,18 @@ pub fn handed_down(specs: usize) -> Result<Vec<Vec<ServerEndpoint>>, String> {
             return Err(format!("{INHERIT_VAR}: '{pair}' is not SPEC=FD"));
         };
         let sockets = each.get_mut(index).ok_or_else(|| format!("{INHERIT_VAR}: there is no spec {index}"))?;
-        sockets.push(ServerEndpoint::Inherited(Inherited::Fd(fd)));
+        sockets.push(serving(&specs[index].endpoint, Inherited::Fd(fd)));
     }
     Ok(each)
+}
+
+/// The endpoint that serves `socket` for a spec listening on `endpoint`:
+/// the socket itself, or, for TLS, the same TLS settings on that socket.
+pub fn serving(endpoint: &ServerEndpoint, socket: Inherited) -> ServerEndpoint {
+    match endpoint {
+        ServerEndpoint::Tls(t) => ServerEndpoint::Tls(TlsServerEndpoint { socket: Some(socket), ..t.clone() }),
+        _ => ServerEndpoint::Inherited(socket),
+    }
 }
 
 /// What each thread of a `twirl serve` knows for a restart.

@@ -18,7 +18,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use twirl::endpoint::ServerEndpoint;
+use twirl::endpoint::{ServerEndpoint, TlsServerEndpoint};
 use twirl::group::Group;
 use twirl::inherit::Inherited;
 use twirl::{Config, ListenerId, Reactor, ReactorHandle, Stats};
@@ -61,7 +61,7 @@ struct Work {
 
 pub fn serve(mut s: Serve) -> Result<(), Failure> {
     let n = s.threads.max(1);
-    let handed = restart::handed_down(s.specs.len()).map_err(Failure::Runtime)?;
+    let handed = restart::handed_down(&s.specs).map_err(Failure::Runtime)?;
     restart::adopt_first(&mut s.specs, &handed);
     let config = Config { reuse_port: n > 1, ..s.config.clone() };
     let runtime = |what: &str, e: std::io::Error| Failure::Runtime(format!("{what}: {e}"));
@@ -237,10 +237,12 @@ fn endpoints_for(
     let shared = match (&spec.endpoint, bound) {
         (ServerEndpoint::Tcp(_), ServerEndpoint::Tcp(a)) => ServerEndpoint::Tcp(*a),
         (ServerEndpoint::Udp(_), ServerEndpoint::Udp(a)) => ServerEndpoint::Udp(*a),
-        (ServerEndpoint::Tls(_), ServerEndpoint::Tls(b)) => ServerEndpoint::Tls(b.clone()),
+        (ServerEndpoint::Tls(t), ServerEndpoint::Tls(b)) if t.socket.is_none() => {
+            ServerEndpoint::Tls(TlsServerEndpoint { socket: None, ..b.clone() })
+        }
         _ => {
             let dup = reactor.duplicate(id).ok_or_else(|| std::io::Error::other("not a listener"))??;
-            ServerEndpoint::Inherited(Inherited::Fd(dup.into_raw_fd()))
+            restart::serving(&spec.endpoint, Inherited::Fd(dup.into_raw_fd()))
         }
     };
     mine.push(shared);

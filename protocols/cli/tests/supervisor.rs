@@ -290,3 +290,97 @@ fn a_restart_on_sigusr2_drops_no_connection() {
     assert!(std::path::Path::new(&format!("/proc/{new_pid}")).exists());
     drop(reap);
 }
+
+/// Python's `ssl` in a loop: connect, handshake (verifying `cert`), send,
+/// read the echo, close; one line per round trip, `ok` or what failed.
+const TLS_LOOP: &str = r#"
+import socket, ssl, sys
+port, cafile, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+ctx = ssl.create_default_context(cafile=cafile)
+for i in range(n):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                msg = b"round %d" % i
+                s.sendall(msg)
+                got = b""
+                while len(got) < len(msg):
+                    chunk = s.recv(64)
+                    if not chunk:
+                        break
+                    got += chunk
+                print("ok" if got == msg else "fail: got %r" % got, flush=True)
+    except Exception as e:
+        print("fail: %r" % e, flush=True)
+"#;
+
+#[test]
+fn a_restart_of_a_tls_server_on_two_threads_stays_tls_and_drops_nothing() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        return eprintln!("skipped: python3 is not installed");
+    }
+    let dir = std::env::temp_dir().join(format!("twirl-tls-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = output({
+        let mut c = Command::new(bin());
+        c.args(["cert", dir.to_str().expect("utf-8")]);
+        c
+    });
+    assert!(out.status.success(), "twirl cert: {}", String::from_utf8_lossy(&out.stderr));
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let spec = format!("echo@tls:0:cert={}:key={}", cert.display(), key.display());
+    let mut cmd = Command::new(bin());
+    cmd.args(["serve", "--threads", "2", &spec]);
+    let mut old = Twirl::start(cmd);
+    let (line, addr) = old.listening();
+    assert!(line.contains(" on tls:127.0.0.1:"), "{line}");
+    assert_eq!(old.lines.recv_timeout(WAIT).as_deref(), Ok("serving on 2 threads"));
+
+    let mut client = Command::new("python3")
+        .args(["-c", TLS_LOOP, &addr.port().to_string(), cert.to_str().expect("utf-8"), "300"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut results = BufReader::new(client.stdout.take().expect("stdout")).lines();
+    let mut seen = Vec::new();
+    // 50 round trips, then the restart while the loop goes on.
+    for _ in 0..50 {
+        seen.push(results.next().expect("a result").expect("a line"));
+    }
+    // SAFETY: kill(2) on our own child, not yet waited for.
+    assert_eq!(unsafe { libc::kill(old.child.id() as i32, libc::SIGUSR2) }, 0);
+    let said = old.stderr_line("restart: pid ");
+    let new_pid: i32 = said
+        .split("restart: pid ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the new copy's pid");
+    struct Reap(i32);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) on the pid the old copy reported starting.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let _reap = Reap(new_pid);
+    assert!(said.contains("(2 socket(s) handed down)"), "{said}");
+    let (line, again) = old.listening();
+    assert_eq!(again, addr, "the new copy serves the same port: {line}");
+    assert!(line.contains(" on tls:"), "still TLS: {line}");
+    seen.extend(results.map_while(Result::ok));
+    let _ = client.wait();
+    let failed: Vec<&String> = seen.iter().filter(|l| *l != "ok").collect();
+    assert!(failed.is_empty(), "{} of {} failed: {:?}", failed.len(), seen.len(), &failed[..failed.len().min(5)]);
+    assert_eq!(seen.len(), 300, "every round trip reported");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = old.child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the old copy did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "the old copy exits 0: {status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -71,10 +71,10 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            // Read to the end even after the listening lines were taken: a
+            // child that prints more later must not die of a closed pipe.
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
+                let _ = tx.send(line);
             }
         });
         let mut lines = Vec::new();
