@@ -6,7 +6,7 @@ use std::io;
 use std::path::Path;
 
 use crate::report::Report;
-use crate::watchdog::Sample;
+use crate::sample::Sample;
 
 /// Draws bytes sent, received and buffered over time, one panel per run.
 pub fn write_svg(report: &Report, path: &Path) -> io::Result<()> {

@@ -53,6 +53,7 @@ pub mod live;
 mod options;
 mod peers;
 mod report;
+mod sample;
 mod scenarios;
 mod watchdog;
 

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use crate::watchdog::Sample;
+use crate::sample::Sample;
 
 /// One run so far.
 #[derive(Clone, Debug, Default)]

@@ -9,18 +9,7 @@ use crate::options::Options;
 /// How often the watchdog samples the byte counters.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 
-/// One sample of the counters, every [`SAMPLE_EVERY`].
-#[derive(Copy, Clone, Debug)]
-pub struct Sample {
-    /// Time since the run started.
-    pub t: Duration,
-    /// Bytes the client's socket had taken.
-    pub sent: u64,
-    /// Bytes the client had read back.
-    pub received: u64,
-    /// Bytes twirl held in its write buffers (0 where no twirl runs).
-    pub buffered: u64,
-}
+pub use crate::sample::Sample;
 
 /// Why watching stopped.
 pub(crate) enum Verdict {
