@@ -59,6 +59,15 @@ impl ListenerId {
     }
 }
 
+/// A UDP socket's id (from [`DatagramTransport::id`] or
+/// [`Context::connect_udp`]) names it as a listener too, for
+/// [`Context::stop_listening`].
+impl From<ConnId> for ListenerId {
+    fn from(id: ConnId) -> ListenerId {
+        ListenerId(id.0)
+    }
+}
+
 impl fmt::Display for ListenerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&ConnId(self.0), f)
@@ -401,7 +410,7 @@ pub trait Context {
     /// `protocol`, from an ephemeral local port: only `to`'s datagrams
     /// arrive, and an ICMP port-unreachable reaches `connection_refused`.
     /// Returns the socket's id (close it with
-    /// [`stop_listening`](Context::stop_listening)). A host name is
+    /// [`stop_listening`](Context::stop_listening)`(id.into())`). A host name is
     /// resolved on a resolver thread: until then the socket does not exist
     /// and `protocol` is not started; if resolving fails, `protocol` is
     /// told through `stopped`.

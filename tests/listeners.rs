@@ -289,3 +289,60 @@ fn connect_udp_to_an_unresolvable_name_tells_the_protocol() {
     let heard = open_udp_from_a_callback(loopback(), |_| ClientEndpoint::Udp("no-such-host.invalid".into(), 9));
     assert_eq!(heard, vec![Heard::Stopped], "never started; told through stopped");
 }
+
+/// Opens a UDP socket on its first bytes and closes it, by the id it was
+/// given, on the next.
+struct OpensThenCloses {
+    to: ClientEndpoint,
+    heard: mpsc::Sender<Heard>,
+    udp: Option<twirl::ConnId>,
+}
+impl Protocol for OpensThenCloses {
+    fn data_received(&mut self, _: &[u8], t: &mut dyn Transport) {
+        match self.udp.take() {
+            None => {
+                let quiet = Quiet(self.heard.clone());
+                self.udp = t.connect_udp(&self.to, Box::new(quiet)).ok();
+                t.write(b"opened");
+            }
+            Some(id) => {
+                let closed = t.stop_listening(id.into());
+                t.write(if closed { b"closed" } else { b"missed" });
+            }
+        }
+    }
+}
+
+/// Says when it starts and stops; nothing else.
+struct Quiet(mpsc::Sender<Heard>);
+impl DatagramProtocol for Quiet {
+    fn started(&mut self, _: &mut dyn DatagramTransport) {
+        let _ = self.0.send(Heard::Started);
+    }
+    fn datagram_received(&mut self, _: &[u8], _: SocketAddr, _: &mut dyn DatagramTransport) {}
+    fn stopped(&mut self, _: &mut dyn Context) {
+        let _ = self.0.send(Heard::Stopped);
+    }
+}
+
+#[test]
+fn a_udp_socket_opened_from_a_callback_is_closed_by_its_id() {
+    let (tx, rx) = mpsc::channel();
+    let r = spawn_reactor(Config::default(), move |r| {
+        let to = ClientEndpoint::Udp("127.0.0.1".into(), 9);
+        let make = move |_: &Addr| OpensThenCloses { to: to.clone(), heard: tx.clone(), udp: None };
+        r.listen_tcp(loopback(), make).expect("listen").addr
+    });
+    let mut s = connect(r.value);
+    let mut word = [0u8; 6];
+    s.write_all(b"open").unwrap();
+    s.read_exact(&mut word).unwrap();
+    assert_eq!(&word, b"opened");
+    assert_eq!(rx.recv_timeout(TIMEOUT), Ok(Heard::Started));
+    s.write_all(b"close").unwrap();
+    s.read_exact(&mut word).unwrap();
+    assert_eq!(&word, b"closed");
+    assert_eq!(rx.recv_timeout(TIMEOUT), Ok(Heard::Stopped));
+    drop(s);
+    r.stop();
+}
