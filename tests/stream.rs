@@ -63,8 +63,12 @@ impl Protocol for BufferingEcho {
 }
 
 #[test]
-fn eight_mib_writer_that_reads_only_after_writing() {
-    const LEN: usize = 8 * 1024 * 1024;
+fn forty_mib_writer_that_reads_only_after_writing() {
+    // More than the kernel can hold on the way in (a receive buffer grows
+    // to 32 MiB here, a send buffer to 4 MiB): with 8 MiB, a server slowed
+    // by a loaded machine could find it all waiting in its socket, echo it
+    // while the client reads, and never have to buffer.
+    const LEN: usize = 40 * 1024 * 1024;
     let server = spawn_reactor(Config::default(), |r| {
         r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Addr| BufferingEcho).unwrap().addr
     });

@@ -223,22 +223,34 @@ fn fan_out_with_a_slow_member_hurts_only_that_member() {
         l
     };
     let total_lines = 1024u32;
-    let reader = |mut s: std::net::TcpStream| {
+    // Each reader counts the lines it has read; the sender never gets more
+    // than a window ahead of the slowest reader, so a reader slowed by a
+    // loaded machine is never pushed to its cap (only the member that does
+    // not read at all is).
+    let progress: Vec<_> = (0..4).map(|_| std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0))).collect();
+    let reader = |mut s: std::net::TcpStream, read: std::sync::Arc<std::sync::atomic::AtomicU32>| {
         std::thread::spawn(move || {
             let mut got = vec![0u8; 8192];
             for i in 0..total_lines {
                 s.read_exact(&mut got).expect("fast member reads every line");
                 assert_eq!(got, line(i), "line {i} intact and in order");
+                read.store(i + 1, std::sync::atomic::Ordering::Release);
             }
             s
         })
     };
-    let readers: Vec<_> = fast.drain(..).map(reader).collect();
+    let readers: Vec<_> = fast.drain(..).zip(&progress).map(|(s, p)| reader(s, p.clone())).collect();
     let sender_reader = {
         let s = sender.try_clone().expect("clone");
-        reader(s)
+        reader(s, progress[3].clone())
     };
+    const WINDOW: u32 = 32; // 256 KiB, a quarter of the cap
     for i in 0..total_lines {
+        let t0 = std::time::Instant::now();
+        while progress.iter().any(|p| p.load(std::sync::atomic::Ordering::Acquire) + WINDOW < i) {
+            assert!(t0.elapsed() < common::TIMEOUT, "the readers stopped at line {i}");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         sender.write_all(&line(i)).expect("send");
     }
     let still_open: Vec<_> = readers.into_iter().map(|h| h.join().expect("fast member got everything")).collect();
