@@ -3,7 +3,9 @@
 //! `write_all` and `flush`, the same rustls (ring) and certificate as twirl,
 //! TCP_NODELAY on (as in the twirl peer).
 //!
-//! `peer-tokio-tls --addr 127.0.0.1:0 --cert cert.pem --key key.pem`
+//! `peer-tokio-tls --addr 127.0.0.1:0 --cert cert.pem --key key.pem [--workers N]`
+//!
+//! `--workers N` (N > 1) runs the multi-thread runtime with N workers.
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,9 +17,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> io::Result<()> {
+fn main() -> io::Result<()> {
     let args = twirl_bench::Args::from_env().map_err(io::Error::other)?;
+    let workers: usize = args.num("workers", 1).map_err(io::Error::other)?;
+    let runtime = if workers > 1 {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_io().build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_io().build()?
+    };
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: twirl_bench::Args) -> io::Result<()> {
     let addr: SocketAddr = args.get("addr").unwrap_or("127.0.0.1:0").parse().map_err(io::Error::other)?;
     let cert = args.get("cert").ok_or_else(|| io::Error::other("--cert PATH"))?;
     let key = args.get("key").ok_or_else(|| io::Error::other("--key PATH"))?;

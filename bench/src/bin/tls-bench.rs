@@ -19,6 +19,12 @@
 //!   connection.
 //!
 //! `cargo run --release -p twirl-bench --bin tls-bench -- [--rounds-of 5] [--conns 20] [--rounds 2000] [--mb 256] [--handshakes 2000] [--idle 1000]`
+//!
+//! `--threads` instead measures a CPU-heavy workload across threads (issue
+//! #18): full handshakes from `--clients` client threads (default 2), against
+//! `twirl serve --threads 1` and `--threads 2` (`echo@tls:...`) and tokio-rustls
+//! with the current-thread and the 2-worker runtime, nothing pinned;
+//! handshakes per wall-clock second and server CPU per handshake.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -217,6 +223,12 @@ fn main() -> io::Result<()> {
     let config = client_config(&CertificateDer::from(made.cert.der().to_vec()));
     let bin: PathBuf = std::env::current_exe()?.parent().map(Path::to_path_buf).unwrap_or_default();
 
+    if args.flag("threads") {
+        let clients: usize = args.num("clients", 2).map_err(io::Error::other)?;
+        let r = threads(&bin, &cert, &key, &config, &opts, clients);
+        let _ = std::fs::remove_dir_all(&dir);
+        return r;
+    }
     if twirl_bench::online_cpus() > 1 {
         twirl_bench::pin_to_core(1)?;
     }
@@ -240,5 +252,87 @@ fn main() -> io::Result<()> {
     row(&format!("stream ({} MiB) CPU us/MiB", opts.mib), |f| f.stream_us_per_mib);
     row("full handshakes per CPU-second", |f| f.handshakes_per_cpu_s);
     row(&format!("idle ({}) RSS bytes/conn", opts.idle), |f| f.idle_bytes_per_conn);
+    Ok(())
+}
+
+/// Starts `program ARGS` unpinned and reads its address from its first
+/// `listening ... on tls:ADDR` (or `listening echo on ADDR`) line.
+fn start_unpinned(program: &Path, args: &[String]) -> io::Result<Peer> {
+    let mut child = Command::new(program).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let word = line.trim().rsplit(' ').next().unwrap_or("");
+    let addr = word.strip_prefix("tls:").unwrap_or(word).parse().map_err(io::Error::other)?;
+    Ok(Peer { child, addr })
+}
+
+/// Full handshakes from `clients` threads against each server, `rounds_of`
+/// interleaved rounds: handshakes per wall-clock second, CPU per handshake.
+fn threads(
+    bin: &Path,
+    cert: &Path,
+    key: &Path,
+    config: &Arc<ClientConfig>,
+    a: &Opts,
+    clients: usize,
+) -> io::Result<()> {
+    let (c, k) = (cert.display().to_string(), key.display().to_string());
+    let spec = format!("echo@tls:0:cert={c}:key={k}");
+    let servers: Vec<(&str, PathBuf, Vec<String>)> = vec![
+        ("twirl --threads 1", bin.join("twirl"), ["serve", "--threads", "1", &spec].map(String::from).to_vec()),
+        ("twirl --threads 2", bin.join("twirl"), ["serve", "--threads", "2", &spec].map(String::from).to_vec()),
+        (
+            "tokio current-thread",
+            bin.join("peer-tokio-tls"),
+            ["--addr", "127.0.0.1:0", "--cert", &c, "--key", &k].map(String::from).to_vec(),
+        ),
+        (
+            "tokio 2 workers",
+            bin.join("peer-tokio-tls"),
+            ["--addr", "127.0.0.1:0", "--cert", &c, "--key", &k, "--workers", "2"].map(String::from).to_vec(),
+        ),
+    ];
+    let mut rate = vec![Vec::new(); servers.len()];
+    let mut cpu = vec![Vec::new(); servers.len()];
+    for round in 0..a.rounds_of.max(1) {
+        eprintln!("round {}", round + 1);
+        for (i, (name, program, args)) in servers.iter().enumerate() {
+            let peer = start_unpinned(program, args)?;
+            let before = read_cpu(peer.child.id())?;
+            let t0 = std::time::Instant::now();
+            let each = a.handshakes / clients;
+            let workers: Vec<_> = (0..clients)
+                .map(|_| {
+                    let (config, addr) = (config.clone(), peer.addr);
+                    std::thread::spawn(move || -> io::Result<()> {
+                        for _ in 0..each {
+                            let mut l = connect(&config, addr)?;
+                            l.conn.send_close_notify();
+                            let _ = l.flush();
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.join().map_err(|_| io::Error::other("client thread panicked"))??;
+            }
+            let wall = t0.elapsed().as_secs_f64();
+            let used = read_cpu(peer.child.id())?.since(&before);
+            let n = (each * clients) as f64;
+            eprintln!("{name}: {:.0} handshakes/s, {:.1} us CPU each", n / wall, used.total_us() / n);
+            rate[i].push(n / wall);
+            cpu[i].push(used.total_us() / n);
+        }
+    }
+    println!(
+        "full handshakes, {clients} client threads, nothing pinned; {} round(s), median (min-max)",
+        a.rounds_of.max(1)
+    );
+    println!("{:<24} {:>28} {:>28}", "server", "handshakes/s", "server CPU us/handshake");
+    for (i, (name, _, _)) in servers.iter().enumerate() {
+        println!("{name:<24} {:>28} {:>28}", spread(rate[i].clone()).1, spread(cpu[i].clone()).1);
+    }
     Ok(())
 }
