@@ -277,6 +277,8 @@ struct MemoryPipe {
     peer_reading: bool,
     credit: usize,
     write_shut: bool,
+    /// TCP_NODELAY, as the protocol last set it.
+    nodelay: bool,
 }
 
 impl Pipe for MemoryPipe {
@@ -339,7 +341,8 @@ impl Pipe for MemoryPipe {
     fn local_addr(&self) -> io::Result<Addr> {
         Ok(Addr::Inet(SocketAddr::from(([127, 0, 0, 1], 7000))))
     }
-    fn set_nodelay(&mut self, _: bool) -> io::Result<()> {
+    fn set_nodelay(&mut self, on: bool) -> io::Result<()> {
+        self.nodelay = on;
         Ok(())
     }
 }
@@ -396,6 +399,7 @@ impl<P: Protocol> Harness<P> {
             peer_reading: true,
             credit: 0,
             write_shut: false,
+            nodelay: false,
         };
         let peer = Addr::Inet(SocketAddr::from(([127, 0, 0, 1], 50000)));
         let policy = Rc::new(Policy::plain("harness", config.limits));
@@ -513,6 +517,12 @@ impl<P: Protocol> Harness<P> {
                 h.state == State::Open
             },
         );
+    }
+
+    /// Whether the protocol turned Nagle's algorithm off (`set_nodelay`),
+    /// as a socket would keep it.
+    pub fn nodelay(&self) -> bool {
+        self.io.pipe.nodelay
     }
 
     /// Simulates a peer that stops (false) or resumes (true) reading; while

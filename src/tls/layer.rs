@@ -248,6 +248,9 @@ impl Protocol for TlsLayer {
         let side = if self.is_client() { "client" } else { "server" };
         log::trace!(target: "twirl::tls", "{} TLS handshake started ({side}, peer {})", t.id(), t.peer_addr());
         self.state.timer = Some(t.call_later(self.state.timeout, HANDSHAKE_TAG));
+        // The layer writes whole flights and records, each already one
+        // write: Nagle could only hold a flight back behind an ACK.
+        let _ = t.set_nodelay(true);
         // A client's hello.
         flush(&mut self.state.conn, t);
     }

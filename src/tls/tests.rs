@@ -143,6 +143,9 @@ fn a_handshake_then_echo_then_close_notify_both_ways() {
     let server = Probe { echo: true, ..Probe::new(&ss) };
     let (mut c, mut s) = pair(client, server, Limits::default());
     assert!(!ss.borrow().made, "made only after the handshake");
+    // Each flight is one write: Nagle would only hold one back behind an
+    // ACK (a quarter of the handshakes per second, measured).
+    assert!(c.nodelay() && s.nodelay(), "TCP_NODELAY on from the start");
     pump(&mut c, &mut s);
     assert_eq!(cs.borrow().data, b"hello");
     assert_eq!(ss.borrow().data, b"hello");
