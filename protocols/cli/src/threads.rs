@@ -96,7 +96,18 @@ pub fn serve(mut s: Serve) -> Result<(), Failure> {
     me.clone().enter();
 
     // Thread 0 binds first (its listeners watched by the dashboard, if any).
+    let slots: Slots = Arc::new(Mutex::new(vec![Stats::default(); n]));
     let mut board = s.dashboard.as_ref().map(|_| Dashboard::new());
+    if let (Some(board), true) = (&mut board, n > 1) {
+        let slots = slots.clone();
+        board.per_thread(move |own| match slots.lock() {
+            Ok(mut all) => {
+                all[0] = own.clone();
+                all.clone()
+            }
+            Err(_) => vec![own.clone()],
+        });
+    }
     let mut ports = Vec::new();
     let mut bound_at = Vec::new();
     for (index, spec) in s.specs.iter().enumerate() {
@@ -120,7 +131,6 @@ pub fn serve(mut s: Serve) -> Result<(), Failure> {
 
     // Then the others, on the addresses thread 0 bound.
     let began = Arc::new(AtomicBool::new(false));
-    let slots: Slots = Arc::new(Mutex::new(vec![Stats::default(); n]));
     let (bound_tx, bound_rx) = mpsc::channel();
     for (t, (member, tx)) in members.into_iter().zip(&work).enumerate().map(|(i, w)| (i + 1, w)) {
         let mut specs = Vec::new();

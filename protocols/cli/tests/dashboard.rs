@@ -181,3 +181,34 @@ fn deadlock_dashboard_feeds_the_four_runs_then_stays_until_sigint() {
     assert_eq!(server.wait_exit().code(), Some(0));
     reader.join().expect("reader");
 }
+
+#[test]
+fn with_two_threads_the_json_has_each_thread_and_their_total() {
+    let server = Server::start(twirl(&["serve", "--threads", "2", "--dashboard", "tcp:0", "echo@tcp:0"]), 2);
+    let url = server.lines[1].strip_prefix("dashboard on ").expect("the dashboard line").to_string();
+    let echo = server.endpoint(0).trim_start_matches("tcp:").to_string();
+    // 40 connections: the kernel's hash puts some on each thread.
+    for _ in 0..40 {
+        let mut s = TcpStream::connect(&echo).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).unwrap();
+    }
+    // The other thread files its stats every second: wait (bounded) for it.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let doc = stats_json(&url);
+        let threads = doc["threads"].as_array().expect("a threads array").clone();
+        assert_eq!(threads.len(), 2, "{doc}");
+        let accepted: Vec<u64> = threads.iter().map(|t| t["accepted"].as_u64().unwrap_or(0)).collect();
+        // Thread 0 also accepted the dashboard's own connections.
+        if accepted[1] > 0 && accepted.iter().sum::<u64>() >= 40 {
+            assert_eq!(doc["stats"]["accepted"].as_u64(), Some(accepted.iter().sum()), "the total: {doc}");
+            assert!(accepted[0] > 0, "both threads took connections: {accepted:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "thread 1 never showed its connections: {doc}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

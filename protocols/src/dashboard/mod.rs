@@ -42,10 +42,15 @@ use watch::{SharedTally, Tally, Watched};
 /// How often the snapshot is taken.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 
+/// Every reactor's stats, given this one's (`twirl serve --threads N`:
+/// thread 0's dashboard shows each thread and the total).
+pub type PerThread = Rc<dyn Fn(&twirl::Stats) -> Vec<twirl::Stats>>;
+
 /// The listeners watched, until [`Dashboard::start`] serves them.
 #[derive(Default)]
 pub struct Dashboard {
     tallies: Vec<SharedTally>,
+    threads: Option<PerThread>,
 }
 
 impl Dashboard {
@@ -61,6 +66,13 @@ impl Dashboard {
         let tally = Rc::new(RefCell::new(Tally { name: name.to_string(), ..Tally::default() }));
         self.tallies.push(tally.clone());
         Box::new(Watched::new(factory, tally))
+    }
+
+    /// Shows the stats of several reactors serving together: `all` gives
+    /// every reactor's (this one's first) from this one's. The JSON then
+    /// has their total as `stats` and each as `threads[i]`.
+    pub fn per_thread(&mut self, all: impl Fn(&twirl::Stats) -> Vec<twirl::Stats> + 'static) {
+        self.threads = Some(Rc::new(all));
     }
 
     /// Records where the listener watched last was bound.
@@ -85,9 +97,10 @@ impl Dashboard {
         let bound = reactor.listen_stream(endpoint, factory, opts)?.addr;
         self.bound(&bound);
         let started = Instant::now();
-        let tallies = self.tallies;
+        let (tallies, threads) = (self.tallies, self.threads);
         let sample = move |r: &mut Reactor| {
-            *latest.borrow_mut() = Bytes::from(snapshot::take(r, &tallies, started).to_string());
+            let doc = snapshot::take(r, &tallies, started, threads.as_deref());
+            *latest.borrow_mut() = Bytes::from(doc.to_string());
         };
         let first = sample.clone();
         reactor.call_every(SAMPLE_EVERY, sample);

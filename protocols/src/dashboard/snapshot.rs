@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
-use twirl::Reactor;
+use twirl::{Reactor, Stats};
 
 use super::watch::SharedTally;
 
@@ -30,7 +30,14 @@ pub fn stats_object(line: &str) -> Map<String, Value> {
 
 /// The document served at `/stats.json`, taken now (`started`: when the
 /// dashboard began, for the `t_ms` clock the page computes rates with).
-pub fn take(reactor: &mut Reactor, tallies: &[SharedTally], started: Instant) -> Value {
+/// With `threads`, `stats` is the total over every reactor and `threads`
+/// lists each one's.
+pub fn take(
+    reactor: &mut Reactor,
+    tallies: &[SharedTally],
+    started: Instant,
+    threads: Option<&dyn Fn(&Stats) -> Vec<Stats>>,
+) -> Value {
     let config = reactor.config();
     let limits = config.limits;
     let budgets = json!({
@@ -66,9 +73,22 @@ pub fn take(reactor: &mut Reactor, tallies: &[SharedTally], started: Instant) ->
             }));
         }
     }
+    let own = reactor.stats();
+    let (stats, each) = match threads {
+        Some(all) => {
+            let each = all(&own);
+            let mut total = Stats::default();
+            for s in &each {
+                total += s;
+            }
+            (total, each.iter().map(|s| Value::Object(stats_object(&s.to_string()))).collect())
+        }
+        None => (own, Vec::new()),
+    };
     json!({
         "t_ms": started.elapsed().as_millis() as u64,
-        "stats": stats_object(&reactor.stats().to_string()),
+        "stats": stats_object(&stats.to_string()),
+        "threads": each,
         "limits": { "high_water": limits.high_water, "low_water": limits.low_water, "hard_cap": limits.hard_cap },
         "budgets": budgets,
         "listeners": listeners,
