@@ -44,7 +44,7 @@ pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 
 /// Every reactor's stats, given this one's (`twirl serve --threads N`:
 /// thread 0's dashboard shows each thread and the total).
-pub type PerThread = Rc<dyn Fn(&twirl::Stats) -> Vec<twirl::Stats>>;
+pub type PerThread = Rc<snapshot::AllStats>;
 
 /// The listeners watched, until [`Dashboard::start`] serves them.
 #[derive(Default)]

@@ -10,6 +10,9 @@ use twirl::{Reactor, Stats};
 
 use super::watch::SharedTally;
 
+/// Every reactor's stats, given this one's (the reactors of a group).
+pub type AllStats = dyn Fn(&Stats) -> Vec<Stats>;
+
 /// The most connections listed one by one (the rest are counted).
 pub const MAX_LISTED: usize = 64;
 
@@ -36,7 +39,7 @@ pub fn take(
     reactor: &mut Reactor,
     tallies: &[SharedTally],
     started: Instant,
-    threads: Option<&dyn Fn(&Stats) -> Vec<Stats>>,
+    threads: Option<&AllStats>,
 ) -> Value {
     let config = reactor.config();
     let limits = config.limits;
