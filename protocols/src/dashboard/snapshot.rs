@@ -35,12 +35,7 @@ pub fn stats_object(line: &str) -> Map<String, Value> {
 /// dashboard began, for the `t_ms` clock the page computes rates with).
 /// With `threads`, `stats` is the total over every reactor and `threads`
 /// lists each one's.
-pub fn take(
-    reactor: &mut Reactor,
-    tallies: &[SharedTally],
-    started: Instant,
-    threads: Option<&AllStats>,
-) -> Value {
+pub fn take(reactor: &mut Reactor, tallies: &[SharedTally], started: Instant, threads: Option<&AllStats>) -> Value {
     let config = reactor.config();
     let limits = config.limits;
     let budgets = json!({
