@@ -7,12 +7,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod common;
 
+use common::restart::{Looping, Reap, new_copy_pid, wait_exit};
 use common::{WAIT, bin, output};
 
 /// Lets a child inherit `fd` (clears close-on-exec).
@@ -198,97 +198,32 @@ fn a_restart_on_sigusr2_drops_no_connection() {
     let (_, reverse) = old.listening();
 
     // Four clients in a loop: connect, send, read the whole reply, close.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, bad) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let clients: Vec<_> = (0..4)
-        .map(|i| {
-            let (stop, ok, bad) = (stop.clone(), ok.clone(), bad.clone());
-            std::thread::spawn(move || {
-                let mut failures = Vec::new();
-                // Bounded: the test stops it within seconds; the cap is a backstop.
-                for n in 0..1_000_000u32 {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let msg = format!("client {i} message {n}");
-                    let result = (|| -> std::io::Result<Vec<u8>> {
-                        let mut s = TcpStream::connect(echo)?;
-                        s.set_read_timeout(Some(WAIT))?;
-                        s.write_all(msg.as_bytes())?;
-                        let mut back = vec![0u8; msg.len()];
-                        s.read_exact(&mut back)?;
-                        Ok(back)
-                    })();
-                    match result {
-                        Ok(back) if back == msg.as_bytes() => ok.fetch_add(1, Ordering::Relaxed),
-                        other => {
-                            failures.push(format!("{other:?}"));
-                            bad.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                }
-                failures
-            })
-        })
-        .collect();
-
-    let before = ok.load(Ordering::Relaxed);
-    // Wait (bounded) until the loop is running, then restart.
-    let t0 = Instant::now();
-    while ok.load(Ordering::Relaxed) < before + 50 && t0.elapsed() < WAIT {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let load = Looping::start(echo, 4);
+    load.wait_for(50);
     // SAFETY: kill(2) on our own child, not yet waited for.
     assert_eq!(unsafe { libc::kill(old.child.id() as i32, libc::SIGUSR2) }, 0);
-    let said = old.stderr_line("restart: pid ");
-    let new_pid: i32 = said
-        .split("restart: pid ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .expect("the new copy's pid");
-    // The new copy: killed at the end whatever happens.
-    struct Reap(i32);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            // SAFETY: kill(2) on the pid the old copy reported starting.
-            unsafe { libc::kill(self.0, libc::SIGKILL) };
-        }
-    }
-    let reap = Reap(new_pid);
+    let new_pid = new_copy_pid(&old.stderr_line("restart: pid "));
+    let _reap = Reap(new_pid);
     let (line, again) = old.listening();
     assert_eq!(again, echo, "the new copy serves the same port: {line}");
     let (_, again) = old.listening();
     assert_eq!(again, reverse);
-    let status = {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(s) = old.child.try_wait().expect("try_wait") {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "the old copy did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
+    let status = wait_exit(&mut old.child);
     assert!(status.success(), "the old copy exits 0: {status:?}");
-    let at_exit = ok.load(Ordering::Relaxed);
-    let t1 = Instant::now();
-    while ok.load(Ordering::Relaxed) < at_exit + 50 && t1.elapsed() < WAIT {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    stop.store(true, Ordering::Relaxed);
-    let failures: Vec<String> = clients.into_iter().flat_map(|c| c.join().expect("client")).collect();
+    let at_exit = load.done();
+    load.wait_for(50);
+    let done = load.done();
+    let failures = load.stop();
     assert!(
         failures.is_empty(),
         "{} of {} round trips failed: {:?}",
         failures.len(),
-        ok.load(Ordering::Relaxed),
+        done,
         &failures[..failures.len().min(5)]
     );
-    assert!(ok.load(Ordering::Relaxed) > at_exit, "the new copy served after the old one left");
+    assert!(done > at_exit, "the new copy served after the old one left");
     assert_eq!(echo_round_trip(echo, b"new copy"), b"new copy");
     assert!(std::path::Path::new(&format!("/proc/{new_pid}")).exists());
-    drop(reap);
 }
 
 /// Python's `ssl` in a loop: connect, handshake (verifying `cert`), send,
@@ -350,20 +285,7 @@ fn a_restart_of_a_tls_server_on_two_threads_stays_tls_and_drops_nothing() {
     // SAFETY: kill(2) on our own child, not yet waited for.
     assert_eq!(unsafe { libc::kill(old.child.id() as i32, libc::SIGUSR2) }, 0);
     let said = old.stderr_line("restart: pid ");
-    let new_pid: i32 = said
-        .split("restart: pid ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .expect("the new copy's pid");
-    struct Reap(i32);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            // SAFETY: kill(2) on the pid the old copy reported starting.
-            unsafe { libc::kill(self.0, libc::SIGKILL) };
-        }
-    }
-    let _reap = Reap(new_pid);
+    let _reap = Reap(new_copy_pid(&said));
     assert!(said.contains("(2 socket(s) handed down)"), "{said}");
     let (line, again) = old.listening();
     assert_eq!(again, addr, "the new copy serves the same port: {line}");
@@ -373,14 +295,7 @@ fn a_restart_of_a_tls_server_on_two_threads_stays_tls_and_drops_nothing() {
     let failed: Vec<&String> = seen.iter().filter(|l| *l != "ok").collect();
     assert!(failed.is_empty(), "{} of {} failed: {:?}", failed.len(), seen.len(), &failed[..failed.len().min(5)]);
     assert_eq!(seen.len(), 300, "every round trip reported");
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(s) = old.child.try_wait().expect("try_wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the old copy did not exit");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_exit(&mut old.child);
     assert!(status.success(), "the old copy exits 0: {status:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
+use common::restart::{Looping, Reap, new_copy_pid};
 use common::{WAIT, bin};
 
 /// `twirl serve --threads 2 ...` with its stdout and stderr read on threads.
@@ -247,45 +248,8 @@ fn sigterm_with_both_threads_busy_exits_0_and_resets_nobody() {
 fn a_restart_hands_every_threads_sockets_down_and_drops_nothing() {
     let mut old = Threads::start(&["echo@tcp:0"]);
     let echo = old.addrs[0];
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let clients: Vec<_> = (0..4)
-        .map(|i| {
-            let (stop, done) = (stop.clone(), done.clone());
-            std::thread::spawn(move || {
-                let mut failures = Vec::new();
-                // Bounded by the test's stop flag; the cap is a backstop.
-                for n in 0..1_000_000u32 {
-                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        break;
-                    }
-                    let msg = format!("client {i} message {n}");
-                    let got = (|| -> std::io::Result<Vec<u8>> {
-                        let mut s = TcpStream::connect(echo)?;
-                        s.set_read_timeout(Some(WAIT))?;
-                        s.write_all(msg.as_bytes())?;
-                        let mut back = vec![0u8; msg.len()];
-                        s.read_exact(&mut back)?;
-                        Ok(back)
-                    })();
-                    match got {
-                        Ok(b) if b == msg.as_bytes() => {
-                            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        other => failures.push(format!("{other:?}")),
-                    }
-                }
-                failures
-            })
-        })
-        .collect();
-    let wait_for = |n: usize| {
-        let t0 = Instant::now();
-        while done.load(std::sync::atomic::Ordering::Relaxed) < n && t0.elapsed() < WAIT {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    };
-    wait_for(200);
+    let load = Looping::start(echo, 4);
+    load.wait_for(200);
     old.signal(libc::SIGUSR2);
     let deadline = Instant::now() + WAIT;
     let said = loop {
@@ -296,28 +260,15 @@ fn a_restart_hands_every_threads_sockets_down_and_drops_nothing() {
             break l;
         }
     };
-    let new_pid: i32 = said
-        .split("restart: pid ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .expect("the new copy's pid");
-    struct Reap(i32);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            // SAFETY: kill(2) on the pid the old copy reported starting.
-            unsafe { libc::kill(self.0, libc::SIGKILL) };
-        }
-    }
-    let _reap = Reap(new_pid);
+    let _reap = Reap(new_copy_pid(&said));
     assert!(said.contains("(2 socket(s) handed down)"), "both threads' sockets: {said}");
     assert!(old.lines.recv_timeout(WAIT).expect("the new copy listens").ends_with(&format!("tcp:{echo}")));
     assert_eq!(old.lines.recv_timeout(WAIT).as_deref(), Ok("serving on 2 threads"));
     assert!(old.wait_exit().success(), "the old copy exits 0");
-    let after = done.load(std::sync::atomic::Ordering::Relaxed);
-    wait_for(after + 200);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let failures: Vec<String> = clients.into_iter().flat_map(|c| c.join().expect("client")).collect();
+    let after = load.done();
+    load.wait_for(200);
+    let done = load.done();
+    let failures = load.stop();
     assert!(failures.is_empty(), "{} round trips failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
-    assert!(done.load(std::sync::atomic::Ordering::Relaxed) >= after + 200, "the new copy serves");
+    assert!(done >= after + 200, "the new copy serves");
 }

@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub mod netns;
+pub mod restart;
 
 #[path = "../../../tests/support/mod.rs"]
 mod support;
