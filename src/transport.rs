@@ -11,6 +11,7 @@
 //! the reactor and on the in-memory transport of [`crate::testing`].
 
 use std::fmt;
+use std::fs::File;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -452,6 +453,23 @@ pub trait Transport: Context {
     fn write_bytes(&mut self, data: Bytes) {
         self.write(&data)
     }
+    /// Sends up to `len` bytes of `file` from `offset`, after everything
+    /// written before, and returns how many went. On a socket the kernel
+    /// copies them from the page cache (`sendfile(2)`) without their
+    /// passing through this process, and only as many as the socket takes
+    /// now: 0 while it is full or earlier writes wait, never buffering
+    /// any. Elsewhere (under TLS, or a file `sendfile` cannot read) a piece
+    /// of at most 64 KiB is read and [written](Transport::write_bytes).
+    /// Either way, for the rest ask for [`Protocol::drained`](crate::Protocol::drained)
+    /// ([`notify_drained`](Transport::notify_drained)) and call it again
+    /// then: [`FileSender`](crate::producer::FileSender) does just that.
+    ///
+    /// A file that cannot be read, or ends before `offset + len`
+    /// (`UnexpectedEof`), is an error for the caller to handle; so is a
+    /// connection already closed for writing (`NotConnected`).
+    fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<usize> {
+        copy_file(self, file, offset, len)
+    }
     /// Closes after everything written so far has been sent.
     fn lose_connection(&mut self);
     /// Closes now, dropping anything unsent.
@@ -530,6 +548,40 @@ pub trait Transport: Context {
     /// last whole message instead of the last byte, so a client that
     /// trickles bytes that never complete a message is idle.
     fn progress(&mut self) {}
+}
+
+/// The most [`copy_file`] reads and writes at a time.
+const COPY_CHUNK: u64 = 64 * 1024;
+
+/// [`Transport::send_file`] without `sendfile(2)`: reads a piece of the
+/// file and writes it. The piece is written whole (and may wait in the
+/// connection's buffer), so one call per `drained` holds at most one.
+pub(crate) fn copy_file<T: Transport + ?Sized>(t: &mut T, file: &File, offset: u64, len: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    if len == 0 {
+        return Ok(0);
+    }
+    if t.is_closing() {
+        return Err(io::Error::new(io::ErrorKind::NotConnected, "the connection is closed for writing"));
+    }
+    let mut piece = vec![0; len.min(COPY_CHUNK) as usize];
+    let n = loop {
+        match file.read_at(&mut piece, offset) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => break other?,
+        }
+    };
+    if n == 0 {
+        return Err(file_ended(offset, len));
+    }
+    piece.truncate(n);
+    t.write_bytes(Bytes::from(piece));
+    Ok(n)
+}
+
+/// The error for a file that ends before the bytes asked of it.
+pub(crate) fn file_ended(offset: u64, len: u64) -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, format!("the file ends before byte {}", offset + len))
 }
 
 /// One UDP socket, handed to every [`crate::DatagramProtocol`] callback.

@@ -7,6 +7,7 @@
 //! other file, and dropping the listener removes the file only if it is
 //! still the socket this listener bound (same device and inode).
 
+use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -25,6 +26,11 @@ pub(crate) trait Pipe {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
     /// Writes several pieces in one system call.
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// Writes up to `len` bytes of `file` from `offset`, as `write` writes
+    /// a buffer: what the pipe takes now, `WouldBlock` if nothing, and 0
+    /// at the file's end. `Unsupported` if this file cannot be sent so
+    /// (the caller then reads and writes it).
+    fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize>;
     fn shutdown_write(&mut self) -> io::Result<()>;
     /// The pending socket error, if any.
     fn take_error(&mut self) -> io::Result<Option<io::Error>>;
@@ -41,6 +47,9 @@ impl Pipe for Stream {
     }
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         Stream::write_vectored(self, bufs)
+    }
+    fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        Stream::send_file(self, file, offset, len)
     }
     fn shutdown_write(&mut self) -> io::Result<()> {
         Stream::shutdown_write(self)
@@ -87,6 +96,36 @@ impl Stream {
             Stream::Unix(s) => socket2::SockRef::from(&*s),
         };
         sock.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+    }
+
+    /// `sendfile(2)`: the kernel copies from the page cache to the socket,
+    /// and the bytes never pass through this process. It has no
+    /// MSG_NOSIGNAL: a peer gone raises SIGPIPE, which the reactor set to
+    /// be ignored when it started, so that it is an `EPIPE` error here too.
+    pub(crate) fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let sock = match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        };
+        let mut off = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // The kernel sends at most 0x7ffff000 bytes a call anyway.
+        let len = len.min(0x7fff_f000);
+        // SAFETY: both descriptors are open for the duration of the call
+        // (borrowed from live objects), and `off` is a valid, exclusively
+        // borrowed off_t the kernel updates.
+        let n = unsafe { libc::sendfile(sock, file.as_raw_fd(), &mut off, len) };
+        match n {
+            -1 => {
+                let e = io::Error::last_os_error();
+                // A file the kernel cannot send from (no page cache behind it).
+                match e.raw_os_error() {
+                    Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => Err(io::ErrorKind::Unsupported.into()),
+                    _ => Err(e),
+                }
+            }
+            n => Ok(n as usize),
+        }
     }
 
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {

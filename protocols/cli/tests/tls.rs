@@ -546,3 +546,36 @@ fn a_graceful_stop_says_close_notify() {
     let out = common::finish(child, WAIT);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Python's urllib over https: a file larger than the server reads in one
+/// piece, whole and as a range (under TLS the layer reads and writes the
+/// file: `sendfile` cannot encrypt).
+const PY_HTTPS: &str = r#"
+import ssl, sys, urllib.request
+port, cafile = int(sys.argv[1]), sys.argv[2]
+big = bytes((i * 13 % 251) for i in range(1_000_000))
+ctx = ssl.create_default_context(cafile=cafile)
+url = f"https://localhost:{port}/big.bin"
+with urllib.request.urlopen(url, context=ctx, timeout=10) as r:
+    assert r.status == 200 and r.read() == big, "whole file"
+req = urllib.request.Request(url, headers={"Range": "bytes=100000-"})
+with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+    assert r.status == 206 and r.read() == big[100000:], "range"
+print("https ok")
+"#;
+
+#[test]
+fn http_serves_large_files_over_tls_to_python_urllib() {
+    let dir = scratch("https");
+    let (cert, key) = make_cert(&dir);
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).expect("root");
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(root.join("big.bin"), big).expect("big file");
+    let spec = format!("http@tls:0:cert={cert}:key={key}");
+    let server = Server::start(twirl(&["serve", &spec, &format!("root={}", root.display())]), 1);
+    if !python() {
+        return;
+    }
+    assert_eq!(py(PY_HTTPS, &[&port(&server, 0), &cert]), "https ok\n");
+}

@@ -13,6 +13,7 @@
 //! the last bytes we sent (an `error: ...` line, say) before the peer reads
 //! them.
 
+use std::fs::File;
 use std::io::{self, IoSlice};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -41,6 +42,11 @@ pub(crate) const DIRECT_WRITE: usize = 1024;
 /// An owned write this small that must wait is copied into the queue's
 /// tail rather than queued as a piece of its own.
 const COPY_BELOW: usize = 64;
+
+/// The most one [`ConnIo::send_file`] sends: more than a write's budget,
+/// since the bytes are not copied through this process; the socket's
+/// buffer bounds a call anyway.
+const FILE_BUDGET: usize = 1 << 20;
 
 /// Where a connection's half-close (`shutdown_write`) stands.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -277,21 +283,87 @@ impl<P: Pipe> ConnIo<P> {
         !self.wbuf.is_empty() && !self.blocked && self.abort.is_none()
     }
 
+    /// Sends what this connection corked, if it holds the cork, and queues
+    /// what the pipe does not take; the cork is free again after.
+    fn send_corked(&mut self, cork: &mut Cork, stats: &mut Stats) {
+        if !cork.is_held_by(self.id) {
+            return;
+        }
+        let held = cork.take();
+        if self.abort.is_none() && !held.is_empty() {
+            let sent = self.send([&held, &[]], usize::MAX, stats);
+            if sent < held.len() && self.abort.is_none() {
+                self.enqueue(Payload::Borrowed(&held[sent..]), 0, stats);
+            }
+        }
+        cork.give_back(held);
+        cork.release();
+    }
+
+    /// Sends up to `len` bytes of `file` from `offset` straight from the
+    /// file to the pipe, after what was written before (corked or queued),
+    /// until the pipe is full or [`FILE_BUDGET`] bytes went; returns how
+    /// many went. Nothing is buffered: 0 while earlier bytes wait or the
+    /// pipe is full (the caller asks for `drained` and goes on then).
+    /// `Unsupported` if the pipe cannot send this file (the caller reads
+    /// and writes it instead); `UnexpectedEof` if the file ends first.
+    pub(crate) fn send_file(
+        &mut self,
+        file: &File,
+        offset: u64,
+        len: u64,
+        stats: &mut Stats,
+        cork: &mut Cork,
+    ) -> io::Result<usize> {
+        if self.write_closed() {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "the connection is closed for writing"));
+        }
+        self.send_corked(cork, stats);
+        if !self.wbuf.is_empty() && !self.blocked {
+            self.flush(stats, FILE_BUDGET);
+        }
+        if !self.wbuf.is_empty() {
+            return Ok(0);
+        }
+        let want = usize::try_from(len).unwrap_or(usize::MAX).min(FILE_BUDGET);
+        let mut sent = 0;
+        for _ in 0..1_000_000 {
+            if sent == want || self.blocked || self.abort.is_some() {
+                break;
+            }
+            let ask = want - sent;
+            match self.pipe.send_file(file, offset + sent as u64, ask) {
+                Ok(0) if sent == 0 => return Err(crate::transport::file_ended(offset, len)),
+                // The file's end: the next call reports it.
+                Ok(0) => break,
+                Ok(n) => {
+                    stats.writes += 1;
+                    stats.bytes_out += n as u64;
+                    sent += n;
+                    // A short send is a full pipe, or the file's end: the
+                    // next round tells which (it must not be taken for a
+                    // full pipe, whose writable event would never come).
+                    log::trace!(target: "twirl::loop", "{} sent {n} B from a file", self.id);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    stats.would_blocks += 1;
+                    log::trace!(target: "twirl::loop", "{} sendfile WouldBlock", self.id);
+                    self.blocked = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::Unsupported && sent == 0 => return Err(e),
+                Err(e) if e.kind() == io::ErrorKind::Unsupported => break,
+                Err(e) => self.end(Disconnect::Io(e)),
+            }
+        }
+        Ok(sent)
+    }
+
     /// The end of a callback: what it corked leaves, in one system call.
     fn uncork<H: Host>(&mut self, host: &mut H) {
         self.corked = false;
         let (cork, stats) = host.cork();
-        if cork.is_held_by(self.id) {
-            let held = cork.take();
-            if self.abort.is_none() && !held.is_empty() {
-                let sent = self.send([&held, &[]], usize::MAX, stats);
-                if sent < held.len() && self.abort.is_none() {
-                    self.enqueue(Payload::Borrowed(&held[sent..]), 0, stats);
-                }
-            }
-            cork.give_back(held);
-            cork.release();
-        }
+        self.send_corked(cork, stats);
         if !self.blocked && !self.wbuf.is_empty() && self.abort.is_none() {
             let budget = host.config().write_budget;
             if self.flush(host.stats(), budget) {
@@ -405,6 +477,13 @@ impl<P: Pipe, H: Host> Transport for ConnCtx<'_, P, H> {
     fn write_bytes(&mut self, data: Bytes) {
         let (cork, stats) = self.host.cork();
         self.io.write(Payload::Owned(data), stats, Some(cork));
+    }
+    fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<usize> {
+        let (cork, stats) = self.host.cork();
+        match self.io.send_file(file, offset, len, stats, cork) {
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => crate::transport::copy_file(self, file, offset, len),
+            other => other,
+        }
     }
     fn lose_connection(&mut self) {
         self.io.closing = true;
@@ -734,7 +813,9 @@ pub(crate) fn settle<P: Pipe, H: Host>(
         if !io.wbuf.is_empty() {
             return None;
         }
-        if io.notify_drained && !io.write_closed() {
+        // Not while the pipe is full either: a file sent straight to it
+        // leaves nothing queued, yet is not all taken.
+        if io.notify_drained && !io.blocked && !io.write_closed() {
             io.notify_drained = false;
             call(protocol, io, host, |p, t| p.drained(t));
             continue;

@@ -4,18 +4,19 @@
 //! Every request parsed in one `data_received` is answered in that call,
 //! so the answers to a pipelined batch leave in one write (the transport
 //! corks the writes of a callback). A file larger than [`SMALL`] is
-//! streamed by a [`ReadSender`], a chunk each time the connection drains;
-//! meanwhile the connection is not read, so neither the requests behind
+//! streamed by a [`FileSender`] (`sendfile(2)` on a socket: the file's
+//! bytes never pass through the server), as much as the socket takes each
+//! time the connection drains; meanwhile the connection is not read, so neither the requests behind
 //! it nor the file are held in memory. A request that must be refused
 //! (see [`super::request`]) is answered and the connection closed.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Take};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use twirl::producer::{ReadSender, Sent};
+use twirl::producer::{FileSender, Sent};
 use twirl::{Protocol, Transport};
 
 use super::beneath::Root;
@@ -42,7 +43,7 @@ struct Access {
 
 /// A file being streamed.
 struct Streaming {
-    sender: ReadSender<Take<File>>,
+    sender: FileSender,
     /// The body's length: what `sender` must have sent at its end.
     length: u64,
     keep_alive: bool,
@@ -224,18 +225,12 @@ impl HttpServer {
                     }
                     return;
                 }
-                let mut file = file;
-                if start > 0 && file.seek(SeekFrom::Start(start)).is_err() {
-                    let out = page(r.minor, Status::InternalError, "cannot read the file", now, false, true);
-                    self.small(t, out, Status::InternalError, false, access);
-                    return;
-                }
                 t.write(&out);
                 access.bytes = out.len() as u64 + length;
                 // Nothing more is read from the client until the file is sent.
                 t.pause_reading();
                 self.sending = Some(Streaming {
-                    sender: ReadSender::new(file.take(length)),
+                    sender: FileSender::new(file, start, length),
                     length,
                     keep_alive: r.keep_alive,
                     access,
@@ -263,7 +258,7 @@ impl HttpServer {
         let Some(s) = &mut self.sending else { return };
         match s.sender.send_more(t) {
             Ok(Sent::More) => {}
-            Ok(Sent::Done) if s.sender.sent() == s.length => {
+            Ok(Sent::Done) => {
                 let done = self.sending.take();
                 if let Some(done) = done {
                     log_access(t, &done.access);
@@ -276,11 +271,11 @@ impl HttpServer {
                     }
                 }
             }
-            Ok(Sent::Done) | Err(_) => {
+            Err(e) => {
                 // The file shrank or failed under us: the length promised
                 // cannot be kept, so the connection must end.
                 let sent = s.sender.sent();
-                log::warn!("http: {} ended after {sent} of {} bytes", s.access.target, s.length);
+                log::warn!("http: {} ended after {sent} of {} bytes: {e}", s.access.target, s.length);
                 self.sending = None;
                 self.closing = true;
                 t.abort_connection();
