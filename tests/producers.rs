@@ -107,3 +107,49 @@ fn a_consumer_full_of_output_stops_its_producer_being_read() {
     assert!(got == data, "relayed in order, byte for byte");
     r.stop();
 }
+
+/// Sends `len` bytes of a file to whoever connects, then closes; an error
+/// is written as a line instead.
+struct SendFile {
+    sender: twirl::producer::FileSender,
+}
+impl SendFile {
+    fn more(&mut self, t: &mut dyn Transport) {
+        match self.sender.send_more(t) {
+            Ok(twirl::producer::Sent::More) => {}
+            Ok(twirl::producer::Sent::Done) => t.lose_connection(),
+            Err(e) => {
+                t.write(format!("\nerror: {e}\n").as_bytes());
+                t.lose_connection();
+            }
+        }
+    }
+}
+impl Protocol for SendFile {
+    fn connection_made(&mut self, t: &mut dyn Transport) {
+        self.more(t);
+    }
+    fn data_received(&mut self, _: &[u8], _: &mut dyn Transport) {}
+    fn drained(&mut self, t: &mut dyn Transport) {
+        self.more(t);
+    }
+}
+
+#[test]
+fn a_file_sendfile_cannot_read_is_read_and_written_instead() {
+    // The kernel refuses sendfile from /proc/self/status (EINVAL): the
+    // transport falls back to reading and writing it.
+    let r = spawn_reactor(Config::default(), |r| {
+        let factory = |_: &Addr| {
+            let file = std::fs::File::open("/proc/self/status").expect("/proc/self/status");
+            SendFile { sender: twirl::producer::FileSender::new(file, 0, 100) }
+        };
+        r.listen_tcp("127.0.0.1:0".parse().unwrap(), factory).expect("listen").addr
+    });
+    let mut s = connect(r.value);
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).expect("read to the close");
+    let text = String::from_utf8_lossy(&got);
+    assert_eq!(got.len(), 100, "{text}");
+    assert!(text.starts_with("Name:\t"), "{text}");
+}
