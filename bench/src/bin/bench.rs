@@ -19,7 +19,9 @@
 //! read-buffer experiments and the prefixed workload's control), `--rounds N`
 //! (default 5), `--duration SECS` and `--warmup SECS` (per run; default 4
 //! and 1), `--no-build` (use the binaries beside this one), `--no-strace`,
-//! `--out PATH` (default `bench/RESULTS.md`; `-` for none), `--no-twisted`.
+//! `--out PATH` (default `bench/RESULTS.md`; `-` for none), `--no-twisted`,
+//! `--no-tls` and `--no-http` (the TLS and HTTP drivers, run last: see
+//! [`side_drivers`]).
 //!
 //! Twisted runs beside the Rust peers: from the machine's `python3` if it can
 //! import it, else from a virtual environment made under the target directory
@@ -324,9 +326,11 @@ fn run() -> Result<bool, String> {
     if let Err(e) = &timers {
         failures.push(format!("timers: {e}"));
     }
+    let side = side_drivers(&bin, &s, &a, &mut failures);
     let elapsed = started.elapsed();
 
-    let report = render(&s, &servers, &workloads, &results, &syscalls, &timers, &failures, elapsed);
+    let mut report = render(&s, &servers, &workloads, &results, &syscalls, &timers, &failures, elapsed);
+    report.push_str(&side);
     println!("\n{report}");
     let out = a.get("out").map(PathBuf::from).unwrap_or_else(|| root.join("bench").join("RESULTS.md"));
     if out.as_os_str() != "-" {
@@ -334,6 +338,78 @@ fn run() -> Result<bool, String> {
         println!("wrote {}", out.display());
     }
     Ok(failures.is_empty())
+}
+
+/// The drivers with peers of their own, run after the echo workloads:
+/// `tls-bench` (twirl's TLS layer beside tokio + tokio-rustls, issue #15)
+/// and `http-bench` (the `http` plugin beside nginx and Python's server,
+/// issue #16). Returns their sections of the report, each with the command
+/// that produced it; `--no-tls` and `--no-http` leave one out.
+fn side_drivers(bin: &Path, s: &Settings, a: &Args, failures: &mut Vec<String>) -> String {
+    let rounds = s.rounds.to_string();
+    let tls_args: Vec<String> = if s.quick {
+        ["--rounds-of", "1", "--rounds", "500", "--mb", "64", "--handshakes", "500", "--idle", "200"]
+            .map(String::from)
+            .to_vec()
+    } else {
+        vec!["--rounds-of".into(), rounds.clone()]
+    };
+    let http_args: Vec<String> = if s.quick {
+        ["--rounds", "1", "--duration", "1"].map(String::from).to_vec()
+    } else {
+        vec!["--rounds".into(), rounds, "--duration".into(), "3".into()]
+    };
+    let drivers = [
+        (
+            "tls",
+            "TLS (issue #15): twirl's TLS layer beside tokio + tokio-rustls",
+            "tls-bench",
+            tls_args,
+            "Goals: pingpong-100 CPU/msg and stream CPU/MiB within 1.05x of tokio's; full handshakes per \
+             CPU-second at least tokio's (ratio >= 1); idle RSS per connection reported.",
+        ),
+        (
+            "http",
+            "HTTP (issue #16): the `http` plugin beside nginx and `python3 -m http.server`",
+            "http-bench",
+            http_args,
+            "Goals: small-file CPU per request <= 1.2x nginx's; large-file CPU per MB <= 1.5x nginx's \
+             (nginx with sendfile on, one process).",
+        ),
+    ];
+    let mut out = String::new();
+    for (key, heading, program, args, goals) in drivers {
+        let _ = writeln!(out, "\n## {heading}\n");
+        if a.flag(&format!("no-{key}")) {
+            let _ = writeln!(out, "Not measured (`--no-{key}`).");
+            continue;
+        }
+        let command = format!("target/release/{program} {}", args.join(" "));
+        println!("bench: {command}");
+        let ran = Command::new(bin.join(program)).args(&args).stderr(Stdio::inherit()).output();
+        match ran {
+            Ok(o) if o.status.success() => {
+                let text = String::from_utf8_lossy(&o.stdout);
+                let _ = writeln!(out, "`{command}`, run by this driver:\n");
+                if key == "http" {
+                    // Already a Markdown table.
+                    let _ = writeln!(out, "{}", text.trim_end());
+                } else {
+                    let _ = writeln!(out, "```text\n{}\n```", text.trim_end());
+                }
+                let _ = writeln!(out, "\n{goals}");
+            }
+            Ok(o) => {
+                let _ = writeln!(out, "`{command}` failed ({}).", o.status);
+                failures.push(format!("{program}: {}", o.status));
+            }
+            Err(e) => {
+                let _ = writeln!(out, "`{command}` could not run: {e}.");
+                failures.push(format!("{program}: {e}"));
+            }
+        }
+    }
+    out
 }
 
 /// The workspace root: this crate's parent directory.
