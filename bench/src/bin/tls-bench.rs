@@ -5,8 +5,9 @@
 //! of each kind in turn (twirl, tokio, twirl, tokio, ...), pinned to core 0,
 //! the client pinned to core 1, and runs every workload against it; the
 //! figure is the server process's CPU time (user + system, from /proc) or
-//! resident memory, the median over `--rounds-of` rounds with (min–max), and
-//! the ratio is twirl / tokio of the medians.
+//! resident memory, the median over `--rounds-of` rounds with (min–max); the
+//! ratio is the median of the per-round ratios twirl / tokio (each round's
+//! two peers saw the same machine), with the ratio of the medians beside it.
 //!
 //! - pingpong-100: `--conns` connections, each `--rounds` round trips of a
 //!   100-byte message; server CPU per message.
@@ -243,10 +244,11 @@ fn main() -> io::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     println!("TLS 1.3, TLS13_AES_128_GCM_SHA256, X25519, ECDSA P-256 (rustls + ring on both sides)");
     println!("{} round(s); server on core 0, client on core 1; median (min-max)", opts.rounds_of.max(1));
-    println!("{:<38} {:>26} {:>26} {:>8}", "workload", "twirl", "tokio", "ratio");
+    println!("{:<38} {:>26} {:>26} {:>24} {:>10}", "workload", "twirl", "tokio", "ratio per round", "of medians");
     let row = |name: &str, f: fn(&Figures) -> f64| {
         let (t, k) = (spread(twirl.iter().map(f).collect()), spread(tokio.iter().map(f).collect()));
-        println!("{name:<38} {:>26} {:>26} {:>7.2}x", t.1, k.1, t.0 / k.0);
+        let per_round = spread(twirl.iter().zip(&tokio).map(|(a, b)| f(a) / f(b)).collect());
+        println!("{name:<38} {:>26} {:>26} {:>24} {:>9.2}x", t.1, k.1, per_round.1, t.0 / k.0);
     };
     row(&format!("pingpong-100 ({}x{}) CPU us/msg", opts.conns, opts.rounds), |f| f.pingpong_us_per_msg);
     row(&format!("stream ({} MiB) CPU us/MiB", opts.mib), |f| f.stream_us_per_mib);
