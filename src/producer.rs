@@ -322,6 +322,19 @@ mod tests {
     }
 
     #[test]
+    fn a_fast_download_gives_the_loop_back_every_mebibyte() {
+        // A peer that takes everything at once: the file still goes a
+        // share per turn, so others connections are served in between.
+        let file = TempFile::new("turns", 5 << 20);
+        let sender = FileSender::new(file.open(), 0, 5 << 20);
+        let mut h = Harness::new(Serve { head: b"", sender, error: None });
+        h.connect();
+        assert_eq!(h.take_output().len(), 5 << 20);
+        assert!(h.is_closed());
+        assert!(h.cx.stats().turns >= 4, "{} turns for 5 MiB", h.cx.stats().turns);
+    }
+
+    #[test]
     fn a_file_shorter_than_promised_is_an_unexpected_eof() {
         let file = TempFile::new("short", 10_000);
         let sender = FileSender::new(file.open(), 4_000, 50_000);

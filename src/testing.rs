@@ -642,6 +642,8 @@ impl<P: Protocol> Harness<P> {
             if !std::mem::take(&mut self.cx.again) && !flush {
                 return;
             }
+            // The reactor would play this on its next turn.
+            self.cx.stats.turns += 1;
             ended = machine::ready(&mut self.protocol, &mut self.io, &mut self.cx, Readiness::ALL, &mut self.read_buf);
         }
     }

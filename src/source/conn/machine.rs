@@ -85,7 +85,8 @@ pub(crate) struct ConnIo<P> {
     /// A callback is running: small writes wait for its end, to go out
     /// together (see [`DIRECT_WRITE`]).
     pub corked: bool,
-    /// The pipe refused bytes: writes queue until it is writable.
+    /// The pipe refused bytes (or a file send took this turn's share):
+    /// writes queue until it is writable (or the next turn).
     pub blocked: bool,
     /// The protocol asked to be told (`drained`) once its output is all
     /// handed to the pipe.
@@ -307,17 +308,11 @@ impl<P: Pipe> ConnIo<P> {
     /// pipe is full (the caller asks for `drained` and goes on then).
     /// `Unsupported` if the pipe cannot send this file (the caller reads
     /// and writes it instead); `UnexpectedEof` if the file ends first.
-    pub(crate) fn send_file(
-        &mut self,
-        file: &File,
-        offset: u64,
-        len: u64,
-        stats: &mut Stats,
-        cork: &mut Cork,
-    ) -> io::Result<usize> {
+    pub(crate) fn send_file<H: Host>(&mut self, file: &File, offset: u64, len: u64, host: &mut H) -> io::Result<usize> {
         if self.write_closed() {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "the connection is closed for writing"));
         }
+        let (cork, stats) = host.cork();
         self.send_corked(cork, stats);
         if !self.wbuf.is_empty() && !self.blocked {
             self.flush(stats, FILE_BUDGET);
@@ -355,6 +350,13 @@ impl<P: Pipe> ConnIo<P> {
                 Err(e) if e.kind() == io::ErrorKind::Unsupported => break,
                 Err(e) => self.end(Disconnect::Io(e)),
             }
+        }
+        if sent == FILE_BUDGET && len > FILE_BUDGET as u64 && !self.blocked {
+            // This turn's share went: the rest waits for the continuation
+            // the caller asks for, as if the pipe were full, so that one
+            // fast download does not hold the loop from everyone else.
+            self.blocked = true;
+            host.again();
         }
         Ok(sent)
     }
@@ -479,8 +481,7 @@ impl<P: Pipe, H: Host> Transport for ConnCtx<'_, P, H> {
         self.io.write(Payload::Owned(data), stats, Some(cork));
     }
     fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<usize> {
-        let (cork, stats) = self.host.cork();
-        match self.io.send_file(file, offset, len, stats, cork) {
+        match self.io.send_file(file, offset, len, self.host) {
             Err(e) if e.kind() == io::ErrorKind::Unsupported => crate::transport::copy_file(self, file, offset, len),
             other => other,
         }
