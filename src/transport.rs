@@ -565,9 +565,10 @@ pub(crate) fn copy_file<T: Transport + ?Sized>(t: &mut T, file: &File, offset: u
         return Err(io::Error::new(io::ErrorKind::NotConnected, "the connection is closed for writing"));
     }
     let mut piece = vec![0; len.min(COPY_CHUNK) as usize];
+    let mut interrupted = 0;
     let n = loop {
         match file.read_at(&mut piece, offset) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && interrupted < 16 => interrupted += 1,
             other => break other?,
         }
     };

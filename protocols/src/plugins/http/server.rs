@@ -6,9 +6,10 @@
 //! corks the writes of a callback). A file larger than [`SMALL`] is
 //! streamed by a [`FileSender`] (`sendfile(2)` on a socket: the file's
 //! bytes never pass through the server), as much as the socket takes each
-//! time the connection drains; meanwhile the connection is not read, so neither the requests behind
-//! it nor the file are held in memory. A request that must be refused
-//! (see [`super::request`]) is answered and the connection closed.
+//! time the connection drains; meanwhile the connection is not read, so
+//! neither the requests behind it nor the file are held in memory. A
+//! request that must be refused (see [`super::request`]) is answered and
+//! the connection closed.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
