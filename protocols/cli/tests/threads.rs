@@ -272,3 +272,48 @@ fn a_restart_hands_every_threads_sockets_down_and_drops_nothing() {
     assert!(failures.is_empty(), "{} round trips failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
     assert!(done >= after + 200, "the new copy serves");
 }
+
+impl Member {
+    /// Reads until `line` comes (notices included); false if it does not
+    /// within the read timeout.
+    fn hears(&mut self, line: &str) -> bool {
+        for _ in 0..10_000 {
+            let mut got = String::new();
+            match self.lines.read_line(&mut got) {
+                Ok(0) | Err(_) => return false,
+                Ok(_) if got == line => return true,
+                Ok(_) => {}
+            }
+        }
+        false
+    }
+}
+
+#[test]
+fn chat_arrivals_and_departures_reach_every_thread() {
+    let twirl = Threads::start(&["chat@tcp:0"]);
+    let room = twirl.addrs[0];
+    // Members on both threads, as above.
+    let mut members = Vec::new();
+    for k in 0..40 {
+        let m = join(room);
+        let split = m.others_here < k;
+        members.push(m);
+        if split && members.len() >= 3 {
+            break;
+        }
+    }
+    assert!(members.iter().enumerate().any(|(k, m)| m.others_here < k), "every member landed on one thread");
+    // A newcomer lands on one thread; some members are on the other, and
+    // they hear of it too.
+    let newcomer = join(room);
+    let label = newcomer.writer.local_addr().expect("local address").to_string();
+    for (k, m) in members.iter_mut().enumerate() {
+        assert!(m.hears(&format!("* {label} joined\n")), "member {k} heard of the arrival");
+    }
+    drop(newcomer);
+    for (k, m) in members.iter_mut().enumerate() {
+        assert!(m.hears(&format!("* {label} left\n")), "member {k} heard of the departure");
+    }
+    drop(twirl);
+}

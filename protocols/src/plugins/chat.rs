@@ -30,8 +30,8 @@
 //! the members it accepted, and every line said in one is posted to the
 //! others ([`twirl::group::Group::post_to_others`]): each room hands it
 //! to its own members, so everyone hears everyone, in the order each
-//! member spoke. (Arrivals and departures are announced, and counted in
-//! "N others here", within a thread's room.)
+//! member spoke; arrivals and departures are announced in every room the
+//! same way. (The welcome's "N others here" counts the thread's own room.)
 //!
 //! ```text
 //! $ twirl cat tcp:127.0.0.1:7107          (or nc 127.0.0.1 7107)
@@ -140,6 +140,53 @@ fn new_room(cap: usize) -> Rc<RefCell<Room>> {
         room.borrow_mut().group = Some((group, k));
     }
     room
+}
+
+/// An arrival or departure in room `k` of another thread: announce it in
+/// this thread's room `k` too (counted for the summary if this room's
+/// announcements are used up).
+fn announced_elsewhere(k: usize, line: &str, joined: bool, r: &mut twirl::Reactor) {
+    let Some(room) = ROOMS.with(|rooms| rooms.borrow().get(k).and_then(Weak::upgrade)) else { return };
+    r.with_context(|cx| {
+        let now = cx.now();
+        let shown = room.borrow_mut().announce(ConnId::from_raw(0), line, joined, now, cx);
+        if !shown {
+            summary_due(&room, cx);
+        }
+        arm(&room, cx);
+    });
+}
+
+/// Arrivals and departures were counted, not announced: makes sure a
+/// member's timer will sum them up (the first member's, if nobody's is
+/// set), or, with nobody left to hold one, says the summary now.
+fn summary_due(room: &RefCell<Room>, cx: &mut dyn Context) {
+    let next = {
+        let mut room = room.borrow_mut();
+        if room.summary_by.is_some() || room.unannounced == (0, 0) {
+            return;
+        }
+        room.summary_by = room.members.first().map(|m| m.id);
+        room.summary_by
+    };
+    // The member's callbacks may run (and borrow the room).
+    let scheduled = next.is_some_and(|m| {
+        cx.with_conn(m, &mut |t| {
+            t.call_later(SUMMARY_AFTER, SUMMARY);
+        })
+    });
+    if !scheduled {
+        room.borrow_mut().summary_by = None;
+        room.borrow_mut().announce_summary(cx);
+    }
+}
+
+/// Tells the other threads' rooms of an arrival or departure here.
+fn tell_elsewhere(room: &Room, line: &str, joined: bool) {
+    if let Some((group, k)) = &room.group {
+        let (k, line) = (*k, line.to_string());
+        group.post_to_others(move |r| announced_elsewhere(k, &line, joined, r));
+    }
 }
 
 /// A line said in room `k` of another thread: hand it to this thread's
@@ -369,7 +416,9 @@ impl LineHandler for Chat {
         t.write(format!("* you are {label}; {others} other{s} here\n").as_bytes());
         let now = t.now();
         let mut room = self.room.borrow_mut();
-        if !room.announce(id, &format!("* {label} joined\n"), true, now, &mut **t) && room.summary_by.is_none() {
+        let line = format!("* {label} joined\n");
+        tell_elsewhere(&room, &line, true);
+        if !room.announce(id, &line, true, now, &mut **t) && room.summary_by.is_none() {
             room.summary_by = Some(id);
             t.call_later(SUMMARY_AFTER, SUMMARY);
         }
@@ -416,33 +465,16 @@ impl LineHandler for Chat {
         room.leave(id);
         log::debug!("chat: {label} left ({reason})");
         let now = cx.now();
-        let announced = room.announce(id, &format!("* {label} left\n"), false, now, cx);
+        let line = format!("* {label} left\n");
+        tell_elsewhere(&room, &line, false);
+        room.announce(id, &line, false, now, cx);
         // This member's timers die with it: if it was to tell the summary,
         // or this departure was only counted, another member's timer will.
         if room.summary_by == Some(id) {
             room.summary_by = None;
         }
-        if room.summary_by.is_some() || room.unannounced == (0, 0) {
-            drop(room);
-            arm(&self.room, cx);
-            return;
-        }
-        let next = room.members.first().map(|m| m.id);
-        room.summary_by = next;
-        // The other member's callbacks may run (and borrow the room).
         drop(room);
-        let scheduled = next.is_some_and(|m| {
-            cx.with_conn(m, &mut |t| {
-                t.call_later(SUMMARY_AFTER, SUMMARY);
-            })
-        });
-        if !scheduled {
-            let mut room = self.room.borrow_mut();
-            room.summary_by = None;
-            if !announced {
-                room.announce_summary(cx);
-            }
-        }
+        summary_due(&self.room, cx);
         arm(&self.room, cx);
     }
 }
