@@ -542,7 +542,10 @@ fn read_head_and(s: &mut std::net::TcpStream, n: usize) -> Vec<u8> {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     let mut end = None;
-    while end.is_none_or(|e| got.len() < e + n) {
+    for _ in 0..100_000 {
+        if end.is_some_and(|e| got.len() >= e + n) {
+            break;
+        }
         match s.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(k) => got.extend_from_slice(&buf[..k]),
