@@ -176,7 +176,6 @@ fn summary_due(room: &RefCell<Room>, cx: &mut dyn Context) {
         })
     });
     if !scheduled {
-        room.borrow_mut().summary_by = None;
         room.borrow_mut().announce_summary(cx);
     }
 }
