@@ -166,12 +166,10 @@ impl Member {
     }
 }
 
-#[test]
-fn chat_members_on_different_threads_hear_each_other_in_order() {
-    let twirl = Threads::start(&["chat@tcp:0"]);
-    let room = twirl.addrs[0];
-    // Join until someone lands on a thread that did not have everyone so
-    // far: its "N others here" counts only its own thread's room.
+/// At least three members of the room, on both threads: joins until
+/// someone lands on a thread that did not have everyone so far (its
+/// "N others here" counts only its own thread's room).
+fn members_on_both_threads(room: SocketAddr) -> Vec<Member> {
     let mut members = Vec::new();
     for k in 0..40 {
         let m = join(room);
@@ -182,6 +180,14 @@ fn chat_members_on_different_threads_hear_each_other_in_order() {
         }
     }
     assert!(members.iter().enumerate().any(|(k, m)| m.others_here < k), "every member landed on one thread");
+    members
+}
+
+#[test]
+fn chat_members_on_different_threads_hear_each_other_in_order() {
+    let twirl = Threads::start(&["chat@tcp:0"]);
+    let room = twirl.addrs[0];
+    let mut members = members_on_both_threads(room);
     // The first member says three lines; everyone else hears all three, in order.
     for i in 0..3 {
         writeln!(members[0].writer, "line {i}").unwrap();
@@ -293,17 +299,7 @@ impl Member {
 fn chat_arrivals_and_departures_reach_every_thread() {
     let twirl = Threads::start(&["chat@tcp:0"]);
     let room = twirl.addrs[0];
-    // Members on both threads, as above.
-    let mut members = Vec::new();
-    for k in 0..40 {
-        let m = join(room);
-        let split = m.others_here < k;
-        members.push(m);
-        if split && members.len() >= 3 {
-            break;
-        }
-    }
-    assert!(members.iter().enumerate().any(|(k, m)| m.others_here < k), "every member landed on one thread");
+    let mut members = members_on_both_threads(room);
     // A newcomer lands on one thread; some members are on the other, and
     // they hear of it too.
     let newcomer = join(room);
