@@ -8,7 +8,10 @@
 //! fan-out), `peer-twirl` (twirl's reactor with settings the command does
 //! not expose, and the length-prefixed protocol), `timers` (timer memory and
 //! scaling) and `bench` (the driver that builds and runs everything and
-//! writes `bench/RESULTS.md`).
+//! writes `bench/RESULTS.md`). `tls-bench` and `http-bench` drive the TLS
+//! and HTTP comparisons; [`tls_peer`] holds the TLS echo servers they run.
+
+pub mod tls_peer;
 
 use std::collections::HashMap;
 use std::io;
@@ -65,6 +68,24 @@ pub fn parse_stat(text: &str) -> Option<CpuTime> {
     let stime: f64 = fields.get(12)?.parse().ok()?;
     let us_per_tick = 1e6 / clock_ticks_per_sec();
     Some(CpuTime { user_us: utime * us_per_tick, sys_us: stime * us_per_tick, minflt })
+}
+
+/// CPU time (user and kernel) a process's live threads have used, in
+/// nanoseconds, summed from `/proc/PID/task/*/schedstat`: exact, where
+/// `/proc/PID/stat` counts clock ticks (10 ms), which on a workload of a
+/// few hundred milliseconds is an error of several per cent.
+pub fn read_cpu_ns(pid: u32) -> io::Result<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let text = std::fs::read_to_string(task?.path().join("schedstat"))?;
+        total += parse_schedstat(&text).ok_or_else(|| io::Error::other("cannot parse a schedstat"))?;
+    }
+    Ok(total)
+}
+
+/// The first field of a `schedstat` line: nanoseconds spent on a CPU.
+pub fn parse_schedstat(text: &str) -> Option<u64> {
+    text.split_whitespace().next()?.parse().ok()
 }
 
 /// Resident set size of a process in bytes, from `VmRSS` in `/proc/PID/status`.
@@ -402,6 +423,18 @@ mod tests {
         assert_eq!(cpu.user_us, 250.0 * tick);
         assert_eq!(cpu.sys_us, 50.0 * tick);
         assert_eq!(cpu.minflt, 100.0);
+    }
+
+    #[test]
+    fn schedstat_of_this_process_grows_with_work() {
+        assert_eq!(parse_schedstat("123456789 2000 31\n"), Some(123_456_789));
+        assert_eq!(parse_schedstat(""), None);
+        let before = read_cpu_ns(std::process::id()).unwrap();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        assert!(read_cpu_ns(std::process::id()).unwrap() > before, "{x}");
     }
 
     #[test]

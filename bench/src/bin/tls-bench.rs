@@ -4,7 +4,8 @@
 //! TLS13_AES_128_GCM_SHA256, with X25519). Each round starts a fresh peer
 //! of each kind in turn (twirl, tokio, twirl, tokio, ...), pinned to core 0,
 //! the client pinned to core 1, and runs every workload against it; the
-//! figure is the server process's CPU time (user + system, from /proc) or
+//! figure is the server process's CPU time (user + system, to the
+//! nanosecond from /proc/PID/task/*/schedstat) or
 //! resident memory, the median over `--rounds-of` rounds with (min–max); the
 //! ratio is the median of the per-round ratios twirl / tokio (each round's
 //! two peers saw the same machine), with the ratio of the medians beside it.
@@ -19,7 +20,13 @@
 //! - idle: `--idle` connections, handshaken, then silent; server RSS per
 //!   connection.
 //!
-//! `cargo run --release -p twirl-bench --bin tls-bench -- [--rounds-of 5] [--conns 20] [--rounds 2000] [--mb 256] [--handshakes 2000] [--idle 1000]`
+//! twirl's peer runs on mimalloc, as the `twirl` command does; tokio's on
+//! the system allocator, a tokio program's default. The stream workload
+//! is then run again with both on glibc's malloc and both on mimalloc
+//! (`--no-allocators` leaves that out): where the allocator places rustls's
+//! 16 KiB blocks decides whether glibc's `memcpy` of a record is fast.
+//!
+//! `cargo run --release -p twirl-bench --bin tls-bench -- [--rounds-of 5] [--conns 20] [--rounds 2000] [--mb 256] [--handshakes 2000] [--idle 1000] [--no-allocators]`
 //!
 //! `--threads` instead measures a CPU-heavy workload across threads (issue
 //! #18): full handshakes from `--clients` client threads (default 2), against
@@ -36,7 +43,7 @@ use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-use twirl_bench::{read_cpu, read_rss};
+use twirl_bench::{read_cpu, read_cpu_ns, read_rss};
 
 type Tls = StreamOwned<ClientConnection, TcpStream>;
 
@@ -151,14 +158,19 @@ fn handshakes(config: &Arc<ClientConfig>, addr: SocketAddr, n: usize) -> io::Res
 /// (and says on stderr how it splits into user and kernel time, and how
 /// many page faults it took).
 fn cpu_of(peer: &Peer, what: &str, work: impl FnOnce() -> io::Result<()>) -> io::Result<f64> {
-    let before = read_cpu(peer.child.id())?;
+    let pid = peer.child.id();
+    let (before, before_ns) = (read_cpu(pid)?, read_cpu_ns(pid)?);
     work()?;
     // Let the server finish what it was doing (closes, the last echoes).
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let used = read_cpu(peer.child.id())?.since(&before);
+    let (used, used_ns) = (read_cpu(pid)?.since(&before), read_cpu_ns(pid)? - before_ns);
     let (user, sys) = (used.user_us / 1000.0, used.sys_us / 1000.0);
-    eprintln!("{what}: user {user:.0} ms, kernel {sys:.0} ms, {} minor page faults", used.minflt);
-    Ok(used.total_us())
+    eprintln!(
+        "{what}: {:.1} ms (user {user:.0} ms, kernel {sys:.0} ms), {} minor page faults",
+        used_ns as f64 / 1e6,
+        used.minflt
+    );
+    Ok(used_ns as f64 / 1000.0)
 }
 
 struct Figures {
@@ -185,6 +197,13 @@ fn run(peer: &Peer, config: &Arc<ClientConfig>, a: &Opts) -> io::Result<Figures>
         handshakes_per_cpu_s: a.handshakes as f64 / (hs / 1e6),
         idle_bytes_per_conn: after.saturating_sub(before) as f64 / a.idle as f64,
     })
+}
+
+/// The stream workload's server CPU per MiB, after the pingpong workload
+/// (so that the heap has the shape it has in [`run`]).
+fn stream_after_pingpong(peer: &Peer, config: &Arc<ClientConfig>, a: &Opts) -> io::Result<f64> {
+    pingpong(config, peer.addr, a.conns, a.rounds)?;
+    Ok(cpu_of(peer, "stream", || stream(config, peer.addr, a.mib))? / a.mib as f64)
 }
 
 /// The median of `v`, and it with (min-max) as text.
@@ -234,27 +253,62 @@ fn main() -> io::Result<()> {
         twirl_bench::pin_to_core(1)?;
     }
     let (mut twirl, mut tokio) = (Vec::new(), Vec::new());
+    let allocators = !args.flag("no-allocators");
+    let mut by_allocator: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); ALLOCATOR_PAIRS.len()];
     for round in 0..opts.rounds_of.max(1) {
         eprintln!("round {}", round + 1);
         for (name, out) in [("peer-twirl-tls", &mut twirl), ("peer-tokio-tls", &mut tokio)] {
             let peer = Peer::start(&bin.join(name), &cert, &key)?;
             out.push(run(&peer, &config, &opts)?);
         }
+        for ((_, twirl_peer, tokio_peer), (t, k)) in ALLOCATOR_PAIRS.iter().zip(&mut by_allocator) {
+            if allocators {
+                t.push(stream_after_pingpong(&Peer::start(&bin.join(twirl_peer), &cert, &key)?, &config, &opts)?);
+                k.push(stream_after_pingpong(&Peer::start(&bin.join(tokio_peer), &cert, &key)?, &config, &opts)?);
+            }
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
     println!("TLS 1.3, TLS13_AES_128_GCM_SHA256, X25519, ECDSA P-256 (rustls + ring on both sides)");
-    println!("{} round(s); server on core 0, client on core 1; median (min-max)", opts.rounds_of.max(1));
+    println!(
+        "{} round(s); server on core 0, client on core 1; median (min-max); \
+         twirl on mimalloc (as the `twirl` command is), tokio on the system allocator (its default)",
+        opts.rounds_of.max(1)
+    );
     println!("{:<38} {:>26} {:>26} {:>24} {:>10}", "workload", "twirl", "tokio", "ratio per round", "of medians");
     let row = |name: &str, f: fn(&Figures) -> f64| {
-        let (t, k) = (spread(twirl.iter().map(f).collect()), spread(tokio.iter().map(f).collect()));
-        let per_round = spread(twirl.iter().zip(&tokio).map(|(a, b)| f(a) / f(b)).collect());
-        println!("{name:<38} {:>26} {:>26} {:>24} {:>9.2}x", t.1, k.1, per_round.1, t.0 / k.0);
+        let (t, k): (Vec<f64>, Vec<f64>) = (twirl.iter().map(f).collect(), tokio.iter().map(f).collect());
+        print_row(name, &t, &k);
     };
     row(&format!("pingpong-100 ({}x{}) CPU us/msg", opts.conns, opts.rounds), |f| f.pingpong_us_per_msg);
     row(&format!("stream ({} MiB) CPU us/MiB", opts.mib), |f| f.stream_us_per_mib);
     row("full handshakes per CPU-second", |f| f.handshakes_per_cpu_s);
     row(&format!("idle ({}) RSS bytes/conn", opts.idle), |f| f.idle_bytes_per_conn);
+    if allocators {
+        println!("stream ({} MiB) CPU us/MiB, with both servers on one allocator:", opts.mib);
+        for ((name, _, _), (t, k)) in ALLOCATOR_PAIRS.iter().zip(&by_allocator) {
+            print_row(name, t, k);
+        }
+    }
     Ok(())
+}
+
+/// The stream workload on both allocators: (row, twirl's peer, tokio's peer).
+/// glibc places the 16 KiB block rustls copies each record into 11 bytes
+/// past the record (modulo 4 KiB) in twirl's heap, where `rep movsb` is
+/// slow on AMD Zen (glibc bug 30994); mimalloc gives such blocks pages of
+/// their own, which puts tokio's echo buffer 5 bytes from rustls's copy.
+const ALLOCATOR_PAIRS: [(&str, &str, &str); 2] = [
+    ("  both on the system allocator", "peer-twirl-tls-system", "peer-tokio-tls"),
+    ("  both on mimalloc", "peer-twirl-tls", "peer-tokio-tls-mimalloc"),
+];
+
+/// One row: the two medians with their spread, the median of the per-round
+/// ratios, and the ratio of the medians.
+fn print_row(name: &str, twirl: &[f64], tokio: &[f64]) {
+    let (t, k) = (spread(twirl.to_vec()), spread(tokio.to_vec()));
+    let per_round = spread(twirl.iter().zip(tokio).map(|(a, b)| a / b).collect());
+    println!("{name:<38} {:>26} {:>26} {:>24} {:>9.2}x", t.1, k.1, per_round.1, t.0 / k.0);
 }
 
 /// Starts `program ARGS` unpinned and reads its address from its first
