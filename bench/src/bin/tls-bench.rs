@@ -1,8 +1,9 @@
-//! TLS workloads, twirl beside a tokio + tokio-rustls peer: the same
-//! certificate (ECDSA P-256, made here with rcgen), the same rustls with
-//! *ring*, the same cipher suite (the client offers only
-//! TLS13_AES_128_GCM_SHA256, with X25519). Each round starts a fresh peer
-//! of each kind in turn (twirl, tokio, twirl, tokio, ...), pinned to core 0,
+//! TLS workloads, the `twirl` command (`twirl serve echo@tls:...`) beside
+//! a tokio + tokio-rustls peer: the same certificate (ECDSA P-256, made
+//! here with rcgen), the same rustls with *ring*, the same cipher suite
+//! (the client offers only TLS13_AES_128_GCM_SHA256, with X25519). Each
+//! round starts a fresh server of each kind in turn (twirl, tokio, twirl,
+//! tokio, ...), pinned to core 0,
 //! the client pinned to core 1, and runs every workload against it; the
 //! figure is the server process's CPU time (user + system, to the
 //! nanosecond from /proc/PID/task/*/schedstat) or
@@ -20,11 +21,11 @@
 //! - idle: `--idle` connections, handshaken, then silent; server RSS per
 //!   connection.
 //!
-//! twirl's peer runs on mimalloc, as the `twirl` command does; tokio's on
-//! the system allocator, a tokio program's default. The stream workload
-//! is then run again with both on glibc's malloc and both on mimalloc
-//! (`--no-allocators` leaves that out): where the allocator places rustls's
-//! 16 KiB blocks decides whether glibc's `memcpy` of a record is fast.
+//! Both run on the system allocator (glibc's malloc). The stream workload
+//! is then run again with twirl's layer on mimalloc (`peer-twirl-tls-mimalloc`)
+//! beside tokio on each allocator; `--no-allocators` leaves that out. Where
+//! the allocator places rustls's 16 KiB blocks decides whether glibc's
+//! `memcpy` of a record is fast (README § TLS).
 //!
 //! `cargo run --release -p twirl-bench --bin tls-bench -- [--rounds-of 5] [--conns 20] [--rounds 2000] [--mb 256] [--handshakes 2000] [--idle 1000] [--no-allocators]`
 //!
@@ -61,23 +62,56 @@ impl Drop for Peer {
 }
 
 impl Peer {
-    fn start(bin: &Path, cert: &Path, key: &Path) -> io::Result<Peer> {
-        let mut cmd = Command::new(bin);
-        cmd.args(["--addr", "127.0.0.1:0", "--cert"]).arg(cert).arg("--key").arg(key).stdout(Stdio::piped());
-        if twirl_bench::online_cpus() > 1 {
-            // SAFETY: pin_to_core only calls sched_setaffinity, which is
-            // async-signal-safe, between fork and exec.
-            unsafe {
-                cmd.pre_exec(|| twirl_bench::pin_to_core(0));
-            }
-        }
-        let mut child = cmd.spawn()?;
-        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let addr = line.trim().rsplit(' ').next().unwrap_or("").parse().map_err(io::Error::other)?;
-        Ok(Peer { child, addr })
+    /// Starts `server`, pinned to core 0 when there are two, and reads its
+    /// address from its first line.
+    fn start(server: &Server) -> io::Result<Peer> {
+        let pinned = twirl_bench::online_cpus() > 1;
+        start(server, pinned)
     }
+}
+
+/// A server to run: its program and arguments.
+struct Server {
+    program: PathBuf,
+    args: Vec<String>,
+}
+
+impl Server {
+    /// The `twirl` command serving the `echo` plugin over TLS: what ships.
+    fn twirl(bin: &Path, cert: &Path, key: &Path, threads: usize) -> Server {
+        let spec = format!("echo@tls:0:cert={}:key={}:interface=127.0.0.1", cert.display(), key.display());
+        let args = ["serve", "--threads", &threads.to_string(), &spec].map(String::from).to_vec();
+        Server { program: bin.join("twirl"), args }
+    }
+
+    /// One of this crate's TLS echo peers (`twirl_bench::tls_peer`).
+    fn peer(bin: &Path, name: &str, cert: &Path, key: &Path, workers: usize) -> Server {
+        let (c, k) = (cert.display().to_string(), key.display().to_string());
+        let mut args = ["--addr", "127.0.0.1:0", "--cert", &c, "--key", &k].map(String::from).to_vec();
+        args.extend(["--workers".to_string(), workers.to_string()]);
+        Server { program: bin.join(name), args }
+    }
+}
+
+/// Starts `server` and reads its address from its first `listening ... on
+/// tls:ADDR` (or `listening echo on ADDR`) line.
+fn start(server: &Server, pinned: bool) -> io::Result<Peer> {
+    let mut cmd = Command::new(&server.program);
+    cmd.args(&server.args).stdout(Stdio::piped()).stderr(Stdio::null());
+    if pinned {
+        // SAFETY: pin_to_core only calls sched_setaffinity, which is
+        // async-signal-safe, between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| twirl_bench::pin_to_core(0));
+        }
+    }
+    let mut child = cmd.spawn()?;
+    let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let word = line.trim().rsplit(' ').next().unwrap_or("");
+    let addr = word.strip_prefix("tls:").unwrap_or(word).parse().map_err(io::Error::other)?;
+    Ok(Peer { child, addr })
 }
 
 fn client_config(cert: &CertificateDer<'static>) -> Arc<ClientConfig> {
@@ -252,19 +286,20 @@ fn main() -> io::Result<()> {
     if twirl_bench::online_cpus() > 1 {
         twirl_bench::pin_to_core(1)?;
     }
+    let shipped = Server::twirl(&bin, &cert, &key, 1);
     let (mut twirl, mut tokio) = (Vec::new(), Vec::new());
     let allocators = !args.flag("no-allocators");
     let mut by_allocator: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); ALLOCATOR_PAIRS.len()];
     for round in 0..opts.rounds_of.max(1) {
         eprintln!("round {}", round + 1);
-        for (name, out) in [("peer-twirl-tls", &mut twirl), ("peer-tokio-tls", &mut tokio)] {
-            let peer = Peer::start(&bin.join(name), &cert, &key)?;
-            out.push(run(&peer, &config, &opts)?);
-        }
+        twirl.push(run(&Peer::start(&shipped)?, &config, &opts)?);
+        tokio.push(run(&Peer::start(&Server::peer(&bin, "peer-tokio-tls", &cert, &key, 1))?, &config, &opts)?);
         for ((_, twirl_peer, tokio_peer), (t, k)) in ALLOCATOR_PAIRS.iter().zip(&mut by_allocator) {
             if allocators {
-                t.push(stream_after_pingpong(&Peer::start(&bin.join(twirl_peer), &cert, &key)?, &config, &opts)?);
-                k.push(stream_after_pingpong(&Peer::start(&bin.join(tokio_peer), &cert, &key)?, &config, &opts)?);
+                let twirl_server = Server::peer(&bin, twirl_peer, &cert, &key, 1);
+                t.push(stream_after_pingpong(&Peer::start(&twirl_server)?, &config, &opts)?);
+                let tokio_server = Server::peer(&bin, tokio_peer, &cert, &key, 1);
+                k.push(stream_after_pingpong(&Peer::start(&tokio_server)?, &config, &opts)?);
             }
         }
     }
@@ -272,7 +307,7 @@ fn main() -> io::Result<()> {
     println!("TLS 1.3, TLS13_AES_128_GCM_SHA256, X25519, ECDSA P-256 (rustls + ring on both sides)");
     println!(
         "{} round(s); server on core 0, client on core 1; median (min-max); \
-         twirl on mimalloc (as the `twirl` command is), tokio on the system allocator (its default)",
+         both on the system allocator (glibc's malloc)",
         opts.rounds_of.max(1)
     );
     println!("{:<38} {:>26} {:>26} {:>24} {:>10}", "workload", "twirl", "tokio", "ratio per round", "of medians");
@@ -285,7 +320,7 @@ fn main() -> io::Result<()> {
     row("full handshakes per CPU-second", |f| f.handshakes_per_cpu_s);
     row(&format!("idle ({}) RSS bytes/conn", opts.idle), |f| f.idle_bytes_per_conn);
     if allocators {
-        println!("stream ({} MiB) CPU us/MiB, with both servers on one allocator:", opts.mib);
+        println!("stream ({} MiB) CPU us/MiB, twirl's layer on mimalloc (peer-twirl-tls-mimalloc):", opts.mib);
         for ((name, _, _), (t, k)) in ALLOCATOR_PAIRS.iter().zip(&by_allocator) {
             print_row(name, t, k);
         }
@@ -293,14 +328,15 @@ fn main() -> io::Result<()> {
     Ok(())
 }
 
-/// The stream workload on both allocators: (row, twirl's peer, tokio's peer).
-/// glibc places the 16 KiB block rustls copies each record into 11 bytes
-/// past the record (modulo 4 KiB) in twirl's heap, where `rep movsb` is
-/// slow on AMD Zen (glibc bug 30994); mimalloc gives such blocks pages of
-/// their own, which puts tokio's echo buffer 5 bytes from rustls's copy.
+/// The stream workload on other allocators: (row, twirl's peer, tokio's
+/// peer). With glibc's malloc, the 16 KiB block rustls copies each record
+/// into lands 11 bytes past the record (modulo 4 KiB) in twirl's heap,
+/// where `rep movsb` is slow on AMD Zen (glibc bug 30994); mimalloc gives
+/// such blocks pages of their own, which puts tokio's echo buffer 5 bytes
+/// from rustls's copy, and twirl's plaintext buffer (mid-page) nowhere near.
 const ALLOCATOR_PAIRS: [(&str, &str, &str); 2] = [
-    ("  both on the system allocator", "peer-twirl-tls-system", "peer-tokio-tls"),
-    ("  both on mimalloc", "peer-twirl-tls", "peer-tokio-tls-mimalloc"),
+    ("  twirl on mimalloc, tokio on glibc", "peer-twirl-tls-mimalloc", "peer-tokio-tls"),
+    ("  both on mimalloc", "peer-twirl-tls-mimalloc", "peer-tokio-tls-mimalloc"),
 ];
 
 /// One row: the two medians with their spread, the median of the per-round
@@ -309,18 +345,6 @@ fn print_row(name: &str, twirl: &[f64], tokio: &[f64]) {
     let (t, k) = (spread(twirl.to_vec()), spread(tokio.to_vec()));
     let per_round = spread(twirl.iter().zip(tokio).map(|(a, b)| a / b).collect());
     println!("{name:<38} {:>26} {:>26} {:>24} {:>9.2}x", t.1, k.1, per_round.1, t.0 / k.0);
-}
-
-/// Starts `program ARGS` unpinned and reads its address from its first
-/// `listening ... on tls:ADDR` (or `listening echo on ADDR`) line.
-fn start_unpinned(program: &Path, args: &[String]) -> io::Result<Peer> {
-    let mut child = Command::new(program).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
-    let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let word = line.trim().rsplit(' ').next().unwrap_or("");
-    let addr = word.strip_prefix("tls:").unwrap_or(word).parse().map_err(io::Error::other)?;
-    Ok(Peer { child, addr })
 }
 
 /// Full handshakes from `clients` threads against each server, `rounds_of`
@@ -333,28 +357,18 @@ fn threads(
     a: &Opts,
     clients: usize,
 ) -> io::Result<()> {
-    let (c, k) = (cert.display().to_string(), key.display().to_string());
-    let spec = format!("echo@tls:0:cert={c}:key={k}");
-    let servers: Vec<(&str, PathBuf, Vec<String>)> = vec![
-        ("twirl --threads 1", bin.join("twirl"), ["serve", "--threads", "1", &spec].map(String::from).to_vec()),
-        ("twirl --threads 2", bin.join("twirl"), ["serve", "--threads", "2", &spec].map(String::from).to_vec()),
-        (
-            "tokio current-thread",
-            bin.join("peer-tokio-tls"),
-            ["--addr", "127.0.0.1:0", "--cert", &c, "--key", &k].map(String::from).to_vec(),
-        ),
-        (
-            "tokio 2 workers",
-            bin.join("peer-tokio-tls"),
-            ["--addr", "127.0.0.1:0", "--cert", &c, "--key", &k, "--workers", "2"].map(String::from).to_vec(),
-        ),
+    let servers = [
+        ("twirl --threads 1", Server::twirl(bin, cert, key, 1)),
+        ("twirl --threads 2", Server::twirl(bin, cert, key, 2)),
+        ("tokio current-thread", Server::peer(bin, "peer-tokio-tls", cert, key, 1)),
+        ("tokio 2 workers", Server::peer(bin, "peer-tokio-tls", cert, key, 2)),
     ];
     let mut rate = vec![Vec::new(); servers.len()];
     let mut cpu = vec![Vec::new(); servers.len()];
     for round in 0..a.rounds_of.max(1) {
         eprintln!("round {}", round + 1);
-        for (i, (name, program, args)) in servers.iter().enumerate() {
-            let peer = start_unpinned(program, args)?;
+        for (i, (name, server)) in servers.iter().enumerate() {
+            let peer = start(server, false)?;
             let before = read_cpu(peer.child.id())?;
             let t0 = std::time::Instant::now();
             let each = a.handshakes / clients;
@@ -387,7 +401,7 @@ fn threads(
         a.rounds_of.max(1)
     );
     println!("{:<24} {:>28} {:>28}", "server", "handshakes/s", "server CPU us/handshake");
-    for (i, (name, _, _)) in servers.iter().enumerate() {
+    for (i, (name, _)) in servers.iter().enumerate() {
         println!("{name:<24} {:>28} {:>28}", spread(rate[i].clone()).1, spread(cpu[i].clone()).1);
     }
     Ok(())

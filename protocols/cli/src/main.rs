@@ -44,15 +44,6 @@ use twirl_protocols::plugin::ClientError;
 use twirl_protocols::registry::{self, PLUGINS};
 use twirl_protocols::serve;
 
-/// mimalloc gives every block of 16 KiB and more a page of its own; glibc's
-/// malloc packs them. rustls decrypts each 16 KiB TLS record 5 bytes into
-/// one block and copies it into the next one glibc hands out, which with
-/// glibc lands at a distance of 11 bytes modulo 4 KiB: the band where `rep
-/// movsb` on AMD Zen runs ~25x slower (glibc bug 30994). README § TLS has
-/// the measurements.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "twirl",
