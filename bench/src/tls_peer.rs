@@ -1,7 +1,8 @@
 //! The TLS echo servers `tls-bench` compares, one function each, so that
 //! each can be built on either allocator (a binary chooses its allocator):
 //! `peer-twirl-tls` and `peer-tokio-tls` on the system one (glibc's
-//! malloc), `peer-tokio-tls-jemalloc` on jemalloc, the `twirl` command's.
+//! malloc, as the `twirl` command is), `peer-twirl-tls-mimalloc` and
+//! `peer-tokio-tls-mimalloc` on mimalloc.
 //!
 //! Both serve `--addr 127.0.0.1:0 --cert cert.pem --key key.pem`, print
 //! `listening echo on ADDR`, and echo over TLS with TCP_NODELAY on, on the

@@ -21,13 +21,11 @@
 //! - idle: `--idle` connections, handshaken, then silent; server RSS per
 //!   connection.
 //!
-//! `twirl` runs on jemalloc, tokio's peer on the system allocator (glibc's
-//! malloc), a tokio program's default. The stream workload is then run
-//! again with both on glibc (`peer-twirl-tls`, twirl's layer in a program
-//! of its own) and both on jemalloc (`peer-tokio-tls-jemalloc`);
-//! `--no-allocators` leaves that out. Where the allocator places rustls's
-//! 16 KiB blocks decides whether glibc's `memcpy` of a record is fast
-//! (README § Performance, TLS).
+//! Both run on the system allocator (glibc's malloc). The stream workload
+//! is then run again with twirl's layer on mimalloc (`peer-twirl-tls-mimalloc`)
+//! beside tokio on each allocator; `--no-allocators` leaves that out. Where
+//! the allocator places rustls's 16 KiB blocks decides whether glibc's
+//! `memcpy` of a record is fast (README § TLS).
 //!
 //! `cargo run --release -p twirl-bench --bin tls-bench -- [--rounds-of 5] [--conns 20] [--rounds 2000] [--mb 256] [--handshakes 2000] [--idle 1000] [--no-allocators]`
 //!
@@ -298,10 +296,7 @@ fn main() -> io::Result<()> {
         tokio.push(run(&Peer::start(&Server::peer(&bin, "peer-tokio-tls", &cert, &key, 1))?, &config, &opts)?);
         for ((_, twirl_peer, tokio_peer), (t, k)) in ALLOCATOR_PAIRS.iter().zip(&mut by_allocator) {
             if allocators {
-                let twirl_server = match *twirl_peer {
-                    "twirl" => Server::twirl(&bin, &cert, &key, 1),
-                    name => Server::peer(&bin, name, &cert, &key, 1),
-                };
+                let twirl_server = Server::peer(&bin, twirl_peer, &cert, &key, 1);
                 t.push(stream_after_pingpong(&Peer::start(&twirl_server)?, &config, &opts)?);
                 let tokio_server = Server::peer(&bin, tokio_peer, &cert, &key, 1);
                 k.push(stream_after_pingpong(&Peer::start(&tokio_server)?, &config, &opts)?);
@@ -312,7 +307,7 @@ fn main() -> io::Result<()> {
     println!("TLS 1.3, TLS13_AES_128_GCM_SHA256, X25519, ECDSA P-256 (rustls + ring on both sides)");
     println!(
         "{} round(s); server on core 0, client on core 1; median (min-max); \
-         twirl on jemalloc (the `twirl` command), tokio on glibc's malloc",
+         both on the system allocator (glibc's malloc)",
         opts.rounds_of.max(1)
     );
     println!("{:<38} {:>26} {:>26} {:>24} {:>10}", "workload", "twirl", "tokio", "ratio per round", "of medians");
@@ -325,7 +320,7 @@ fn main() -> io::Result<()> {
     row("full handshakes per CPU-second", |f| f.handshakes_per_cpu_s);
     row(&format!("idle ({}) RSS bytes/conn", opts.idle), |f| f.idle_bytes_per_conn);
     if allocators {
-        println!("stream ({} MiB) CPU us/MiB, both servers on one allocator:", opts.mib);
+        println!("stream ({} MiB) CPU us/MiB, twirl's layer on mimalloc (peer-twirl-tls-mimalloc):", opts.mib);
         for ((name, _, _), (t, k)) in ALLOCATOR_PAIRS.iter().zip(&by_allocator) {
             print_row(name, t, k);
         }
@@ -333,14 +328,15 @@ fn main() -> io::Result<()> {
     Ok(())
 }
 
-/// The stream workload with both servers on one allocator: (row, twirl's
-/// server, tokio's peer), `twirl` being the `twirl` command. With glibc's
-/// malloc, the 16 KiB block rustls copies each record into lands 11 bytes
-/// past the record (modulo 4 KiB) in twirl's heap, where `rep movsb` is
-/// slow on AMD Zen (glibc bug 30994); with jemalloc it cannot.
+/// The stream workload on other allocators: (row, twirl's peer, tokio's
+/// peer). With glibc's malloc, the 16 KiB block rustls copies each record
+/// into lands 11 bytes past the record (modulo 4 KiB) in twirl's heap,
+/// where `rep movsb` is slow on AMD Zen (glibc bug 30994); mimalloc gives
+/// such blocks pages of their own, which puts tokio's echo buffer 5 bytes
+/// from rustls's copy, and twirl's plaintext buffer (mid-page) nowhere near.
 const ALLOCATOR_PAIRS: [(&str, &str, &str); 2] = [
-    ("  both on glibc's malloc", "peer-twirl-tls", "peer-tokio-tls"),
-    ("  both on jemalloc", "twirl", "peer-tokio-tls-jemalloc"),
+    ("  twirl on mimalloc, tokio on glibc", "peer-twirl-tls-mimalloc", "peer-tokio-tls"),
+    ("  both on mimalloc", "peer-twirl-tls-mimalloc", "peer-tokio-tls-mimalloc"),
 ];
 
 /// One row: the two medians with their spread, the median of the per-round

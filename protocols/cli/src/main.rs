@@ -44,17 +44,6 @@ use twirl_protocols::plugin::ClientError;
 use twirl_protocols::registry::{self, PLUGINS};
 use twirl_protocols::serve;
 
-/// jemalloc rather than glibc's malloc. rustls decrypts each 16 KiB TLS
-/// record 5 bytes into its receive buffer and copies it into a fresh block,
-/// which glibc places right after that buffer: 11 bytes past the source,
-/// modulo 4 KiB, where `rep movsb` on AMD Zen runs ~25x slower (glibc bug
-/// 30994). jemalloc starts blocks of 16 KiB and more at a multiple of 64
-/// bytes within a page, which keeps every such copy out of that band; it
-/// also holds an idle connection in about half the memory. README §
-/// Performance, TLS, has the measurements.
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 #[derive(Parser)]
 #[command(
     name = "twirl",
