@@ -37,15 +37,16 @@ const PLAIN_PIECE: usize = 16 * 1024;
 /// every write, so this only sets how much one write encrypts in one go.
 const TLS_BUFFER: usize = 256 * 1024;
 
-/// Where in a 4 KiB page the plaintext piece starts. rustls moves each
-/// 16 KiB record through fresh heap blocks with the payload 5 bytes past a
-/// block's start, and an allocator that gives large blocks whole pages
-/// (mimalloc, jemalloc) starts them at a page's start; a plaintext buffer
-/// at a page's start too would put a copy's destination 5 bytes past its
-/// source, modulo 4 KiB. glibc copies 16 KiB with `rep movsb`, which on
-/// AMD Zen runs ~25x slower at those distances (1 to 15 bytes; glibc bug
-/// 30994). Mid-page, every copy into and out of this buffer stays clear.
-const PLAIN_PAGE_OFFSET: usize = 2048;
+/// Where in a 4 KiB page the plaintext piece starts. glibc copies 16 KiB
+/// with `rep movsb`, which on AMD Zen runs ~25x slower when the destination
+/// is 1 to 15 bytes past the source, modulo 4 KiB (glibc bug 30994). Each
+/// record is copied into this buffer from a fresh block rustls made, and
+/// from it into another, 5 bytes past that block's start. Allocators start
+/// such blocks at a multiple of 16 (glibc), 64 (jemalloc) or 4096 bytes
+/// (mimalloc) within a page; at 2080, a multiple of 32 but not of 64, the
+/// copy in is never in the band under any of them, nor the copy out under
+/// jemalloc and mimalloc (with glibc: one block placement in 256).
+const PLAIN_PAGE_OFFSET: usize = 2080;
 const PAGE: usize = 4096;
 
 thread_local! {

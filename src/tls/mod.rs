@@ -23,10 +23,11 @@
 //! Bulk transfers: rustls copies every 16 KiB record through fresh heap
 //! blocks, and where the allocator puts them decides whether glibc's
 //! `memcpy` is fast on AMD Zen (glibc bug 30994). On glibc's malloc a
-//! stream costs about 1.25x tokio-rustls's CPU; on an allocator that gives
-//! large blocks pages of their own (`#[global_allocator]` mimalloc, in the
-//! binary), 0.9x, because this layer keeps its own plaintext buffer
-//! mid-page. README § Performance, TLS, has the measurements.
+//! stream costs about 1.25x tokio-rustls's CPU; on jemalloc or mimalloc
+//! (`#[global_allocator]` in the binary) it is at parity or better, since
+//! this layer keeps its own plaintext buffer where no such allocator can
+//! put a block in the slow band. README § Performance, TLS, has the
+//! measurements and what each allocator costs.
 //!
 //! # Examples
 //!
