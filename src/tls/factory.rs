@@ -4,10 +4,12 @@
 use std::io;
 use std::time::Duration;
 
-use rustls::{ClientConnection, Connection, ServerConnection};
+use rustls::client::UnbufferedClientConnection;
+use rustls::server::UnbufferedServerConnection;
 
 use super::config::{TlsClient, TlsServer};
 use super::layer::TlsLayer;
+use super::session::TlsConnection;
 use crate::addr::Addr;
 use crate::protocol::{ClientFactory, Factory, Protocol};
 use crate::transport::{Context, Disconnect, Transport};
@@ -29,8 +31,8 @@ impl TlsFactory {
 impl Factory for TlsFactory {
     fn build_protocol(&mut self, peer: &Addr) -> Box<dyn Protocol> {
         let inner = self.inner.build_protocol(peer);
-        match ServerConnection::new(self.tls.config.clone()) {
-            Ok(conn) => Box::new(TlsLayer::new(Connection::Server(conn), inner, self.tls.handshake_timeout)),
+        match UnbufferedServerConnection::new(self.tls.config.clone()) {
+            Ok(conn) => Box::new(TlsLayer::new(TlsConnection::Server(conn), inner, self.tls.handshake_timeout)),
             Err(e) => Box::new(Refused { error: Some(io::Error::other(e)), inner, client: false }),
         }
     }
@@ -53,8 +55,8 @@ impl TlsClientFactory {
 impl ClientFactory for TlsClientFactory {
     fn build_protocol(&mut self, peer: &Addr) -> Box<dyn Protocol> {
         let inner = self.inner.build_protocol(peer);
-        match ClientConnection::new(self.tls.config.clone(), self.tls.name.clone()) {
-            Ok(conn) => Box::new(TlsLayer::new(Connection::Client(conn), inner, self.tls.handshake_timeout)),
+        match UnbufferedClientConnection::new(self.tls.config.clone(), self.tls.name.clone()) {
+            Ok(conn) => Box::new(TlsLayer::new(TlsConnection::Client(conn), inner, self.tls.handshake_timeout)),
             Err(e) => Box::new(Refused { error: Some(io::Error::other(e)), inner, client: true }),
         }
     }

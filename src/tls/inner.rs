@@ -2,12 +2,10 @@
 //! encrypted and passed to the real transport at once, closing sends
 //! close_notify first, and everything else is the real transport's.
 
-use std::cell::Cell;
-use std::io::{self, Write};
+use std::io;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rustls::Connection;
 
 use super::layer::{RESUME_TAG, State};
 use crate::addr::Addr;
@@ -17,62 +15,6 @@ use crate::stats::Stats;
 use crate::timer::TimerHandle;
 use crate::transport::{ConnId, Context, Transport};
 
-thread_local! {
-    /// The ciphertext buffer every layer on this thread writes into in turn.
-    static OUT: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
-/// A scratch buffer this large is not kept for the next flush.
-const KEEP_BELOW: usize = 256 * 1024;
-
-/// Hands everything rustls has to send to `t`, in one write.
-pub(crate) fn flush(conn: &mut Connection, t: &mut dyn Transport) {
-    for _ in 0..1024 {
-        // Writing to the transport cannot fail (it buffers what the
-        // socket does not take).
-        if !conn.wants_write() || conn.write_tls(&mut ToTransport(t)).is_err() {
-            break;
-        }
-    }
-}
-
-/// rustls's records, written to a transport: one record as it is (no
-/// copy: an echo's answer to one record is one record), several joined in
-/// the thread's scratch buffer so that they leave in one write.
-struct ToTransport<'a>(&'a mut dyn Transport);
-
-impl Write for ToTransport<'_> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.0.write(data);
-        Ok(data.len())
-    }
-
-    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        let mut pieces = bufs.iter().filter(|b| !b.is_empty());
-        match (pieces.next(), pieces.next()) {
-            (None, _) => Ok(0),
-            (Some(one), None) => self.write(one),
-            _ => {
-                let mut buf = OUT.with(Cell::take);
-                for piece in bufs {
-                    buf.extend_from_slice(piece);
-                }
-                self.0.write(&buf);
-                let n = buf.len();
-                buf.clear();
-                if buf.capacity() < KEEP_BELOW {
-                    OUT.with(|c| c.set(buf));
-                }
-                Ok(n)
-            }
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The wrapped protocol's transport during one of its callbacks.
 pub(crate) struct Inner<'a> {
     pub outer: &'a mut dyn Transport,
@@ -80,8 +22,7 @@ pub(crate) struct Inner<'a> {
 }
 
 impl Inner<'_> {
-    /// Encrypts `data` and hands it to the real transport, in pieces as
-    /// large as rustls's buffer takes.
+    /// Encrypts `data` and hands it to the real transport.
     fn send(&mut self, data: &[u8]) {
         if data.is_empty() {
             return;
@@ -94,19 +35,13 @@ impl Inner<'_> {
             );
             return;
         }
-        let mut rest = data;
-        for _ in 0..1_000_000 {
-            // Ended meanwhile (past the hard cap, say): encrypt no more.
-            if rest.is_empty() || self.outer.is_closing() {
-                break;
+        match self.state.session.write(self.outer, data) {
+            Ok(true) => {}
+            Ok(false) => log::debug!("{}: TLS refused {} bytes", self.id(), data.len()),
+            Err(e) => {
+                log::debug!("{} ({}): TLS error: {e}", self.id(), self.outer.peer_addr());
+                self.outer.abort_connection();
             }
-            let n = self.state.conn.writer().write(rest).unwrap_or(0);
-            flush(&mut self.state.conn, self.outer);
-            if n == 0 {
-                log::debug!("{}: TLS refused {} bytes", self.id(), rest.len());
-                break;
-            }
-            rest = &rest[n..];
         }
     }
 
@@ -114,8 +49,9 @@ impl Inner<'_> {
     fn close_notify(&mut self) {
         if !self.state.write_closed {
             self.state.write_closed = true;
-            self.state.conn.send_close_notify();
-            flush(&mut self.state.conn, self.outer);
+            if let Err(e) = self.state.session.close_notify(self.outer) {
+                log::debug!("{}: close_notify not sent: {e}", self.id());
+            }
         }
     }
 }
@@ -227,7 +163,7 @@ impl Transport for Inner<'_> {
         if self.state.paused {
             self.state.paused = false;
             self.outer.resume_reading();
-            // rustls may hold plaintext already: deliver it after this callback.
+            // Ciphertext may be waiting already: deliver it after this callback.
             if !self.state.resume_scheduled {
                 self.state.resume_scheduled = true;
                 self.outer.call_later(Duration::ZERO, RESUME_TAG);

@@ -1,10 +1,10 @@
 //! The TLS layer: a [`Protocol`] that owns a rustls connection and another
 //! protocol, the way Twisted's `TLSMemoryBIOProtocol` does. Ciphertext from
-//! the socket goes into rustls; the plaintext that comes out goes to the
-//! wrapped protocol, which writes through the [`Inner`] transport and never
-//! knows. Everything rustls produces is handed to the real transport at
-//! once, so the connection's write buffer (its water marks, its hard cap,
-//! the reactor's memory budget) counts all of it.
+//! the socket goes into the [`Session`]; the plaintext that comes out goes
+//! to the wrapped protocol, which writes through the [`Inner`] transport and
+//! never knows. Everything rustls produces is handed to the real transport
+//! at once, so the connection's write buffer (its water marks, its hard
+//! cap, the reactor's memory budget) counts all of it.
 //!
 //! The wrapped protocol's `connection_made` comes when the handshake has
 //! finished. A handshake that fails (a plaintext client, garbage, a bad
@@ -13,12 +13,11 @@
 //! `connection_lost` ([`Disconnect::Tls`]).
 
 use std::cell::Cell;
-use std::io::{self, Read};
+use std::io;
 use std::time::Duration;
 
-use rustls::Connection;
-
-use super::inner::{Inner, flush};
+use super::inner::Inner;
+use super::session::{PLAIN_PAGE_OFFSET, Session, TlsConnection, io_error, page_window};
 use crate::protocol::Protocol;
 use crate::timer::TimerHandle;
 use crate::transport::{Context, Disconnect, Transport};
@@ -33,39 +32,18 @@ pub(crate) const RESUME_TAG: u64 = u64::MAX - 1;
 /// `tls-bench`'s stream: the pieces no longer stay in cache.)
 const PLAIN_PIECE: usize = 16 * 1024;
 
-/// What rustls may hold to send within one call: the layer drains it after
-/// every write, so this only sets how much one write encrypts in one go.
-const TLS_BUFFER: usize = 256 * 1024;
-
-/// Where in a 4 KiB page the plaintext piece starts. glibc copies 16 KiB
-/// with `rep movsb`, which on AMD Zen runs ~25x slower when the destination
-/// is 1 to 15 bytes past the source, modulo 4 KiB (glibc bug 30994). Each
-/// record is copied into this buffer from a fresh block rustls made, and
-/// from it into another, 5 bytes past that block's start. Allocators start
-/// such blocks at a multiple of 16 (glibc), 64 (jemalloc) or 4096 bytes
-/// (mimalloc) within a page; at 2080, a multiple of 32 but not of 64, the
-/// copy in is never in the band under any of them, nor the copy out under
-/// jemalloc and mimalloc (with glibc: one block placement in 256).
-const PLAIN_PAGE_OFFSET: usize = 2080;
-const PAGE: usize = 4096;
-
 thread_local! {
     /// The plaintext buffer every layer on this thread reads into in turn.
     static PLAIN: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
-/// The `PLAIN_PIECE` bytes of `held` that start at `PLAIN_PAGE_OFFSET`
-/// within a page.
-fn plain_piece(held: &mut Vec<u8>) -> &mut [u8] {
-    held.resize(PLAIN_PIECE + PAGE, 0);
-    let skip = (PAGE + PLAIN_PAGE_OFFSET - held.as_ptr() as usize % PAGE) % PAGE;
-    &mut held[skip..skip + PLAIN_PIECE]
-}
+/// A plaintext buffer this large is not kept for the next use.
+const PLAIN_KEEP: usize = 256 * 1024;
 
 /// A TLS connection's state, apart from the wrapped protocol so that both
 /// can be borrowed during a callback.
 pub(crate) struct State {
-    pub conn: Connection,
+    pub session: Session,
     /// The handshake finished and the wrapped protocol was told.
     pub made: bool,
     /// The wrapped protocol paused reading.
@@ -86,9 +64,6 @@ pub(crate) struct State {
     error: Option<io::Error>,
     timer: Option<TimerHandle>,
     timeout: Duration,
-    /// Ciphertext not yet taken by rustls (its plaintext buffer was full
-    /// while the wrapped protocol paused reading).
-    pending_in: Vec<u8>,
 }
 
 /// Runs any stream [`Protocol`] under TLS. Built by
@@ -101,10 +76,9 @@ pub struct TlsLayer {
 impl TlsLayer {
     /// Wraps `inner` in the rustls connection `conn` (a server or a client
     /// one); a handshake taking longer than `timeout` closes the connection.
-    pub fn new(mut conn: Connection, inner: Box<dyn Protocol>, timeout: Duration) -> TlsLayer {
-        conn.set_buffer_limit(Some(TLS_BUFFER));
+    pub fn new(conn: TlsConnection, inner: Box<dyn Protocol>, timeout: Duration) -> TlsLayer {
         let state = State {
-            conn,
+            session: Session::new(conn),
             made: false,
             paused: false,
             closing: false,
@@ -116,59 +90,21 @@ impl TlsLayer {
             error: None,
             timer: None,
             timeout,
-            pending_in: Vec::new(),
         };
         TlsLayer { inner, state }
     }
 
     fn is_client(&self) -> bool {
-        matches!(self.state.conn, Connection::Client(_))
+        self.state.session.is_client()
     }
 
     /// rustls refused what the peer sent: send its alert, then close.
     fn fail(&mut self, t: &mut dyn Transport, e: io::Error) {
-        flush(&mut self.state.conn, t);
+        self.state.session.flush_alert(t);
         let stage = if self.state.made { "TLS error" } else { "TLS handshake failed" };
         log::debug!("{} ({}): {stage}: {e}", t.id(), t.peer_addr());
         self.state.error = Some(e);
         t.lose_connection();
-    }
-
-    /// Feeds ciphertext to rustls and delivers what comes of it; what
-    /// rustls cannot take yet waits in `pending_in`.
-    fn feed(&mut self, mut data: &[u8], t: &mut dyn Transport) {
-        for _ in 0..1_000_000 {
-            if data.is_empty() || self.state.error.is_some() {
-                break;
-            }
-            match self.state.conn.read_tls(&mut data) {
-                // close_notify came: nothing after it is read.
-                Ok(0) => break,
-                Ok(_) => {}
-                // Its plaintext buffer is full: the protocol paused reading.
-                Err(_) => {
-                    self.state.pending_in.extend_from_slice(data);
-                    break;
-                }
-            }
-            if let Err(e) = self.state.conn.process_new_packets() {
-                self.fail(t, io::Error::new(io::ErrorKind::InvalidData, e));
-                return;
-            }
-            self.progress(t);
-        }
-        flush(&mut self.state.conn, t);
-    }
-
-    /// After new packets: finish the handshake, then deliver plaintext.
-    fn progress(&mut self, t: &mut dyn Transport) {
-        if !self.state.made {
-            if self.state.conn.is_handshaking() {
-                return;
-            }
-            self.handshake_done(t);
-        }
-        self.deliver(t);
     }
 
     fn handshake_done(&mut self, t: &mut dyn Transport) {
@@ -177,8 +113,7 @@ impl TlsLayer {
             t.cancel_timer(h);
         }
         if log::log_enabled!(target: "twirl::tls", log::Level::Trace) {
-            let version = self.state.conn.protocol_version();
-            let suite = self.state.conn.negotiated_cipher_suite().map(|s| s.suite());
+            let (version, suite) = self.state.session.negotiated();
             let (v, s) = (version.map(|v| format!("{v:?}")), suite.map(|s| format!("{s:?}")));
             let (v, s) = (v.unwrap_or_default(), s.unwrap_or_default());
             log::trace!(target: "twirl::tls", "{} TLS handshake done: {v} {s}", t.id());
@@ -186,49 +121,79 @@ impl TlsLayer {
         if let Some(stats) = t.stats_mut() {
             stats.tls_handshakes += 1;
         }
-        flush(&mut self.state.conn, t);
         let TlsLayer { inner, state } = self;
         inner.connection_made(&mut Inner { outer: t, state });
     }
 
-    /// Hands the plaintext rustls holds to the wrapped protocol, until it
-    /// pauses reading or closes; tells it `read_eof` after the peer's
-    /// close_notify, and notes a truncation.
-    fn deliver(&mut self, t: &mut dyn Transport) {
+    /// Processes the ciphertext that came: sends the handshake's flights,
+    /// tells the wrapped protocol when it is done, then hands it the
+    /// plaintext, a record at a time, until it pauses reading or closes
+    /// (what is left waits in the session), and `read_eof` after the peer's
+    /// close_notify. All the records that came are decrypted before the
+    /// first is delivered, so that what the protocol writes meanwhile finds
+    /// rustls ready to encrypt.
+    fn pump(&mut self, t: &mut dyn Transport) {
         let mut held = PLAIN.with(Cell::take);
-        let buf = plain_piece(&mut held);
         for _ in 0..1_000_000 {
-            if self.state.paused || self.state.eof_told || self.state.error.is_some() || t.is_closing() {
+            if self.state.error.is_some() || self.state.eof_told || t.is_closing() {
                 break;
             }
-            let TlsLayer { inner, state } = self;
-            match state.conn.reader().read(buf) {
-                Ok(0) => {
-                    log::trace!(target: "twirl::tls", "{} TLS close_notify received", t.id());
-                    state.eof_told = true;
-                    inner.read_eof(&mut Inner { outer: t, state });
-                }
-                Ok(n) => inner.data_received(&buf[..n], &mut Inner { outer: t, state }),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => {
-                    // The TCP stream ended without close_notify.
-                    log::debug!("{} ({}): TLS truncated: the peer closed without close_notify", t.id(), t.peer_addr());
-                    state.truncated = true;
-                    t.lose_connection();
+            if self.state.made && self.state.paused {
+                break;
+            }
+            let buf = page_window(&mut held, self.state.session.pending_len(), PLAIN_PAGE_OFFSET);
+            let filled = self.state.session.fill(t, buf);
+            if !self.state.made && filled.is_ok() && !self.state.session.is_handshaking() {
+                self.handshake_done(t);
+            }
+            let (len, closed) = match filled {
+                Ok(f) => f,
+                Err(e) => {
+                    self.fail(t, io_error(e));
                     break;
                 }
+            };
+            let buf = page_window(&mut held, len, PLAIN_PAGE_OFFSET);
+            let mut at = 0;
+            while at < len && self.state.made {
+                let TlsLayer { inner, state } = self;
+                // The handshake's end, or a record, may have paused (or
+                // closed) the wrapped protocol: the rest waits.
+                if state.paused || t.is_closing() || state.error.is_some() {
+                    break;
+                }
+                let n = PLAIN_PIECE.min(len - at);
+                inner.data_received(&buf[at..at + n], &mut Inner { outer: t, state });
+                at += n;
+            }
+            if at < len && self.state.made {
+                self.state.session.unread(&buf[at..len], closed);
+                break;
+            }
+            if closed {
+                log::trace!(target: "twirl::tls", "{} TLS close_notify received", t.id());
+                self.state.eof_told = true;
+                if self.state.made {
+                    let TlsLayer { inner, state } = self;
+                    inner.read_eof(&mut Inner { outer: t, state });
+                }
+                break;
+            }
+            if len == 0 {
+                break;
             }
         }
-        PLAIN.with(|c| c.set(held));
+        if held.capacity() <= PLAIN_KEEP {
+            PLAIN.with(|c| c.set(held));
+        }
     }
 
-    /// The TCP stream ended: rustls learns of it, and what it held is delivered.
+    /// The TCP stream ended: what came before it is delivered; without the
+    /// peer's close_notify, that is a truncation.
     fn tcp_eof(&mut self, t: &mut dyn Transport) {
         self.state.tcp_eof = true;
-        if !self.state.pending_in.is_empty() || self.state.error.is_some() {
-            if self.state.error.is_some() {
-                t.lose_connection();
-            }
+        if self.state.error.is_some() {
+            t.lose_connection();
             return;
         }
         if !self.state.made {
@@ -238,26 +203,23 @@ impl TlsLayer {
             t.lose_connection();
             return;
         }
-        let _ = self.state.conn.read_tls(&mut io::empty());
-        if let Err(e) = self.state.conn.process_new_packets() {
-            self.fail(t, io::Error::new(io::ErrorKind::InvalidData, e));
+        self.pump(t);
+        if self.state.paused || self.state.eof_told || self.state.error.is_some() || t.is_closing() {
             return;
         }
-        self.deliver(t);
+        log::debug!("{} ({}): TLS truncated: the peer closed without close_notify", t.id(), t.peer_addr());
+        self.state.truncated = true;
+        t.lose_connection();
     }
 
-    /// Reading resumed: deliver what waited, feed what rustls could not take.
+    /// Reading resumed: deliver what waited.
     fn resume(&mut self, t: &mut dyn Transport) {
         self.state.resume_scheduled = false;
         if self.state.paused {
             return;
         }
-        self.deliver(t);
-        let pending = std::mem::take(&mut self.state.pending_in);
-        if !pending.is_empty() {
-            self.feed(&pending, t);
-        }
-        if self.state.tcp_eof && self.state.pending_in.is_empty() && !self.state.paused && !t.is_closing() {
+        self.pump(t);
+        if self.state.tcp_eof && !self.state.paused && !self.state.eof_told && !t.is_closing() {
             self.tcp_eof(t);
         }
     }
@@ -272,18 +234,15 @@ impl Protocol for TlsLayer {
         // write: Nagle could only hold a flight back behind an ACK.
         let _ = t.set_nodelay(true);
         // A client's hello.
-        flush(&mut self.state.conn, t);
+        self.pump(t);
     }
 
     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
         if self.state.error.is_some() {
             return;
         }
-        if self.state.pending_in.is_empty() {
-            self.feed(data, t);
-        } else {
-            self.state.pending_in.extend_from_slice(data);
-        }
+        self.state.session.receive(data);
+        self.pump(t);
     }
 
     fn read_eof(&mut self, t: &mut dyn Transport) {
@@ -375,12 +334,12 @@ mod tests {
             // Allocations of assorted sizes move where the next one lands.
             let _shift = vec![0u8; extra];
             let mut held = Vec::new();
-            let piece = plain_piece(&mut held);
+            let piece = page_window(&mut held, PLAIN_PIECE, PLAIN_PAGE_OFFSET);
             assert_eq!(piece.len(), PLAIN_PIECE);
-            assert_eq!(piece.as_ptr() as usize % PAGE, PLAIN_PAGE_OFFSET);
+            assert_eq!(piece.as_ptr() as usize % 4096, PLAIN_PAGE_OFFSET);
             // Taken again, the same buffer gives the same piece.
             let first = piece.as_ptr();
-            assert_eq!(plain_piece(&mut held).as_ptr(), first);
+            assert_eq!(page_window(&mut held, PLAIN_PIECE, PLAIN_PAGE_OFFSET).as_ptr(), first);
         }
     }
 }

@@ -87,6 +87,7 @@ mod config;
 mod factory;
 mod inner;
 mod layer;
+mod session;
 #[cfg(test)]
 mod tests;
 
@@ -95,6 +96,7 @@ pub use factory::{TlsClientFactory, TlsFactory};
 pub use layer::TlsLayer;
 /// The rustls crate, re-exported for configurations built by hand.
 pub use rustls;
+pub use session::TlsConnection;
 
 use crate::protocol::{ClientFactory, Factory};
 

@@ -6,11 +6,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::RootCertStore;
+use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::{ClientConnection, Connection, RootCertStore, ServerConnection};
+use rustls::server::UnbufferedServerConnection;
 
-use super::TlsLayer;
 use super::config::provider;
+use super::{TlsConnection, TlsLayer};
 use crate::testing::Harness;
 use crate::transport::{Context, Disconnect, Transport};
 use crate::{Limits, Protocol};
@@ -102,14 +104,14 @@ fn configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 fn server_layer(config: &Arc<rustls::ServerConfig>, inner: Probe) -> TlsLayer {
-    let conn = ServerConnection::new(config.clone()).expect("server connection");
-    TlsLayer::new(Connection::Server(conn), Box::new(inner), TIMEOUT)
+    let conn = UnbufferedServerConnection::new(config.clone()).expect("server connection");
+    TlsLayer::new(TlsConnection::Server(conn), Box::new(inner), TIMEOUT)
 }
 
 fn client_layer(config: &Arc<rustls::ClientConfig>, inner: Probe) -> TlsLayer {
     let name = "localhost".try_into().expect("name");
-    let conn = ClientConnection::new(config.clone(), name).expect("client connection");
-    TlsLayer::new(Connection::Client(conn), Box::new(inner), TIMEOUT)
+    let conn = UnbufferedClientConnection::new(config.clone(), name).expect("client connection");
+    TlsLayer::new(TlsConnection::Client(conn), Box::new(inner), TIMEOUT)
 }
 
 /// Moves bytes both ways until neither side has anything to say (bounded).
