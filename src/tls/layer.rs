@@ -225,6 +225,14 @@ impl TlsLayer {
     }
 }
 
+#[cfg(test)]
+impl TlsLayer {
+    /// The ciphertext room the session holds.
+    pub(crate) fn ciphertext_room(&self) -> usize {
+        self.state.session.ciphertext_room()
+    }
+}
+
 impl Protocol for TlsLayer {
     fn connection_made(&mut self, t: &mut dyn Transport) {
         let side = if self.is_client() { "client" } else { "server" };

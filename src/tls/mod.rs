@@ -20,14 +20,12 @@
 //! The layer's own timers use the tags `u64::MAX` and `u64::MAX - 1`; a
 //! wrapped protocol's other tags pass through.
 //!
-//! Bulk transfers: rustls copies every 16 KiB record through fresh heap
-//! blocks, and where the allocator puts them decides whether glibc's
-//! `memcpy` is fast on AMD Zen (glibc bug 30994). On glibc's malloc a
-//! stream costs about 1.25x tokio-rustls's CPU; on jemalloc or mimalloc
-//! (`#[global_allocator]` in the binary) it is at parity or better, since
-//! this layer keeps its own plaintext buffer where no such allocator can
-//! put a block in the slow band. README § Performance, TLS, has the
-//! measurements and what each allocator costs.
+//! The layer drives rustls through its unbuffered API: ciphertext waits in
+//! the layer's own buffer, where rustls decrypts it in place, and an idle
+//! connection keeps no more than a partial record's worth. (rustls's own
+//! receive buffer put the block it copies each record into 11 bytes past
+//! the record under glibc's malloc, where glibc's `memcpy` runs ~25x slower
+//! on AMD Zen: README § Performance, TLS, has the story and the figures.)
 //!
 //! # Examples
 //!

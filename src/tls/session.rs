@@ -11,8 +11,8 @@
 //! [`Session::fill`] decrypts what came (sending the handshake's flights on
 //! the way), [`Session::write`] encrypts, each through one thread-wide
 //! buffer placed within its page so that rustls's copies into and out of
-//! it keep clear of that band too. An idle session holds no more than the
-//! ciphertext of a partial record.
+//! it keep clear of that band too. An idle session holds no ciphertext
+//! buffer, and a busy one only a partial record's worth between reads.
 
 use std::cell::Cell;
 use std::io;
@@ -51,9 +51,6 @@ const RECORD_OVERHEAD: usize = 64;
 
 /// A buffer this large is not kept for the next use.
 const KEEP_BELOW: usize = 256 * 1024;
-
-/// The most ciphertext room a session keeps when it has nothing waiting.
-const IDLE_KEEP: usize = 16 * 1024;
 
 /// Where in a 4 KiB page encrypted records start. glibc copies 16 KiB with
 /// `rep movsb`, which on AMD Zen runs ~25x slower when the destination is
@@ -138,8 +135,23 @@ impl Session {
         }
     }
 
-    /// Ciphertext from the peer, to be processed by [`read`](Self::read).
+    /// The ciphertext room the session holds.
+    #[cfg(test)]
+    pub fn ciphertext_room(&self) -> usize {
+        self.incoming.capacity()
+    }
+
+    /// Ciphertext from the peer, to be processed by [`fill`](Self::fill).
     pub fn receive(&mut self, data: &[u8]) {
+        let need = self.incoming.len() + data.len();
+        if need > self.incoming.capacity() {
+            // Half a page past a whole number of pages: the block an
+            // allocator puts straight after this buffer (rustls's copy of
+            // the next record, say) then starts half a page away from a
+            // record at this buffer's start, not 11 bytes.
+            let room = need.max(2 * self.incoming.capacity()).next_multiple_of(PAGE) + PAGE / 2;
+            self.incoming.reserve_exact(room - self.incoming.len());
+        }
         self.incoming.extend_from_slice(data);
     }
 
@@ -264,17 +276,14 @@ impl Session {
         Ok(false)
     }
 
-    /// Drops processed ciphertext: all of it when nothing is left, else by
-    /// moving what is left to the front once it is past half the buffer
-    /// (so records sit at offsets that move with the stream).
+    /// Drops processed ciphertext: the buffer itself when nothing is left,
+    /// else by moving what is left to the front once it is past half the
+    /// buffer (so records sit at offsets that move with the stream).
     fn compact(&mut self) {
         if self.start == self.incoming.len() {
-            self.incoming.clear();
+            // An idle connection keeps no ciphertext room at all.
+            self.incoming = Vec::new();
             self.start = 0;
-            // An idle connection keeps no more than a record's room.
-            if self.incoming.capacity() > IDLE_KEEP {
-                self.incoming = Vec::new();
-            }
         } else if self.start > self.incoming.capacity() / 2 {
             self.incoming.drain(..self.start);
             self.start = 0;

@@ -241,3 +241,44 @@ fn paused_reading_holds_plaintext_until_resumed() {
     s.advance(Duration::ZERO);
     assert!(ss.borrow().data == sent, "all of it, in order, once resumed");
 }
+
+#[test]
+fn a_write_while_paused_goes_out_and_the_rest_follows_in_order() {
+    let (cs, ss) = (Shared::default(), Shared::default());
+    let (mut c, mut s) = pair(Probe::new(&cs), Probe { pause: true, ..Probe::new(&ss) }, Limits::default());
+    pump(&mut c, &mut s);
+    // Many records in one read; the protocol pauses after the first piece,
+    // and the rest waits in the session while the protocol writes.
+    let sent: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    c.with_transport(|t| t.write(&sent[..100_000]));
+    pump(&mut c, &mut s);
+    let first = ss.borrow().data.len();
+    assert!(first > 0 && first < sent.len(), "paused after the first piece ({first} bytes)");
+    // More records come while paused.
+    c.with_transport(|t| t.write(&sent[100_000..]));
+    pump(&mut c, &mut s);
+    s.with_transport(|t| t.write(b"meanwhile"));
+    pump(&mut c, &mut s);
+    assert_eq!(cs.borrow().data, b"meanwhile", "the write went out");
+    assert_eq!(ss.borrow().data.len(), first, "still paused");
+    s.resume_reading();
+    s.advance(Duration::ZERO);
+    pump(&mut c, &mut s);
+    assert!(ss.borrow().data == sent, "every byte, in order ({} of {})", ss.borrow().data.len(), sent.len());
+}
+
+#[test]
+fn a_long_stream_echoes_whole_and_leaves_no_ciphertext_held() {
+    let (cs, ss) = (Shared::default(), Shared::default());
+    let (mut c, mut s) = pair(Probe::new(&cs), Probe { echo: true, ..Probe::new(&ss) }, Limits::default());
+    pump(&mut c, &mut s);
+    let sent: Vec<u8> = (0..1_000_000u32).map(|i| (i % 241) as u8).collect();
+    // In pieces that cut records anywhere.
+    for piece in sent.chunks(70_001) {
+        c.with_transport(|t| t.write(piece));
+        pump(&mut c, &mut s);
+    }
+    assert!(cs.borrow().data == sent, "echoed whole ({} of {})", cs.borrow().data.len(), sent.len());
+    let room = s.protocol.ciphertext_room();
+    assert_eq!(room, 0, "an idle session keeps no ciphertext room");
+}
