@@ -88,7 +88,8 @@ pub(crate) struct Session {
     /// Ciphertext from the peer; `incoming[start..]` is not processed yet.
     incoming: Vec<u8>,
     start: usize,
-    /// The peer's close_notify came during a write and is still to be told.
+    /// The peer's close_notify, still to be told: it came during a write,
+    /// or after plaintext a paused protocol has not taken yet.
     peer_closed: bool,
     /// Plaintext still to be handed out, first by the next fill: records
     /// that came during a write, or what a paused protocol did not take.
