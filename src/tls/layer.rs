@@ -17,7 +17,7 @@ use std::io;
 use std::time::Duration;
 
 use super::inner::Inner;
-use super::session::{PLAIN_PAGE_OFFSET, Session, TlsConnection, io_error, page_window};
+use super::session::{KEEP_BELOW, PLAIN_PAGE_OFFSET, Session, TlsConnection, io_error, page_window};
 use crate::protocol::Protocol;
 use crate::timer::TimerHandle;
 use crate::transport::{Context, Disconnect, Transport};
@@ -36,9 +36,6 @@ thread_local! {
     /// The plaintext buffer every layer on this thread reads into in turn.
     static PLAIN: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
-
-/// A plaintext buffer this large is not kept for the next use.
-const PLAIN_KEEP: usize = 256 * 1024;
 
 /// A TLS connection's state, apart from the wrapped protocol so that both
 /// can be borrowed during a callback.
@@ -183,7 +180,7 @@ impl TlsLayer {
                 break;
             }
         }
-        if held.capacity() <= PLAIN_KEEP {
+        if held.capacity() < KEEP_BELOW {
             PLAIN.with(|c| c.set(held));
         }
     }

@@ -49,8 +49,9 @@ const ENCRYPT_PIECE: usize = 64 * 1024;
 /// Room for one record's framing and tag, more than any suite needs.
 const RECORD_OVERHEAD: usize = 64;
 
-/// A buffer this large is not kept for the next use.
-const KEEP_BELOW: usize = 256 * 1024;
+/// A thread-wide buffer (this module's, the layer's) this large is not
+/// kept for the next use.
+pub(crate) const KEEP_BELOW: usize = 256 * 1024;
 
 /// Where in a 4 KiB page encrypted records start. glibc copies 16 KiB with
 /// `rep movsb`, which on AMD Zen runs ~25x slower when the destination is

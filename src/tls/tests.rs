@@ -223,18 +223,26 @@ fn flow_control_counts_the_ciphertext_and_the_hard_cap_applies() {
     assert!(matches!(s.lost_reason(), Some(Disconnect::HardCap { .. })), "{:?}", s.lost_reason());
 }
 
-#[test]
-fn paused_reading_holds_plaintext_until_resumed() {
+/// A connected pair whose server protocol pauses reading after the first
+/// piece of `sent`, which the client writes at once: the pair, what each
+/// side saw, and how much the server took before pausing.
+fn paused_after_first_piece(sent: &[u8]) -> (Harness<TlsLayer>, Harness<TlsLayer>, Shared, Shared, usize) {
     let (cs, ss) = (Shared::default(), Shared::default());
     let (mut c, mut s) = pair(Probe::new(&cs), Probe { pause: true, ..Probe::new(&ss) }, Limits::default());
     pump(&mut c, &mut s);
-    // Two records arrive in one read; the protocol pauses after the
-    // first piece, and rustls holds the rest.
-    let sent: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    c.with_transport(|t| t.write(&sent));
+    c.with_transport(|t| t.write(sent));
     pump(&mut c, &mut s);
     let first = ss.borrow().data.len();
     assert!(first > 0 && first < sent.len(), "paused after the first piece ({first} bytes)");
+    (c, s, cs, ss, first)
+}
+
+#[test]
+fn paused_reading_holds_plaintext_until_resumed() {
+    // Many records arrive in one read; the protocol pauses after the first
+    // piece, and the session holds the rest.
+    let sent: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let (_c, mut s, _cs, ss, first) = paused_after_first_piece(&sent);
     s.advance(Duration::from_secs(1));
     assert_eq!(ss.borrow().data.len(), first, "still paused");
     s.resume_reading();
@@ -244,16 +252,10 @@ fn paused_reading_holds_plaintext_until_resumed() {
 
 #[test]
 fn a_write_while_paused_goes_out_and_the_rest_follows_in_order() {
-    let (cs, ss) = (Shared::default(), Shared::default());
-    let (mut c, mut s) = pair(Probe::new(&cs), Probe { pause: true, ..Probe::new(&ss) }, Limits::default());
-    pump(&mut c, &mut s);
-    // Many records in one read; the protocol pauses after the first piece,
-    // and the rest waits in the session while the protocol writes.
+    // The rest of the first part waits in the session while the protocol
+    // writes.
     let sent: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-    c.with_transport(|t| t.write(&sent[..100_000]));
-    pump(&mut c, &mut s);
-    let first = ss.borrow().data.len();
-    assert!(first > 0 && first < sent.len(), "paused after the first piece ({first} bytes)");
+    let (mut c, mut s, cs, ss, first) = paused_after_first_piece(&sent[..100_000]);
     // More records come while paused.
     c.with_transport(|t| t.write(&sent[100_000..]));
     pump(&mut c, &mut s);
