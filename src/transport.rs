@@ -225,6 +225,37 @@ pub trait Protocol: 'static {
     /// across calls or several may come in one (see [`crate::line`]).
     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport);
 
+    /// The same bytes, as the reactor read them into its read buffer: scratch
+    /// that the next read overwrites, so the protocol may change them in
+    /// place. A protocol that works in place (the TLS layer decrypts records
+    /// where they lie) saves a copy this way; the default calls
+    /// [`data_received`](Protocol::data_received). The reactor calls this
+    /// one; a protocol wrapping another should forward both.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use twirl::{Protocol, Transport};
+    /// /// Sends each piece back upper-cased, in place.
+    /// struct Shout;
+    /// impl Protocol for Shout {
+    ///     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
+    ///         t.write(&data.to_ascii_uppercase());
+    ///     }
+    ///     fn data_received_mut(&mut self, data: &mut [u8], t: &mut dyn Transport) {
+    ///         data.make_ascii_uppercase();
+    ///         t.write(data);
+    ///     }
+    /// }
+    /// let mut h = twirl::testing::Harness::new(Shout);
+    /// h.connect();
+    /// h.feed(b"hi");
+    /// assert_eq!(h.take_output(), b"HI");
+    /// ```
+    fn data_received_mut(&mut self, data: &mut [u8], t: &mut dyn Transport) {
+        self.data_received(data, t)
+    }
+
     /// The peer half-closed its writing side; nothing more will arrive.
     /// The default closes once pending output is flushed.
     fn read_eof(&mut self, t: &mut dyn Transport) {
@@ -300,6 +331,9 @@ impl<P: Protocol + ?Sized> Protocol for Box<P> {
     }
     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
         (**self).data_received(data, t)
+    }
+    fn data_received_mut(&mut self, data: &mut [u8], t: &mut dyn Transport) {
+        (**self).data_received_mut(data, t)
     }
     fn read_eof(&mut self, t: &mut dyn Transport) {
         (**self).read_eof(t)

@@ -122,24 +122,29 @@ impl TlsLayer {
         inner.connection_made(&mut Inner { outer: t, state });
     }
 
-    /// Processes the ciphertext that came: sends the handshake's flights,
+    /// Processes the ciphertext that came (the session's, then `fresh`,
+    /// decrypted where it lies): sends the handshake's flights,
     /// tells the wrapped protocol when it is done, then hands it the
     /// plaintext, a record at a time, until it pauses reading or closes
     /// (what is left waits in the session), and `read_eof` after the peer's
     /// close_notify. All the records that came are decrypted before the
     /// first is delivered, so that what the protocol writes meanwhile finds
     /// rustls ready to encrypt.
-    fn pump(&mut self, t: &mut dyn Transport) {
+    fn pump(&mut self, t: &mut dyn Transport, mut fresh: &mut [u8]) {
         let mut held = PLAIN.with(Cell::take);
         for _ in 0..1_000_000 {
             if self.state.error.is_some() || self.state.eof_told || t.is_closing() {
                 break;
             }
             if self.state.made && self.state.paused {
+                // What came waits in the session.
+                self.state.session.receive(fresh);
                 break;
             }
-            let buf = page_window(&mut held, self.state.session.pending_len(), PLAIN_PAGE_OFFSET);
-            let filled = self.state.session.fill(t, buf);
+            let fresh = std::mem::take(&mut fresh);
+            let most = self.state.session.pending_len() + fresh.len();
+            let buf = page_window(&mut held, most, PLAIN_PAGE_OFFSET);
+            let filled = self.state.session.fill(t, fresh, buf);
             if !self.state.made && filled.is_ok() && !self.state.session.is_handshaking() {
                 self.handshake_done(t);
             }
@@ -200,7 +205,7 @@ impl TlsLayer {
             t.lose_connection();
             return;
         }
-        self.pump(t);
+        self.pump(t, &mut []);
         if self.state.paused || self.state.eof_told || self.state.error.is_some() || t.is_closing() {
             return;
         }
@@ -215,7 +220,7 @@ impl TlsLayer {
         if self.state.paused {
             return;
         }
-        self.pump(t);
+        self.pump(t, &mut []);
         if self.state.tcp_eof && !self.state.paused && !self.state.eof_told && !t.is_closing() {
             self.tcp_eof(t);
         }
@@ -228,6 +233,11 @@ impl TlsLayer {
     pub(crate) fn ciphertext_room(&self) -> usize {
         self.state.session.ciphertext_room()
     }
+
+    /// How much ciphertext was copied into the session, all told.
+    pub(crate) fn ciphertext_copied(&self) -> usize {
+        self.state.session.ciphertext_copied()
+    }
 }
 
 impl Protocol for TlsLayer {
@@ -239,7 +249,7 @@ impl Protocol for TlsLayer {
         // write: Nagle could only hold a flight back behind an ACK.
         let _ = t.set_nodelay(true);
         // A client's hello.
-        self.pump(t);
+        self.pump(t, &mut []);
     }
 
     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
@@ -247,7 +257,16 @@ impl Protocol for TlsLayer {
             return;
         }
         self.state.session.receive(data);
-        self.pump(t);
+        self.pump(t, &mut []);
+    }
+
+    /// The reactor's own read: records are decrypted in its read buffer,
+    /// and only the pieces of records at its two ends are copied.
+    fn data_received_mut(&mut self, data: &mut [u8], t: &mut dyn Transport) {
+        if self.state.error.is_some() {
+            return;
+        }
+        self.pump(t, data);
     }
 
     fn read_eof(&mut self, t: &mut dyn Transport) {

@@ -95,6 +95,9 @@ pub(crate) struct Session {
     /// Plaintext still to be handed out, first by the next fill: records
     /// that came during a write, or what a paused protocol did not take.
     held: Vec<u8>,
+    /// Ciphertext copied into `incoming`, all told.
+    #[cfg(test)]
+    copied: usize,
 }
 
 /// Calls `process_tls_records` on whichever side the connection is.
@@ -115,7 +118,15 @@ macro_rules! process {
 
 impl Session {
     pub fn new(conn: TlsConnection) -> Session {
-        Session { conn, incoming: Vec::new(), start: 0, peer_closed: false, held: Vec::new() }
+        Session {
+            conn,
+            incoming: Vec::new(),
+            start: 0,
+            peer_closed: false,
+            held: Vec::new(),
+            #[cfg(test)]
+            copied: 0,
+        }
     }
 
     pub fn is_client(&self) -> bool {
@@ -143,6 +154,12 @@ impl Session {
         self.incoming.capacity()
     }
 
+    /// How much ciphertext was copied into the session, all told.
+    #[cfg(test)]
+    pub fn ciphertext_copied(&self) -> usize {
+        self.copied
+    }
+
     /// Ciphertext from the peer, to be processed by [`fill`](Self::fill).
     pub fn receive(&mut self, data: &[u8]) {
         let need = self.incoming.len() + data.len();
@@ -155,6 +172,10 @@ impl Session {
             self.incoming.reserve_exact(room - self.incoming.len());
         }
         self.incoming.extend_from_slice(data);
+        #[cfg(test)]
+        {
+            self.copied += data.len();
+        }
     }
 
     /// Gives back plaintext [`fill`](Self::fill) handed out, and the
@@ -174,44 +195,68 @@ impl Session {
         self.incoming.len() - self.start + self.held.len()
     }
 
-    /// Processes all the ciphertext that came, copying every record's
-    /// plaintext into `into` (at least [`pending_len`](Self::pending_len)
-    /// long) and sending what the handshake, alerts and tickets need on the
-    /// way. Gives the plaintext's length, and whether the peer's
-    /// close_notify came after it.
-    pub fn fill(&mut self, t: &mut dyn Transport, into: &mut [u8]) -> Result<(usize, bool), rustls::Error> {
+    /// Processes all the ciphertext that came, the session's and `fresh`
+    /// (just read, and scratch: its records are decrypted where they lie),
+    /// copying every record's plaintext into `into` (at least
+    /// [`pending_len`](Self::pending_len) + `fresh.len()` long) and sending
+    /// what the handshake, alerts and tickets need on the way. Gives the
+    /// plaintext's length, and whether the peer's close_notify came after
+    /// it. Of `fresh`, only what completes the record the session holds a
+    /// part of, and the part of a record it ends with, is copied.
+    pub fn fill(
+        &mut self,
+        t: &mut dyn Transport,
+        fresh: &mut [u8],
+        into: &mut [u8],
+    ) -> Result<(usize, bool), rustls::Error> {
         let mut len = self.held.len();
         into[..len].copy_from_slice(&self.held);
         self.held = Vec::new();
         if std::mem::take(&mut self.peer_closed) {
+            self.receive(fresh);
             return Ok((len, true));
         }
-        let mut result = Ok((len, false));
-        for _ in 0..1_000_000 {
-            let end = self.incoming.len();
-            let buf = &mut self.incoming[self.start..end];
-            let room = &mut into[len..];
-            let (discard, step) = process!(&mut self.conn, buf, |status| read_step(status, t, room));
-            self.start += discard;
-            match step {
-                Ok(Some(Read::Data(n))) => len += n,
-                Ok(Some(Read::Closed)) => {
-                    result = Ok((len, true));
+        let mut taken = 0;
+        if self.start < self.incoming.len() {
+            // The record begun in the session is completed from `fresh`.
+            for _ in 0..3 {
+                let gap = record_gap(&self.incoming[self.start..]);
+                let take = gap.min(fresh.len() - taken);
+                if take == 0 {
                     break;
                 }
-                Ok(Some(Read::NeedMore)) => {
-                    result = Ok((len, false));
-                    break;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
+                self.receive(&fresh[taken..taken + take]);
+                taken += take;
             }
+            let end = self.incoming.len();
+            let (discard, read) = read_records(&mut self.conn, &mut self.incoming[self.start..end], t, into, &mut len);
+            self.start += discard;
+            if read != Ok(false) || self.start < self.incoming.len() {
+                // Closed, failed, or rustls keeps part of a handshake
+                // message in the buffer: the rest follows it there.
+                self.receive(&fresh[taken..]);
+                let read = match read {
+                    Ok(false) => {
+                        let end = self.incoming.len();
+                        let (discard, read) =
+                            read_records(&mut self.conn, &mut self.incoming[self.start..end], t, into, &mut len);
+                        self.start += discard;
+                        read
+                    }
+                    done => done,
+                };
+                self.compact();
+                return read.map(|closed| (len, closed));
+            }
+            // All of it went: the room is kept for what `fresh` leaves.
+            self.incoming.clear();
+            self.start = 0;
         }
+        let fresh = &mut fresh[taken..];
+        let (discard, read) = read_records(&mut self.conn, fresh, t, into, &mut len);
+        self.receive(&fresh[discard..]);
         self.compact();
-        result
+        read.map(|closed| (len, closed))
     }
 
     /// Encrypts `data` and writes it to `t`; false if the connection can no
@@ -291,6 +336,52 @@ impl Session {
             self.start = 0;
         }
     }
+}
+
+/// Processes the records in `buf`, copying their plaintext into
+/// `into[*len..]` (and adding it to `len`), until rustls needs more or the
+/// peer's close_notify; gives how many bytes of `buf` rustls is done with,
+/// and whether close_notify came.
+fn read_records(
+    conn: &mut TlsConnection,
+    buf: &mut [u8],
+    t: &mut dyn Transport,
+    into: &mut [u8],
+    len: &mut usize,
+) -> (usize, Result<bool, rustls::Error>) {
+    let mut done = 0;
+    for _ in 0..1_000_000 {
+        let room = &mut into[*len..];
+        let (discard, step) = process!(&mut *conn, &mut buf[done..], |status| read_step(status, t, room));
+        done += discard;
+        match step {
+            Ok(Some(Read::Data(n))) => *len += n,
+            Ok(Some(Read::Closed)) => return (done, Ok(true)),
+            Ok(Some(Read::NeedMore)) => return (done, Ok(false)),
+            Ok(None) => {}
+            Err(e) => return (done, Err(e)),
+        }
+    }
+    (done, Ok(false))
+}
+
+/// How many more bytes end `buf`, a run of TLS records, on a record's end:
+/// those of the last record's header while it is not whole, then those of
+/// its body. 0 if it ends on a record's end.
+fn record_gap(buf: &[u8]) -> usize {
+    const HEADER: usize = 5;
+    let mut at = 0;
+    for _ in 0..=buf.len() {
+        let Some(header) = buf.get(at..at + HEADER) else {
+            return at + HEADER - buf.len();
+        };
+        let end = at + HEADER + usize::from(u16::from_be_bytes([header[3], header[4]]));
+        if end >= buf.len() {
+            return end - buf.len();
+        }
+        at = end;
+    }
+    0
 }
 
 /// One state of a read: `Some` ends the read.
@@ -418,4 +509,29 @@ fn encode<Data>(
 /// rustls's error as the `io::Error` a [`Disconnect`](crate::Disconnect) carries.
 pub(crate) fn io_error(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_gap;
+
+    /// A record header for a body of `len` bytes.
+    fn header(len: u16) -> Vec<u8> {
+        let [hi, lo] = len.to_be_bytes();
+        vec![23, 3, 3, hi, lo]
+    }
+
+    #[test]
+    fn the_gap_is_what_ends_the_last_record() {
+        let mut two = header(3);
+        two.extend_from_slice(b"abc");
+        assert_eq!(record_gap(&two), 0, "one whole record");
+        two.extend_from_slice(&header(10));
+        assert_eq!(record_gap(&two), 10, "a whole header, no body yet");
+        two.extend_from_slice(b"0123");
+        assert_eq!(record_gap(&two), 6, "part of the body");
+        assert_eq!(record_gap(&two[..8 + 2]), 3, "part of the second header: the rest of it first");
+        assert_eq!(record_gap(&[23]), 4);
+        assert_eq!(record_gap(&[]), 5, "nothing: a header");
+    }
 }

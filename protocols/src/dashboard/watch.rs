@@ -67,6 +67,9 @@ impl Protocol for WatchedConn {
     fn data_received(&mut self, data: &[u8], t: &mut dyn Transport) {
         self.inner.data_received(data, t);
     }
+    fn data_received_mut(&mut self, data: &mut [u8], t: &mut dyn Transport) {
+        self.inner.data_received_mut(data, t);
+    }
     fn read_eof(&mut self, t: &mut dyn Transport) {
         self.inner.read_eof(t);
     }

@@ -675,7 +675,7 @@ fn read<P: Pipe, H: Host>(
                 }
                 log::trace!(target: "twirl::loop", "{} read {n} B", io.id);
                 if !io.closing {
-                    call(protocol, io, host, |p, t| p.data_received(&buf[..n], t));
+                    call(protocol, io, host, |p, t| p.data_received_mut(&mut buf[..n], t));
                 }
                 // A short read means the pipe is drained, unless the event
                 // said a FIN came too (read on to see EOF), or urgent data
