@@ -1,6 +1,7 @@
 //! The transport a protocol running under TLS is handed: writes are
-//! encrypted and passed to the real transport at once, closing sends
-//! close_notify first, and everything else is the real transport's.
+//! encrypted and passed to the real transport (at once, or with the rest of
+//! the layer's open batch), closing sends close_notify first, and
+//! everything else is the real transport's.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -138,11 +139,11 @@ impl Transport for Inner<'_> {
     fn lose_connection(&mut self) {
         if !self.state.closing {
             self.state.closing = true;
-            // Everything written is already in the real transport's
-            // buffer, so close_notify follows it; the real transport
-            // flushes, then closes.
+            // close_notify follows everything written; the real transport
+            // flushes all of it, then closes.
             self.close_notify();
         }
+        self.state.session.flush_batch(self.outer);
         self.outer.lose_connection();
     }
     fn abort_connection(&mut self) {
@@ -153,6 +154,7 @@ impl Transport for Inner<'_> {
     }
     fn shutdown_write(&mut self) {
         self.close_notify();
+        self.state.session.flush_batch(self.outer);
         self.outer.shutdown_write();
     }
     fn pause_reading(&mut self) {
@@ -177,8 +179,9 @@ impl Transport for Inner<'_> {
         self.outer.local_addr()
     }
     fn buffered_len(&self) -> usize {
-        // rustls keeps nothing to send between calls: it is all here.
-        self.outer.buffered_len()
+        // rustls keeps nothing to send between calls: it is all here, or
+        // in the open batch.
+        self.outer.buffered_len() + self.state.session.batched()
     }
     fn writing_paused(&self) -> bool {
         self.outer.writing_paused()
@@ -190,6 +193,7 @@ impl Transport for Inner<'_> {
         self.outer.set_backpressure(on)
     }
     fn notify_drained(&mut self) {
+        self.state.session.flush_batch(self.outer);
         self.outer.notify_drained()
     }
     fn progress(&mut self) {

@@ -2,9 +2,12 @@
 //! protocol, the way Twisted's `TLSMemoryBIOProtocol` does. Ciphertext from
 //! the socket goes into the [`Session`]; the plaintext that comes out goes
 //! to the wrapped protocol, which writes through the [`Inner`] transport and
-//! never knows. Everything rustls produces is handed to the real transport
-//! at once, so the connection's write buffer (its water marks, its hard
-//! cap, the reactor's memory budget) counts all of it.
+//! never knows. What it writes while the plaintext of one read is handed
+//! to it waits in a batch of at most 64 KiB and leaves in one write when
+//! that delivery ends (or the batch fills, or the protocol closes);
+//! everything else rustls produces is handed to the real transport at
+//! once, so the connection's write buffer (its water marks, its hard cap,
+//! the reactor's memory budget) counts all of it.
 //!
 //! The wrapped protocol's `connection_made` comes when the handshake has
 //! finished. A handshake that fails (a plaintext client, garbage, a bad
@@ -157,6 +160,8 @@ impl TlsLayer {
             };
             let buf = page_window(&mut held, len, PLAIN_PAGE_OFFSET);
             let mut at = 0;
+            // What the protocol writes back leaves in one write per batch.
+            self.state.session.begin_batch();
             while at < len && self.state.made {
                 let TlsLayer { inner, state } = self;
                 // The handshake's end, or a record, may have paused (or
@@ -168,6 +173,7 @@ impl TlsLayer {
                 inner.data_received(&buf[at..at + n], &mut Inner { outer: t, state });
                 at += n;
             }
+            self.state.session.end_batch(t);
             if at < len && self.state.made {
                 self.state.session.unread(&buf[at..len], closed);
                 break;

@@ -85,6 +85,7 @@ mod config;
 mod factory;
 mod inner;
 mod layer;
+mod outbox;
 mod session;
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,6 @@
 //! it keep clear of that band too. An idle session holds no ciphertext
 //! buffer, and a busy one only a partial record's worth between reads.
 
-use std::cell::Cell;
 use std::io;
 
 use rustls::client::UnbufferedClientConnection;
@@ -22,6 +21,7 @@ use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
 use rustls::{CipherSuite, ProtocolVersion};
 
+use super::outbox::Outbox;
 use crate::transport::Transport;
 
 /// A server or client connection, made with rustls's unbuffered API.
@@ -49,16 +49,14 @@ const ENCRYPT_PIECE: usize = 64 * 1024;
 /// Room for one record's framing and tag, more than any suite needs.
 const RECORD_OVERHEAD: usize = 64;
 
+/// The most `plain` bytes take sealed: their records' framing and tags too.
+fn sealed_len(plain: usize) -> usize {
+    plain + (plain / (16 * 1024) + 1) * RECORD_OVERHEAD
+}
+
 /// A thread-wide buffer (this module's, the layer's) this large is not
 /// kept for the next use.
 pub(crate) const KEEP_BELOW: usize = 256 * 1024;
-
-/// Where in a 4 KiB page encrypted records start. glibc copies 16 KiB with
-/// `rep movsb`, which on AMD Zen runs ~25x slower when the destination is
-/// 1 to 15 bytes past the source, modulo 4 KiB (glibc bug 30994). rustls
-/// copies the plaintext to 5 bytes past a record's start; from the layer's
-/// plaintext buffer (at [`PLAIN_PAGE_OFFSET`]) that is 2021 bytes on.
-const OUT_PAGE_OFFSET: usize = 0;
 
 /// Where in a page the layer's plaintext buffer starts: away from the
 /// blocks rustls copies records out of, which allocators start at a
@@ -66,7 +64,7 @@ const OUT_PAGE_OFFSET: usize = 0;
 /// page, so that the copy never falls 1 to 15 bytes on.
 pub(crate) const PLAIN_PAGE_OFFSET: usize = 2080;
 
-const PAGE: usize = 4096;
+pub(crate) const PAGE: usize = 4096;
 
 /// `len` bytes of `buf` that start `page_offset` bytes into a 4 KiB page
 /// (`buf` grows to hold them).
@@ -76,11 +74,6 @@ pub(crate) fn page_window(buf: &mut Vec<u8>, len: usize, page_offset: usize) -> 
     }
     let skip = (PAGE + page_offset - buf.as_ptr() as usize % PAGE) % PAGE;
     &mut buf[skip..skip + len]
-}
-
-thread_local! {
-    /// The ciphertext every session on this thread encrypts into in turn.
-    static OUT: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 /// A TLS connection and the ciphertext it has not yet processed.
@@ -95,6 +88,8 @@ pub(crate) struct Session {
     /// Plaintext still to be handed out, first by the next fill: records
     /// that came during a write, or what a paused protocol did not take.
     held: Vec<u8>,
+    /// The open batch's records (see [`begin_batch`](Self::begin_batch)).
+    batch: Option<Outbox>,
     /// Ciphertext copied into `incoming`, all told.
     #[cfg(test)]
     copied: usize,
@@ -124,6 +119,7 @@ impl Session {
             start: 0,
             peer_closed: false,
             held: Vec::new(),
+            batch: None,
             #[cfg(test)]
             copied: 0,
         }
@@ -259,31 +255,68 @@ impl Session {
         read.map(|closed| (len, closed))
     }
 
-    /// Encrypts `data` and writes it to `t`; false if the connection can no
-    /// longer send (the handshake is not done, or close_notify was sent).
+    /// Encrypts `data` and writes it to `t` (in an open batch, it waits);
+    /// false if the connection can no longer send (the handshake is not
+    /// done, or close_notify was sent).
     pub fn write(&mut self, t: &mut dyn Transport, data: &[u8]) -> Result<bool, rustls::Error> {
-        let mut out = OUT.with(Cell::take);
+        let batch = self.batch.is_some();
+        let mut out = self.batch.take().unwrap_or_else(Outbox::take);
         let mut result = Ok(true);
         for piece in data.chunks(ENCRYPT_PIECE) {
-            result = self.write_step(t, &mut out, Some(piece));
+            result = self.write_step(t, &mut out, Some(piece), batch);
             if !matches!(result, Ok(true)) {
                 break;
             }
         }
-        if out.capacity() < KEEP_BELOW {
-            OUT.with(|c| c.set(out));
-        }
+        self.put_back(t, out, batch);
         result
     }
 
-    /// Sends close_notify (after whatever was written before).
+    /// Sends close_notify (after whatever was written before; in an open
+    /// batch, it waits).
     pub fn close_notify(&mut self, t: &mut dyn Transport) -> Result<bool, rustls::Error> {
-        let mut out = OUT.with(Cell::take);
-        let result = self.write_step(t, &mut out, None);
-        if out.capacity() < KEEP_BELOW {
-            OUT.with(|c| c.set(out));
-        }
+        let batch = self.batch.is_some();
+        let mut out = self.batch.take().unwrap_or_else(Outbox::take);
+        let result = self.write_step(t, &mut out, None, batch);
+        self.put_back(t, out, batch);
         result
+    }
+
+    fn put_back(&mut self, t: &mut dyn Transport, out: Outbox, batch: bool) {
+        if batch {
+            self.batch = Some(out);
+        } else {
+            out.give_back(t);
+        }
+    }
+
+    /// Opens a batch: records sealed from now on wait, and leave together
+    /// when it holds [`BATCH_SEND`](super::outbox::BATCH_SEND) bytes, at
+    /// [`flush_batch`](Self::flush_batch), or at
+    /// [`end_batch`](Self::end_batch).
+    pub fn begin_batch(&mut self) {
+        if self.batch.is_none() {
+            self.batch = Some(Outbox::take_for_batch(sealed_len(ENCRYPT_PIECE)));
+        }
+    }
+
+    /// Writes what the open batch holds (it stays open).
+    pub fn flush_batch(&mut self, t: &mut dyn Transport) {
+        if let Some(out) = &mut self.batch {
+            out.flush(t);
+        }
+    }
+
+    /// Writes what the batch holds and closes it.
+    pub fn end_batch(&mut self, t: &mut dyn Transport) {
+        if let Some(out) = self.batch.take() {
+            out.give_back(t);
+        }
+    }
+
+    /// Bytes sealed in the open batch, not yet written.
+    pub fn batched(&self) -> usize {
+        self.batch.as_ref().map_or(0, Outbox::waiting)
     }
 
     /// Sends the alert rustls queued when it failed. Only that: rustls,
@@ -298,13 +331,14 @@ impl Session {
     }
 
     /// Gets to a state rustls writes in, sending what it has to send on the
-    /// way, then encrypts `plain` (or close_notify, for `None`) into `out`
-    /// and writes it to `t`.
+    /// way, then encrypts `plain` (or close_notify, for `None`) into `out`,
+    /// where it waits in a batch or is written to `t`.
     fn write_step(
         &mut self,
         t: &mut dyn Transport,
-        out: &mut Vec<u8>,
+        out: &mut Outbox,
         plain: Option<&[u8]>,
+        batch: bool,
     ) -> Result<bool, rustls::Error> {
         for _ in 0..1024 {
             // rustls may hold parts of handshake messages in the buffer: it
@@ -313,7 +347,7 @@ impl Session {
             let buf = &mut self.incoming[self.start..end];
             let (held, peer_closed) = (&mut self.held, &mut self.peer_closed);
             let (discard, step) =
-                process!(&mut self.conn, buf, |status| write_step(status, t, out, plain, held, peer_closed));
+                process!(&mut self.conn, buf, |status| write_step(status, t, out, plain, batch, held, peer_closed));
             self.start += discard;
             match step? {
                 Some(done) => return Ok(done),
@@ -422,8 +456,9 @@ fn copy_record(payload: &[u8], into: &mut [u8]) -> Result<Option<Read>, rustls::
 fn write_step<Data>(
     status: UnbufferedStatus<'_, '_, Data>,
     t: &mut dyn Transport,
-    out: &mut Vec<u8>,
+    out: &mut Outbox,
     plain: Option<&[u8]>,
+    batch: bool,
     held: &mut Vec<u8>,
     peer_closed: &mut bool,
 ) -> (usize, Result<Option<bool>, rustls::Error>) {
@@ -443,7 +478,11 @@ fn write_step<Data>(
             }
             result
         }
-        Ok(ConnectionState::EncodeTlsData(mut e)) => encode(&mut e, t).map(|()| None),
+        Ok(ConnectionState::EncodeTlsData(mut e)) => {
+            // After the records sealed before it.
+            out.flush(t);
+            encode(&mut e, t).map(|()| None)
+        }
         Ok(ConnectionState::TransmitTlsData(tx)) => {
             tx.done();
             Ok(None)
@@ -455,19 +494,19 @@ fn write_step<Data>(
         }
         Ok(ConnectionState::WriteTraffic(mut w)) => {
             let (len, close) = match plain {
-                Some(p) => (p.len() + (p.len() / (16 * 1024) + 1) * RECORD_OVERHEAD, false),
+                Some(p) => (sealed_len(p.len()), false),
                 None => (RECORD_OVERHEAD, true),
             };
-            let mut room = page_window(out, len, OUT_PAGE_OFFSET);
+            let mut room = out.room(t, len);
             let mut sealed =
                 if close { w.queue_close_notify(room) } else { w.encrypt(plain.unwrap_or_default(), room) };
             if let Err(EncryptError::InsufficientSize(need)) = sealed {
-                room = page_window(out, need.required_size, OUT_PAGE_OFFSET);
+                room = out.room(t, need.required_size);
                 sealed = if close { w.queue_close_notify(room) } else { w.encrypt(plain.unwrap_or_default(), room) };
             }
             match sealed {
                 Ok(n) => {
-                    t.write(&room[..n]);
+                    out.sealed(t, n, batch);
                     Ok(Some(true))
                 }
                 Err(e) => Err(rustls::Error::General(format!("encrypting: {e}"))),
@@ -484,25 +523,19 @@ fn encode<Data>(
     e: &mut rustls::unbuffered::EncodeTlsData<'_, Data>,
     t: &mut dyn Transport,
 ) -> Result<(), rustls::Error> {
-    let mut out = OUT.with(Cell::take);
-    if out.len() < 4096 {
-        out.resize(4096, 0);
-    }
-    let mut encoded = e.encode(&mut out);
+    let mut out = Outbox::take();
+    let mut encoded = e.encode(out.room(t, 4096));
     if let Err(EncodeError::InsufficientSize(need)) = encoded {
-        out.resize(need.required_size, 0);
-        encoded = e.encode(&mut out);
+        encoded = e.encode(out.room(t, need.required_size));
     }
     let result = match encoded {
         Ok(n) => {
-            t.write(&out[..n]);
+            out.sealed(t, n, false);
             Ok(())
         }
         Err(e) => Err(rustls::Error::General(format!("encoding: {e}"))),
     };
-    if out.capacity() < KEEP_BELOW {
-        OUT.with(|c| c.set(out));
-    }
+    out.give_back(t);
     result
 }
 

@@ -350,3 +350,55 @@ fn a_layer_handed_bytes_to_copy_echoes_the_same_stream() {
     assert!(s.protocol.0.ciphertext_copied() >= ciphertext, "every byte went through the session's buffer");
     assert_eq!(s.protocol.0.ciphertext_room(), 0);
 }
+
+#[test]
+fn an_echo_of_one_read_leaves_in_one_write_per_64_kib() {
+    let (sc, cc) = configs();
+    let (cs, ss) = (Shared::default(), Shared::default());
+    // Reads of up to 256 KiB: what is fed comes in one read.
+    let config = crate::Config { read_buffer: 256 * 1024, max_read_buffer: 256 * 1024, ..crate::Config::default() };
+    let mut c = Harness::new(client_layer(&cc, Probe::new(&cs)));
+    let mut s = Harness::with_config(server_layer(&sc, Probe { echo: true, ..Probe::new(&ss) }), config);
+    c.set_peer_closes(false);
+    s.set_peer_closes(false);
+    c.connect();
+    s.connect();
+    pump(&mut c, &mut s);
+    let mut sent = Vec::new();
+    for (size, most_writes) in [(48_000, 1), (200_000, 4)] {
+        let piece: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        sent.extend_from_slice(&piece);
+        c.with_transport(|t| t.write(&piece));
+        let before = s.cx.stats().writes;
+        let records = c.take_output();
+        // As on a server's own thread, where records are 16 KiB at most.
+        super::outbox::drop_thread_buffer();
+        // Its records (16 KiB of plaintext each) are echoed one by one.
+        s.feed(&records);
+        let writes = s.cx.stats().writes - before;
+        assert!(writes >= 1 && writes <= most_writes, "{size} B echoed in {writes} writes");
+        c.feed(&s.take_output());
+        assert!(cs.borrow().data == sent, "echoed whole and in order ({size} B)");
+    }
+}
+
+#[test]
+fn closing_in_the_middle_of_a_batch_sends_the_batch_then_close_notify() {
+    let (sc, cc) = configs();
+    let (cs, ss) = (Shared::default(), Shared::default());
+    let config = crate::Config { read_buffer: 256 * 1024, max_read_buffer: 256 * 1024, ..crate::Config::default() };
+    let mut c = Harness::new(client_layer(&cc, Probe::new(&cs)));
+    // Echoes, and closes once 40 000 bytes came: during the third record.
+    let server = Probe { echo: true, close_after: Some(40_000), ..Probe::new(&ss) };
+    let mut s = Harness::with_config(server_layer(&sc, server), config);
+    c.set_peer_closes(false);
+    c.connect();
+    s.connect();
+    pump(&mut c, &mut s);
+    let sent: Vec<u8> = (0..48_000u32).map(|i| (i % 251) as u8).collect();
+    c.with_transport(|t| t.write(&sent));
+    pump(&mut c, &mut s);
+    assert!(cs.borrow().data == sent, "all three records echoed ({} of {})", cs.borrow().data.len(), sent.len());
+    assert!(cs.borrow().eof, "then close_notify");
+    assert!(s.is_closed() || s.is_lingering(), "and the server closed");
+}
