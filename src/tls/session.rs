@@ -6,13 +6,15 @@
 //! a fresh 16 KiB block; with glibc's malloc that block comes off the top of
 //! the heap right after the buffer, 11 bytes past the record modulo 4 KiB,
 //! where glibc's `rep movsb` runs ~25x slower on AMD Zen (glibc bug 30994).
-//! Here the records are decrypted in [`Session`]'s buffer, at offsets that
-//! move with the stream, so no copy sits at one distance for good.
+//! Here the records are decrypted where they lie, in the reactor's read
+//! buffer or (a record cut by a read's end) in [`Session`]'s, at offsets
+//! that move with the stream, so no copy sits at one distance for good.
 //! [`Session::fill`] decrypts what came (sending the handshake's flights on
-//! the way), [`Session::write`] encrypts, each through one thread-wide
-//! buffer placed within its page so that rustls's copies into and out of
-//! it keep clear of that band too. An idle session holds no ciphertext
-//! buffer, and a busy one only a partial record's worth between reads.
+//! the way) into one thread-wide buffer, [`Session::write`] encrypts into
+//! another ([`Outbox`], which also batches), each placed within its page
+//! so that rustls's copies into and out of them keep clear of that band
+//! too. An idle session holds no ciphertext buffer, and a busy one only a
+//! partial record's worth between reads.
 
 use std::io;
 
