@@ -20,7 +20,8 @@ use std::io;
 use std::time::Duration;
 
 use super::inner::Inner;
-use super::session::{KEEP_BELOW, PLAIN_PAGE_OFFSET, Session, TlsConnection, io_error, page_window};
+use super::page::{KEEP_BELOW, PLAIN_PAGE_OFFSET, page_window};
+use super::session::{Session, TlsConnection, io_error};
 use crate::protocol::Protocol;
 use crate::timer::TimerHandle;
 use crate::transport::{Context, Disconnect, Transport};

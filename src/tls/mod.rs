@@ -86,6 +86,7 @@ mod factory;
 mod inner;
 mod layer;
 mod outbox;
+mod page;
 mod session;
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@
 
 use std::cell::Cell;
 
-use super::session::{KEEP_BELOW, PAGE, page_window};
+use super::page::{KEEP_BELOW, PAGE, page_window};
 use crate::transport::Transport;
 
 /// Where in a 4 KiB page the buffer's records start. glibc copies 16 KiB
@@ -17,7 +17,7 @@ use crate::transport::Transport;
 /// destination is 1 to 15 bytes past the source, modulo 4 KiB (glibc bug
 /// 30994). rustls copies the plaintext to 5 bytes past a record's start;
 /// from the layer's plaintext buffer (at
-/// [`PLAIN_PAGE_OFFSET`](super::session::PLAIN_PAGE_OFFSET)) that is 2021
+/// [`PLAIN_PAGE_OFFSET`](super::page::PLAIN_PAGE_OFFSET)) that is 2021
 /// bytes on.
 const OUT_PAGE_OFFSET: usize = 0;
 

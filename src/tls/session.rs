@@ -24,6 +24,7 @@ use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedS
 use rustls::{CipherSuite, ProtocolVersion};
 
 use super::outbox::Outbox;
+use super::page::PAGE;
 use crate::transport::Transport;
 
 /// A server or client connection, made with rustls's unbuffered API.
@@ -54,28 +55,6 @@ const RECORD_OVERHEAD: usize = 64;
 /// The most `plain` bytes take sealed: their records' framing and tags too.
 fn sealed_len(plain: usize) -> usize {
     plain + (plain / (16 * 1024) + 1) * RECORD_OVERHEAD
-}
-
-/// A thread-wide buffer (this module's, the layer's) this large is not
-/// kept for the next use.
-pub(crate) const KEEP_BELOW: usize = 256 * 1024;
-
-/// Where in a page the layer's plaintext buffer starts: away from the
-/// blocks rustls copies records out of, which allocators start at a
-/// multiple of 16 (glibc), 64 (jemalloc) or 4096 bytes (mimalloc) within a
-/// page, so that the copy never falls 1 to 15 bytes on.
-pub(crate) const PLAIN_PAGE_OFFSET: usize = 2080;
-
-pub(crate) const PAGE: usize = 4096;
-
-/// `len` bytes of `buf` that start `page_offset` bytes into a 4 KiB page
-/// (`buf` grows to hold them).
-pub(crate) fn page_window(buf: &mut Vec<u8>, len: usize, page_offset: usize) -> &mut [u8] {
-    if buf.len() < len + PAGE {
-        buf.resize(len + PAGE, 0);
-    }
-    let skip = (PAGE + page_offset - buf.as_ptr() as usize % PAGE) % PAGE;
-    &mut buf[skip..skip + len]
 }
 
 /// A TLS connection and the ciphertext it has not yet processed.

@@ -31,18 +31,27 @@ struct Seen {
 type Shared = Rc<RefCell<Seen>>;
 
 /// Records everything; writes `greeting` when made; echoes if `echo`;
-/// pauses reading after its first data if `pause`; closes after `close_after` bytes.
+/// pauses reading after its first data if `pause`; closes after
+/// `close_after` bytes, or half-closes (`shutdown_write`) if `half_close`.
 struct Probe {
     seen: Shared,
     greeting: Vec<u8>,
     echo: bool,
     pause: bool,
     close_after: Option<usize>,
+    half_close: bool,
 }
 
 impl Probe {
     fn new(seen: &Shared) -> Probe {
-        Probe { seen: seen.clone(), greeting: Vec::new(), echo: false, pause: false, close_after: None }
+        Probe {
+            seen: seen.clone(),
+            greeting: Vec::new(),
+            echo: false,
+            pause: false,
+            close_after: None,
+            half_close: false,
+        }
     }
 }
 
@@ -63,7 +72,12 @@ impl Protocol for Probe {
             t.pause_reading();
         }
         if self.close_after.is_some_and(|n| seen.data.len() >= n) {
-            t.lose_connection();
+            self.close_after = None;
+            if self.half_close {
+                t.shutdown_write();
+            } else {
+                t.lose_connection();
+            }
         }
     }
     fn read_eof(&mut self, t: &mut dyn Transport) {
@@ -383,22 +397,34 @@ fn an_echo_of_one_read_leaves_in_one_write_per_64_kib() {
 }
 
 #[test]
-fn closing_in_the_middle_of_a_batch_sends_the_batch_then_close_notify() {
-    let (sc, cc) = configs();
-    let (cs, ss) = (Shared::default(), Shared::default());
-    let config = crate::Config { read_buffer: 256 * 1024, max_read_buffer: 256 * 1024, ..crate::Config::default() };
-    let mut c = Harness::new(client_layer(&cc, Probe::new(&cs)));
-    // Echoes, and closes once 40 000 bytes came: during the third record.
-    let server = Probe { echo: true, close_after: Some(40_000), ..Probe::new(&ss) };
-    let mut s = Harness::with_config(server_layer(&sc, server), config);
-    c.set_peer_closes(false);
-    c.connect();
-    s.connect();
-    pump(&mut c, &mut s);
-    let sent: Vec<u8> = (0..48_000u32).map(|i| (i % 251) as u8).collect();
-    c.with_transport(|t| t.write(&sent));
-    pump(&mut c, &mut s);
-    assert!(cs.borrow().data == sent, "all three records echoed ({} of {})", cs.borrow().data.len(), sent.len());
-    assert!(cs.borrow().eof, "then close_notify");
-    assert!(s.is_closed() || s.is_lingering(), "and the server closed");
+fn closing_or_half_closing_in_the_middle_of_a_batch_sends_the_batch_then_close_notify() {
+    for half_close in [false, true] {
+        let (sc, cc) = configs();
+        let (cs, ss) = (Shared::default(), Shared::default());
+        let config = crate::Config { read_buffer: 256 * 1024, max_read_buffer: 256 * 1024, ..crate::Config::default() };
+        let mut c = Harness::new(client_layer(&cc, Probe::new(&cs)));
+        // Echoes, and closes once 40 000 bytes came: during the third record.
+        let server = Probe { echo: true, close_after: Some(40_000), half_close, ..Probe::new(&ss) };
+        let mut s = Harness::with_config(server_layer(&sc, server), config);
+        c.set_peer_closes(false);
+        c.connect();
+        s.connect();
+        pump(&mut c, &mut s);
+        let sent: Vec<u8> = (0..48_000u32).map(|i| (i % 251) as u8).collect();
+        c.with_transport(|t| t.write(&sent));
+        s.feed(&c.take_output());
+        if half_close {
+            assert!(s.is_write_shutdown() && !s.is_closed(), "the server half-closed, and still reads");
+        } else {
+            assert!(s.is_closed() || s.is_lingering(), "the server closed");
+        }
+        c.feed(&s.take_output());
+        let got = cs.borrow().data.len();
+        assert!(
+            cs.borrow().data == sent,
+            "all three records echoed ({got} of {}, half_close {half_close})",
+            sent.len()
+        );
+        assert!(cs.borrow().eof, "then close_notify (half_close {half_close})");
+    }
 }
