@@ -428,3 +428,52 @@ fn closing_or_half_closing_in_the_middle_of_a_batch_sends_the_batch_then_close_n
         assert!(cs.borrow().eof, "then close_notify (half_close {half_close})");
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24),
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Whatever the protocol writes, however the ciphertext is cut into
+    /// arrivals and however large the reactor's reads are, an echo under
+    /// the layer gives back every byte in order: records cut by a read's
+    /// end wait in the session, whole ones are decrypted in the read buffer.
+    #[test]
+    fn any_cut_of_the_ciphertext_echoes_whole(
+        writes in proptest::collection::vec(1usize..40_000, 1..12),
+        arrivals in proptest::collection::vec(1usize..50_000, 1..12),
+        read in 1usize..80_000,
+    ) {
+        let (sc, cc) = configs();
+        let (cs, ss) = (Shared::default(), Shared::default());
+        let config = crate::Config { read_buffer: read, max_read_buffer: read, ..crate::Config::default() };
+        let mut c = Harness::new(client_layer(&cc, Probe::new(&cs)));
+        let mut s = Harness::with_config(server_layer(&sc, Probe { echo: true, ..Probe::new(&ss) }), config);
+        c.set_peer_closes(false);
+        s.set_peer_closes(false);
+        c.connect();
+        s.connect();
+        pump(&mut c, &mut s);
+        let mut sent = Vec::new();
+        for (n, len) in writes.iter().enumerate() {
+            let piece: Vec<u8> = (0..*len).map(|i| (i * 7 + n) as u8).collect();
+            c.with_transport(|t| t.write(&piece));
+            sent.extend_from_slice(&piece);
+        }
+        let ciphertext = c.take_output();
+        let mut at = 0;
+        for cut in arrivals.iter().cycle().take(10_000) {
+            if at == ciphertext.len() {
+                break;
+            }
+            let end = (at + cut).min(ciphertext.len());
+            s.feed(&ciphertext[at..end]);
+            at = end;
+        }
+        pump(&mut c, &mut s);
+        proptest::prop_assert!(cs.borrow().data == sent, "echoed {} of {}", cs.borrow().data.len(), sent.len());
+        proptest::prop_assert_eq!(s.protocol.ciphertext_room(), 0);
+    }
+}
