@@ -2,7 +2,7 @@
 //! `tls:` endpoints, judged by clients nobody here wrote (Python's `ssl`,
 //! `openssl s_client` when installed) and by `twirl client`/`twirl cat`;
 //! mutual TLS; a plaintext client, an abandoned handshake, wrong-name and
-//! expired certificates, missing files.
+//! expired certificates, missing files; clients that never read.
 
 mod common;
 
@@ -578,4 +578,63 @@ fn http_serves_large_files_over_tls_to_python_urllib() {
         return;
     }
     assert_eq!(py(PY_HTTPS, &[&port(&server, 0), &cert]), "https ok\n");
+}
+
+/// Python's ssl: opens COUNT connections to PORT (verifying with CAFILE),
+/// and on each sends up to MIB MiB without ever reading, until a send
+/// blocks for half a second; prints how much each sent, then holds them
+/// all open until its stdin closes.
+const PY_NEVER_READS: &str = r#"
+import socket, ssl, sys
+port, cafile, count, mib = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+ctx = ssl.create_default_context(cafile=cafile)
+held, sent = [], []
+for _ in range(count):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s.settimeout(0.5)
+    chunk, n = b"x" * 65536, 0
+    try:
+        while n < mib << 20:
+            s.sendall(chunk)
+            n += len(chunk)
+    except (socket.timeout, ssl.SSLError, OSError):
+        pass
+    held.append(s)
+    sent.append(n)
+print(" ".join(map(str, sent)), flush=True)
+sys.stdin.readline()
+"#;
+
+#[test]
+fn tls_clients_that_never_read_leave_the_server_small_and_others_served() {
+    if !python() {
+        return;
+    }
+    let dir = scratch("never-read");
+    let (cert, key) = make_cert(&dir);
+    let mut server = serve(&[format!("echo@tls:0:cert={cert}:key={key}")], &[]);
+    let echo = port(&server, 0);
+    let before = common::rss(server.child.id());
+    // 8 clients each try to push 32 MiB through the echo and read nothing:
+    // backpressure holds each to about one high-water mark, ciphertext
+    // and batch included (the kernel's buffers take a few MiB more: about
+    // 7.5 MiB each went here).
+    let mut clients = Command::new("python3");
+    clients.arg("-c").arg(PY_NEVER_READS).args([&echo, &cert, "8", "32"]);
+    let mut clients = clients.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("python3");
+    let mut line = String::new();
+    let stdout = clients.stdout.take().expect("stdout");
+    BufReader::new(stdout).read_line(&mut line).expect("the clients' report");
+    let sent: Vec<usize> = line.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+    assert_eq!(sent.len(), 8, "{line:?}");
+    assert!(sent.iter().all(|&n| n < 32 << 20), "a client sent all 32 MiB: the server buffered it ({sent:?})");
+    let grew = common::rss(server.child.id()).saturating_sub(before);
+    assert!(grew < 24 << 20, "the server grew by {} MiB for 8 TLS clients that never read", grew >> 20);
+    // And a client that reads is served meanwhile.
+    assert_eq!(py(PY_CLIENT, &[&echo, &cert, "localhost", "still here"]), "TLSv1.3 still here\n");
+    drop(clients.stdin.take());
+    let _ = clients.wait();
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit().code(), Some(0));
 }
