@@ -1,13 +1,17 @@
-//! Where records wait between being sealed and being written: one
-//! thread-wide buffer, placed within its page, that a session seals into.
+//! Where records wait between being sealed and being written: thread-wide
+//! buffers, placed within their page, that sessions seal into in turn.
 //!
 //! Outside a batch each record is written as soon as it is sealed. While a
 //! layer hands a read's plaintext to its protocol it opens a batch, and the
 //! records its protocol's writes make wait and leave together, up to
 //! [`BATCH_SEND`] bytes at a time: an echo of a 64 KiB read is one system
-//! call and one segment instead of four.
+//! call and one segment instead of four. The batch has a buffer of its own,
+//! so that what the protocol writes to other connections meanwhile (a chat
+//! message to everyone) still seals into the thread's other buffer without
+//! allocating.
 
 use std::cell::Cell;
+use std::thread::LocalKey;
 
 use super::page::{KEEP_BELOW, PAGE, page_window};
 use crate::transport::Transport;
@@ -25,27 +29,30 @@ const OUT_PAGE_OFFSET: usize = 0;
 pub(crate) const BATCH_SEND: usize = 64 * 1024;
 
 thread_local! {
-    /// The buffer every session on this thread seals into in turn.
+    /// The buffer records are sealed into outside a batch.
     static OUT: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// The buffer a batch's records wait in.
+    static BATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
-/// Sealed records not yet written, in the thread's buffer (lent).
+/// Sealed records not yet written, in one of the thread's buffers (lent).
 pub(crate) struct Outbox {
     buf: Vec<u8>,
     waiting: usize,
+    home: &'static LocalKey<Cell<Vec<u8>>>,
 }
 
 impl Outbox {
     /// Borrows the thread's buffer (another one if it is lent already).
     pub fn take() -> Outbox {
-        Outbox { buf: OUT.with(Cell::take), waiting: 0 }
+        Outbox { buf: OUT.with(Cell::take), waiting: 0, home: &OUT }
     }
 
-    /// Borrows the thread's buffer for a batch, grown at once to hold a
-    /// full batch and one more piece, so that it never grows (and moves)
-    /// under the records waiting in it.
+    /// Borrows the thread's batch buffer, grown at once to hold a full
+    /// batch and one more piece, so that it never grows (and moves) under
+    /// the records waiting in it.
     pub fn take_for_batch(piece: usize) -> Outbox {
-        let mut out = Outbox::take();
+        let mut out = Outbox { buf: BATCH.with(Cell::take), waiting: 0, home: &BATCH };
         page_window(&mut out.buf, BATCH_SEND + piece, OUT_PAGE_OFFSET);
         out
     }
@@ -87,14 +94,15 @@ impl Outbox {
     pub fn give_back(mut self, t: &mut dyn Transport) {
         self.flush(t);
         if self.buf.capacity() < KEEP_BELOW {
-            OUT.with(|c| c.set(self.buf));
+            self.home.with(|c| c.set(self.buf));
         }
     }
 }
 
-/// Drops the thread's buffer, as if nothing had been sealed on this thread
-/// yet (a test's client and server share one thread, and one buffer).
+/// Drops the thread's buffers, as if nothing had been sealed on this
+/// thread yet (a test's client and server share one thread, and buffers).
 #[cfg(test)]
-pub(crate) fn drop_thread_buffer() {
+pub(crate) fn drop_thread_buffers() {
     OUT.with(Cell::take);
+    BATCH.with(Cell::take);
 }

@@ -386,7 +386,7 @@ fn an_echo_of_one_read_leaves_in_one_write_per_64_kib() {
         let before = s.cx.stats().writes;
         let records = c.take_output();
         // As on a server's own thread, where records are 16 KiB at most.
-        super::outbox::drop_thread_buffer();
+        super::outbox::drop_thread_buffers();
         // Its records (16 KiB of plaintext each) are echoed one by one.
         s.feed(&records);
         let writes = s.cx.stats().writes - before;
