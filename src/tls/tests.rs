@@ -128,13 +128,16 @@ fn client_layer(config: &Arc<rustls::ClientConfig>, inner: Probe) -> TlsLayer {
     TlsLayer::new(TlsConnection::Client(conn), Box::new(inner), TIMEOUT)
 }
 
-/// Moves bytes both ways until neither side has anything to say (bounded).
-fn pump(c: &mut Harness<TlsLayer>, s: &mut Harness<TlsLayer>) {
+/// Moves bytes both ways until neither side has anything to say (bounded);
+/// gives how many bytes went to the server.
+fn pump<P: Protocol>(c: &mut Harness<TlsLayer>, s: &mut Harness<P>) -> usize {
+    let mut to_server = 0;
     for _ in 0..100 {
         let (to_s, to_c) = (c.take_output(), s.take_output());
         if to_s.is_empty() && to_c.is_empty() {
-            return;
+            return to_server;
         }
+        to_server += to_s.len();
         s.feed(&to_s);
         c.feed(&to_c);
     }
@@ -142,14 +145,30 @@ fn pump(c: &mut Harness<TlsLayer>, s: &mut Harness<TlsLayer>) {
 }
 
 fn pair(client: Probe, server: Probe, limits: Limits) -> (Harness<TlsLayer>, Harness<TlsLayer>) {
+    pair_with(client, server, crate::Config { limits, ..crate::Config::default() }, |layer| layer)
+}
+
+/// A client and a server on `config`, the server's layer wrapped by `wrap`,
+/// both connected (the handshake still to be pumped).
+fn pair_with<P: Protocol>(
+    client: Probe,
+    server: Probe,
+    config: crate::Config,
+    wrap: impl FnOnce(TlsLayer) -> P,
+) -> (Harness<TlsLayer>, Harness<P>) {
     let (sc, cc) = configs();
     let mut c = Harness::new(client_layer(&cc, client));
-    let mut s = Harness::with_limits(server_layer(&sc, server), limits);
+    let mut s = Harness::with_config(wrap(server_layer(&sc, server)), config);
     c.set_peer_closes(false);
     s.set_peer_closes(false);
     c.connect();
     s.connect();
     (c, s)
+}
+
+/// The reactor's configuration with reads of `n` bytes from the first.
+fn reads_of(n: usize) -> crate::Config {
+    crate::Config { read_buffer: n, max_read_buffer: n, ..crate::Config::default() }
 }
 
 #[test]
@@ -290,15 +309,7 @@ fn echo_a_megabyte<P: Protocol>(c: &mut Harness<TlsLayer>, s: &mut Harness<P>, c
     let mut ciphertext = 0;
     for piece in sent.chunks(70_001) {
         c.with_transport(|t| t.write(piece));
-        for _ in 0..100 {
-            let (to_s, to_c) = (c.take_output(), s.take_output());
-            if to_s.is_empty() && to_c.is_empty() {
-                break;
-            }
-            ciphertext += to_s.len();
-            s.feed(&to_s);
-            c.feed(&to_c);
-        }
+        ciphertext += pump(c, s);
     }
     assert!(cs.borrow().data == sent, "echoed whole ({} of {})", cs.borrow().data.len(), sent.len());
     ciphertext
@@ -343,22 +354,10 @@ impl Protocol for ForwardsCopies {
 
 #[test]
 fn a_layer_handed_bytes_to_copy_echoes_the_same_stream() {
-    let (sc, cc) = configs();
     let (cs, ss) = (Shared::default(), Shared::default());
-    let mut c = Harness::new(client_layer(&cc, Probe::new(&cs)));
-    let mut s = Harness::new(ForwardsCopies(server_layer(&sc, Probe { echo: true, ..Probe::new(&ss) })));
-    c.set_peer_closes(false);
-    s.set_peer_closes(false);
-    c.connect();
-    s.connect();
-    for _ in 0..100 {
-        let (to_s, to_c) = (c.take_output(), s.take_output());
-        if to_s.is_empty() && to_c.is_empty() {
-            break;
-        }
-        s.feed(&to_s);
-        c.feed(&to_c);
-    }
+    let server = Probe { echo: true, ..Probe::new(&ss) };
+    let (mut c, mut s) = pair_with(Probe::new(&cs), server, crate::Config::default(), ForwardsCopies);
+    pump(&mut c, &mut s);
     assert!(ss.borrow().made, "the handshake finished");
     let ciphertext = echo_a_megabyte(&mut c, &mut s, &cs);
     assert!(s.protocol.0.ciphertext_copied() >= ciphertext, "every byte went through the session's buffer");
@@ -367,16 +366,10 @@ fn a_layer_handed_bytes_to_copy_echoes_the_same_stream() {
 
 #[test]
 fn an_echo_of_one_read_leaves_in_one_write_per_64_kib() {
-    let (sc, cc) = configs();
     let (cs, ss) = (Shared::default(), Shared::default());
-    // Reads of up to 256 KiB: what is fed comes in one read.
-    let config = crate::Config { read_buffer: 256 * 1024, max_read_buffer: 256 * 1024, ..crate::Config::default() };
-    let mut c = Harness::new(client_layer(&cc, Probe::new(&cs)));
-    let mut s = Harness::with_config(server_layer(&sc, Probe { echo: true, ..Probe::new(&ss) }), config);
-    c.set_peer_closes(false);
-    s.set_peer_closes(false);
-    c.connect();
-    s.connect();
+    // Reads of 256 KiB: what is fed comes in one read.
+    let server = Probe { echo: true, ..Probe::new(&ss) };
+    let (mut c, mut s) = pair_with(Probe::new(&cs), server, reads_of(256 * 1024), |layer| layer);
     pump(&mut c, &mut s);
     let mut sent = Vec::new();
     for (size, most_writes) in [(48_000, 1), (200_000, 4)] {
@@ -399,16 +392,10 @@ fn an_echo_of_one_read_leaves_in_one_write_per_64_kib() {
 #[test]
 fn closing_or_half_closing_in_the_middle_of_a_batch_sends_the_batch_then_close_notify() {
     for half_close in [false, true] {
-        let (sc, cc) = configs();
         let (cs, ss) = (Shared::default(), Shared::default());
-        let config = crate::Config { read_buffer: 256 * 1024, max_read_buffer: 256 * 1024, ..crate::Config::default() };
-        let mut c = Harness::new(client_layer(&cc, Probe::new(&cs)));
         // Echoes, and closes once 40 000 bytes came: during the third record.
         let server = Probe { echo: true, close_after: Some(40_000), half_close, ..Probe::new(&ss) };
-        let mut s = Harness::with_config(server_layer(&sc, server), config);
-        c.set_peer_closes(false);
-        c.connect();
-        s.connect();
+        let (mut c, mut s) = pair_with(Probe::new(&cs), server, reads_of(256 * 1024), |layer| layer);
         pump(&mut c, &mut s);
         let sent: Vec<u8> = (0..48_000u32).map(|i| (i % 251) as u8).collect();
         c.with_transport(|t| t.write(&sent));
@@ -446,15 +433,9 @@ proptest::proptest! {
         arrivals in proptest::collection::vec(1usize..50_000, 1..12),
         read in 1usize..80_000,
     ) {
-        let (sc, cc) = configs();
         let (cs, ss) = (Shared::default(), Shared::default());
-        let config = crate::Config { read_buffer: read, max_read_buffer: read, ..crate::Config::default() };
-        let mut c = Harness::new(client_layer(&cc, Probe::new(&cs)));
-        let mut s = Harness::with_config(server_layer(&sc, Probe { echo: true, ..Probe::new(&ss) }), config);
-        c.set_peer_closes(false);
-        s.set_peer_closes(false);
-        c.connect();
-        s.connect();
+        let server = Probe { echo: true, ..Probe::new(&ss) };
+        let (mut c, mut s) = pair_with(Probe::new(&cs), server, reads_of(read), |layer| layer);
         pump(&mut c, &mut s);
         let mut sent = Vec::new();
         for (n, len) in writes.iter().enumerate() {

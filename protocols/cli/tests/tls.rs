@@ -87,6 +87,13 @@ fn serve(specs: &[String], extra: &[&str]) -> Server {
     Server::start(twirl(&args), specs.len())
 }
 
+/// Makes a certificate in a fresh directory `name` and serves `plugin` on
+/// `tls:0` with it; gives the server and the certificate's path.
+fn serve_tls(name: &str, plugin: &str) -> (Server, String) {
+    let (cert, key) = make_cert(&scratch(name));
+    (serve(&[format!("{plugin}@tls:0:cert={cert}:key={key}")], &[]), cert)
+}
+
 #[test]
 fn cert_then_echo_and_reverse_for_python_ssl() {
     let dir = scratch("cert");
@@ -369,9 +376,7 @@ fn openssl_s_client_talks_to_echo() {
         eprintln!("skipping: openssl is not installed (.ci/run installs it)");
         return;
     }
-    let dir = scratch("openssl");
-    let (cert, key) = make_cert(&dir);
-    let server = serve(&[format!("echo@tls:0:cert={cert}:key={key}")], &[]);
+    let (server, cert) = serve_tls("openssl", "echo");
     let connect = format!("127.0.0.1:{}", port(&server, 0));
     let mut child = Command::new("openssl")
         .args(["s_client", "-connect", &connect, "-CAfile", &cert, "-servername", "localhost"])
@@ -421,9 +426,7 @@ fn chat_broadcasts_by_id_through_the_layer() {
     if !python() {
         return;
     }
-    let dir = scratch("chat");
-    let (cert, key) = make_cert(&dir);
-    let server = serve(&[format!("chat@tls:0:cert={cert}:key={key}")], &[]);
+    let (server, cert) = serve_tls("chat", "chat");
     let got = py(PY_CHAT, &[&port(&server, 0), &cert]);
     assert!(got.starts_with("[127.0.0.1:") && got.trim_end().ends_with("] hello room"), "{got}");
 }
@@ -524,9 +527,7 @@ fn a_graceful_stop_says_close_notify() {
     if !python() {
         return;
     }
-    let dir = scratch("stop");
-    let (cert, key) = make_cert(&dir);
-    let server = serve(&[format!("echo@tls:0:cert={cert}:key={key}")], &[]);
+    let (server, cert) = serve_tls("stop", "echo");
     let mut cmd = Command::new("python3");
     cmd.arg("-c").arg(PY_WAIT_CLOSE).args([&port(&server, 0), &cert]);
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn python");
@@ -611,9 +612,7 @@ fn tls_clients_that_never_read_leave_the_server_small_and_others_served() {
     if !python() {
         return;
     }
-    let dir = scratch("never-read");
-    let (cert, key) = make_cert(&dir);
-    let mut server = serve(&[format!("echo@tls:0:cert={cert}:key={key}")], &[]);
+    let (mut server, cert) = serve_tls("never-read", "echo");
     let echo = port(&server, 0);
     let before = common::rss(server.child.id());
     // 8 clients each try to push 32 MiB through the echo and read nothing:
